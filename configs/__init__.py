@@ -1,0 +1,89 @@
+"""Project configs: one YAML per project, validated once into a frozen `ProjectConfig`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from configs.schema import ProjectConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent
+
+__all__ = ["CONFIG_DIR", "ConfigError", "ProjectConfig", "load_config", "resolve_config_path"]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key and what is allowed."""
+
+
+def resolve_config_path(project: str | Path) -> Path:
+    """Return the YAML path for a project name (`fraud`) or a path to a YAML file."""
+    path = Path(project)
+    if path.suffix in {".yaml", ".yml"}:
+        return path
+    return CONFIG_DIR / f"{project}.yaml"
+
+
+def load_config(project: str | Path) -> ProjectConfig:
+    """Load and validate a project config.
+
+    Args:
+        project: A project name under `configs/` or a path to a YAML file.
+
+    Raises:
+        ConfigError: The file is missing or unreadable, or a key or value is invalid.
+    """
+    path = resolve_config_path(project)
+    if not path.is_file():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise ConfigError(f"config not found: {path} (known projects: {', '.join(known)})")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: dict[str, Any], source: str = "<config>") -> ProjectConfig:
+    """Validate a config mapping, turning pydantic errors into one readable `ConfigError`."""
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(err) for err in exc.errors()]
+        raise ConfigError(f"{source}: invalid config\n  " + "\n  ".join(lines)) from None
+
+
+def _describe(err: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "<top level>"
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(err["loc"][:-1])
+        return f"{key}: unknown key; allowed keys: {', '.join(allowed)}"
+    return f"{key}: {err['msg']}"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model that owns `loc` (walks nested models, skips dict keys)."""
+    model: type[BaseModel] = ProjectConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            continue
+        nested = _model_in(field.annotation)
+        if nested is not None:
+            model = nested
+    return sorted(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

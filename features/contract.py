@@ -1,0 +1,158 @@
+"""Row-level data contract: repair what a rule says how to repair, quarantine the rest.
+
+Repairs: exact duplicate rows dropped, numbers stored as text with junk parsed, category
+spellings normalised (case, spaces, hyphens, configured aliases). Quarantined, with a reason
+per row ("column: rule (value)"): unparsable numbers, out-of-range values, unknown
+categories, missing target, duplicate ids, unparsable timestamps. Batch-level expectations live in
+`features.expectations`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from configs.schema import ProjectConfig
+
+QUARANTINE_REASON = "quarantine_reason"
+
+
+class ContractError(ValueError):
+    """The table cannot be checked at all (e.g. a required column is missing)."""
+
+
+@dataclass(frozen=True)
+class CleanResult:
+    """The clean table, the quarantined rows with reasons, and counts of each repair."""
+
+    clean: pd.DataFrame
+    quarantine: pd.DataFrame
+    repairs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def quarantine_fraction(self) -> float:
+        """Share of (de-duplicated) rows that were quarantined."""
+        total = len(self.clean) + len(self.quarantine)
+        return len(self.quarantine) / total if total else 0.0
+
+
+def required_columns(config: ProjectConfig) -> list[str]:
+    """Columns the raw table must have, in output order."""
+    extra = [c for c in (config.id_column, config.time_column) if c]
+    return [*extra, *config.features, config.target]
+
+
+def check_columns(frame: pd.DataFrame, config: ProjectConfig) -> None:
+    """Raise `ContractError` naming every required column the table lacks."""
+    missing = [c for c in required_columns(config) if c not in frame.columns]
+    if missing:
+        raise ContractError(
+            f"column(s) missing from the data: {missing} (required by project '{config.name}'; "
+            f"the data has: {sorted(map(str, frame.columns))})"
+        )
+
+
+def normalise_category(values: pd.Series, aliases: dict[str, str] | None = None) -> pd.Series:
+    """Lower-case, strip, join words with '_' and apply aliases; missing stays missing."""
+    text = values.astype("string").str.strip().str.lower().str.replace(r"[\s\-]+", "_", regex=True)
+    if aliases:
+        text = text.replace(aliases)
+    return text.astype(object).where(text.notna(), np.nan)
+
+
+def clean_rows(frame: pd.DataFrame, config: ProjectConfig) -> CleanResult:
+    """Apply the row-level contract of `config` to a raw table.
+
+    Returns:
+        The clean table (required columns only; numeric features as float, categories
+        normalised, target as 0/1 int), the quarantined raw rows with a reason column, and
+        the number of repairs per rule.
+
+    Raises:
+        ContractError: A required column is missing or the target is not binary.
+    """
+    check_columns(frame, config)
+    raw = frame[required_columns(config)]
+    deduped = raw.drop_duplicates()
+    repairs = {"exact duplicate rows dropped": len(raw) - len(deduped)}
+    out = deduped.copy()
+    reasons = pd.Series("", index=out.index, dtype=object)
+
+    def flag(mask: pd.Series, message: pd.Series | str) -> None:
+        nonlocal reasons
+        reasons = reasons.where(~mask, reasons + message + "; ")
+
+    for column in config.numeric_features:
+        parsed, repaired, bad = _parse_numbers(out[column])
+        repairs[f"{column}: number parsed from text"] = int(repaired.sum())
+        flag(bad, f"{column}: not a number (" + out[column].astype(str) + ")")
+        out[column] = parsed
+        rule = config.contract.columns.get(column)
+        if rule is not None and rule.min is not None:
+            flag(
+                parsed < rule.min, f"{column}: below min {rule.min:g} (" + parsed.astype(str) + ")"
+            )
+        if rule is not None and rule.max is not None:
+            flag(
+                parsed > rule.max, f"{column}: above max {rule.max:g} (" + parsed.astype(str) + ")"
+            )
+
+    for column in config.categorical_features:
+        rule = config.contract.columns.get(column)
+        normalised = normalise_category(out[column], rule.aliases if rule else None)
+        changed = normalised.notna() & (normalised != out[column].astype(object))
+        repairs[f"{column}: spelling normalised"] = int(changed.sum())
+        out[column] = normalised
+        if rule is not None and rule.categories is not None:
+            unknown = normalised.notna() & ~normalised.isin(rule.categories)
+            flag(unknown, f"{column}: unknown category (" + normalised.astype(str) + ")")
+
+    target, target_bad = _binary_target(out[config.target], config)
+    flag(target_bad, f"{config.target}: missing target")
+    out[config.target] = target
+
+    if config.id_column:
+        flag(out[config.id_column].duplicated(keep="first"), f"{config.id_column}: duplicate id")
+    if config.time_column:
+        times = pd.to_datetime(out[config.time_column], errors="coerce")
+        flag(times.isna(), f"{config.time_column}: not a timestamp")
+        out[config.time_column] = times
+
+    bad_rows = reasons != ""
+    quarantine = deduped[bad_rows].copy()
+    quarantine[QUARANTINE_REASON] = reasons[bad_rows].str.rstrip("; ")
+    clean = out[~bad_rows].reset_index(drop=True)
+    clean[config.target] = clean[config.target].astype(int)
+    return CleanResult(clean=clean, quarantine=quarantine, repairs=repairs)
+
+
+def _parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Parse a column to float; returns (parsed, repaired-from-text mask, unparsable mask)."""
+    direct = pd.to_numeric(values, errors="coerce")
+    failed = direct.isna() & values.notna()
+    if not failed.any():
+        return direct.astype(float), failed, failed
+    text = values[failed].astype(str).str.replace(r"[^0-9.\-]", "", regex=True)
+    rescued = pd.to_numeric(text, errors="coerce")
+    parsed = direct.astype(float).copy()
+    parsed[failed] = rescued
+    repaired = failed & parsed.notna()
+    return parsed, repaired, failed & parsed.isna()
+
+
+def _binary_target(values: pd.Series, config: ProjectConfig) -> tuple[pd.Series, pd.Series]:
+    """Map the target to 0/1 by `positive_label`; returns (target, missing mask)."""
+    missing = values.isna()
+    classes = sorted(map(str, values[~missing].unique()))
+    if len(classes) > 2:
+        raise ContractError(
+            f"target '{config.target}' must be binary; found {len(classes)} values: {classes[:10]}"
+        )
+    label = config.positive_label
+    if pd.api.types.is_numeric_dtype(values) and not isinstance(label, str):
+        positive = values == float(label)
+    else:
+        positive = values.astype(str) == str(label)
+    return positive.astype(int).where(~missing, 0), missing

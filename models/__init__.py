@@ -1,0 +1,1 @@
+"""Model definitions: scikit-learn compatible estimators."""

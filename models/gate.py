@@ -1,0 +1,151 @@
+"""The promotion gate: a pure decision on paired bootstrap comparisons and slice floors.
+
+The challenger becomes champion only if, on the same test rows, the lower bound of the
+paired bootstrap interval of its gain over each opponent (the current champion, the
+baseline) exceeds that opponent's margin, and no reported slice falls below the floor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from configs.schema import ProjectConfig
+from models.evaluate import bootstrap_indices, bootstrap_scores, interval, score
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The challenger's gain over one opponent on the primary metric."""
+
+    opponent: str
+    challenger: float
+    opponent_value: float
+    opponent_low: float
+    opponent_high: float
+    gain: float
+    gain_low: float
+    gain_high: float
+    required: float
+
+    @property
+    def passed(self) -> bool:
+        """True when the whole interval of the gain lies above the required margin."""
+        return self.gain_low > self.required
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The gate's decision record: what was compared, the numbers, and why."""
+
+    promote: bool
+    reasons: list[str]
+    metric: str
+    confidence: float
+    comparisons: list[Comparison] = field(default_factory=list)
+    slice_failures: list[dict[str, object]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict (the decision record artifact)."""
+        out = asdict(self)
+        for row, comparison in zip(out["comparisons"], self.comparisons, strict=True):
+            row["passed"] = comparison.passed
+        return out
+
+
+def compare(
+    name: str,
+    metric: str,
+    y: np.ndarray,
+    p_challenger: np.ndarray,
+    p_opponent: np.ndarray,
+    indices: np.ndarray,
+    confidence: float,
+    required: float,
+    thresholds: tuple[float, float] = (0.5, 0.5),
+) -> Comparison:
+    """Paired bootstrap of the challenger's gain over one opponent (same resampled rows)."""
+    ours = bootstrap_scores(metric, y, p_challenger, indices, thresholds[0])
+    theirs = bootstrap_scores(metric, y, p_opponent, indices, thresholds[1])
+    point_ours = score(metric, y, p_challenger, thresholds[0])
+    point_theirs = score(metric, y, p_opponent, thresholds[1])
+    gain = interval(point_ours - point_theirs, ours - theirs, confidence)
+    theirs_iv = interval(point_theirs, theirs, confidence)
+    return Comparison(
+        name,
+        point_ours,
+        point_theirs,
+        theirs_iv.low,
+        theirs_iv.high,
+        gain.value,
+        gain.low,
+        gain.high,
+        required,
+    )
+
+
+def decide_promotion(
+    config: ProjectConfig,
+    y_test: np.ndarray,
+    challenger: tuple[np.ndarray, float],
+    baseline: tuple[np.ndarray, float],
+    champion: tuple[np.ndarray, float] | None,
+    challenger_slices: list[dict[str, object]],
+    champion_note: str = "",
+) -> Decision:
+    """Decide whether the challenger replaces the champion.
+
+    Args:
+        config: Project config (metric, bootstrap settings, margins, slice floor).
+        y_test: Test labels.
+        challenger, baseline, champion: (test probabilities, decision threshold); the
+            champion is None when there is none yet or it cannot score this data.
+        challenger_slices: The challenger's per-slice metrics on the test set.
+        champion_note: Why there is no champion to compare with, for the record.
+    """
+    ev, gate = config.evaluation, config.gate
+    metric = ev.primary_metric
+    indices = bootstrap_indices(len(y_test), ev.bootstrap_samples, ev.seed)
+    opponents = [("baseline", baseline, gate.min_gain_over_baseline)]
+    if champion is not None:
+        opponents.append(("champion", champion, gate.min_gain_over_champion))
+    comparisons = [
+        compare(
+            name,
+            metric,
+            y_test,
+            challenger[0],
+            probs,
+            indices,
+            ev.confidence,
+            margin,
+            (challenger[1], threshold),
+        )
+        for name, (probs, threshold), margin in opponents
+    ]
+    slice_failures = [
+        row
+        for row in challenger_slices
+        if not math.isnan(float(row[metric])) and float(row[metric]) < gate.min_slice_metric
+    ]
+    reasons = [_reason(c, metric, ev.confidence) for c in comparisons]
+    if champion is None:
+        reasons.append(champion_note or "no current champion: compared with the baseline only")
+    reasons += [
+        f"slice {row['slice']}={row['value']}: {metric} {float(row[metric]):.4f} "
+        f"below the floor {gate.min_slice_metric:.4f}"
+        for row in slice_failures
+    ]
+    promote = all(c.passed for c in comparisons) and not slice_failures
+    return Decision(promote, reasons, metric, ev.confidence, comparisons, slice_failures)
+
+
+def _reason(c: Comparison, metric: str, confidence: float) -> str:
+    verdict = "beats" if c.passed else "does not beat"
+    return (
+        f"challenger {verdict} {c.opponent}: {metric} {c.challenger:.4f} vs "
+        f"{c.opponent_value:.4f}, gain {c.gain:+.4f} ({confidence:.0%} CI "
+        f"{c.gain_low:+.4f}..{c.gain_high:+.4f}), required > {c.required:+.4f}"
+    )

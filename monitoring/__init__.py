@@ -1,0 +1,1 @@
+"""Monitoring: inference log, drift reports, metrics, alerts (issue: monitoring loop)."""

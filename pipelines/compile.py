@@ -1,0 +1,42 @@
+"""Compile the training pipeline to the YAML that the Kubeflow UI uploads.
+
+python -m pipelines.compile --output pipelines/compiled/training_pipeline.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_OUTPUT = Path("pipelines/compiled/training_pipeline.yaml")
+
+
+def compile_pipeline(output: Path = DEFAULT_OUTPUT, project: str = "fraud") -> Path:
+    """Write the compiled pipeline, with the project's config as the default parameter."""
+    from kfp import compiler
+
+    from configs import load_config
+    from pipelines.training import config_parameter, training_pipeline
+
+    config = load_config(project)  # fail on a bad config before writing anything
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(
+        training_pipeline,
+        str(output),
+        pipeline_parameters={"config_yaml": config_parameter(config)},
+    )
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--project", default="fraud", help="config baked in as the default")
+    args = parser.parse_args(argv)
+    print(f"compiled {compile_pipeline(args.output, args.project)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Kubeflow Pipelines v2 components: thin wrappers, one import and one call each.
+
+The bodies run in the pipeline image on a cluster and in the current interpreter under
+`kfp.local`; all logic lives in `pipelines.steps` and the packages it calls.
+"""
+
+import os
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+
+# The image the cluster runs (built by `make image`); the package is installed in it.
+PIPELINE_IMAGE = os.environ.get("PIPELINE_IMAGE", "ghcr.io/tabular-mlops/pipeline-python:0.1.0")
+
+component = dsl.component(base_image=PIPELINE_IMAGE)
+
+
+@component
+def load_data(
+    config_yaml: str, mlflow_run_id: str, pipeline_run: str, raw_data: Output[Dataset]
+) -> str:
+    """Read the raw table and open the MLflow run; returns the run id."""
+    from pipelines.steps import load_step
+
+    return load_step(config_yaml, mlflow_run_id, pipeline_run, raw_data)
+
+
+@component
+def validate_data(
+    config_yaml: str,
+    run_id: str,
+    raw_data: Input[Dataset],
+    clean_data: Output[Dataset],
+    quarantine: Output[Dataset],
+    report: Output[HTML],
+):
+    """Repair, quarantine and gate the batch on its data contract."""
+    from pipelines.steps import validate_step
+
+    validate_step(config_yaml, run_id, raw_data, clean_data, quarantine, report)
+
+
+@component
+def split_data(
+    config_yaml: str,
+    run_id: str,
+    clean_data: Input[Dataset],
+    train: Output[Dataset],
+    valid: Output[Dataset],
+    test: Output[Dataset],
+):
+    """Time-based (or stratified) train / validation / test split."""
+    from pipelines.steps import split_step
+
+    split_step(config_yaml, run_id, clean_data, train, valid, test)
+
+
+@component
+def tune_model(
+    config_yaml: str,
+    run_id: str,
+    study_storage: str,
+    train: Input[Dataset],
+    valid: Input[Dataset],
+    best: Output[Artifact],
+):
+    """Optuna study over the model families (RDB storage, resumable)."""
+    from pipelines.steps import tune_step
+
+    tune_step(config_yaml, run_id, study_storage, train, valid, best)
+
+
+@component
+def train_model(
+    config_yaml: str,
+    run_id: str,
+    train: Input[Dataset],
+    valid: Input[Dataset],
+    best: Input[Artifact],
+    model: Output[Model],
+    baseline: Output[Model],
+):
+    """Fit the tuned challenger and the logistic baseline."""
+    from pipelines.steps import train_step
+
+    train_step(config_yaml, run_id, train, valid, best, model, baseline)
+
+
+@component
+def evaluate_model(
+    config_yaml: str,
+    run_id: str,
+    model: Input[Model],
+    baseline: Input[Model],
+    test: Input[Dataset],
+    evaluation: Output[Metrics],
+):
+    """Test metrics with bootstrap intervals and slices."""
+    from pipelines.steps import evaluate_step
+
+    evaluate_step(config_yaml, run_id, model, baseline, test, evaluation)
+
+
+@component
+def explain_model(
+    config_yaml: str,
+    run_id: str,
+    model: Input[Model],
+    train: Input[Dataset],
+    test: Input[Dataset],
+    explanation: Output[Artifact],
+):
+    """SHAP global and local explanations."""
+    from pipelines.steps import explain_step
+
+    explain_step(config_yaml, run_id, model, train, test, explanation)
+
+
+@component
+def register_model(
+    config_yaml: str,
+    run_id: str,
+    model: Input[Model],
+    baseline: Input[Model],
+    test: Input[Dataset],
+    evaluation: Input[Metrics],
+    registered: Output[Artifact],
+):
+    """Register the challenger in MLflow (alias `challenger`)."""
+    from pipelines.steps import register_step
+
+    register_step(config_yaml, run_id, model, baseline, test, evaluation, registered)
+
+
+@component
+def gate_model(
+    config_yaml: str,
+    run_id: str,
+    registered: Input[Artifact],
+    model: Input[Model],
+    baseline: Input[Model],
+    test: Input[Dataset],
+    evaluation: Input[Metrics],
+    explanation: Input[Artifact],
+    decision: Output[Artifact],
+):
+    """Promotion gate: move `champion` only when the challenger wins; write the record."""
+    from pipelines.steps import gate_step
+
+    gate_step(
+        config_yaml, run_id, registered, model, baseline, test, evaluation, explanation, decision
+    )

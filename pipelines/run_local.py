@@ -1,0 +1,242 @@
+"""Run the training pipeline locally through `kfp.local` and write the run summary.
+
+    python -m pipelines.run_local --project fraud
+
+The same components a cluster runs from the compiled YAML run here as subprocesses of the
+current interpreter. Exit status: 0 success, 1 the pipeline failed (a stage named), 2 the
+config or the tracking store is unusable before anything ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import sys
+import time
+from contextlib import redirect_stdout
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from configs import ConfigError, load_config
+from models.registry import RegistryError, configure_tracking, experiment_id
+from pipelines.steps import DECISION_FILE
+from pipelines.training import PIPELINE_NAME, config_parameter
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--project", default="fraud", help="config name or YAML path (default: fraud)"
+    )
+    parser.add_argument(
+        "--reports",
+        type=Path,
+        default=Path("reports/latest"),
+        help="where the run summary and reports go (default: reports/latest)",
+    )
+    parser.add_argument(
+        "--pipeline-root",
+        type=Path,
+        default=Path("local_outputs"),
+        help="kfp.local artifact root (default: local_outputs)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="echo the full kfp.local log instead of one line per stage",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = parse_args(argv)
+    try:
+        config = load_config(args.project)
+        configure_tracking(Path.cwd())
+    except (ConfigError, RegistryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    import mlflow
+
+    config_yaml = config_parameter(config)
+    run_name = f"{config.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    run = mlflow.MlflowClient().create_run(
+        experiment_id(config.name, Path.cwd() / "mlruns" / "artifacts"), run_name=run_name
+    )
+    run_id = run.info.run_id
+    print(
+        f"[{config.name}] pipeline  {PIPELINE_NAME} run {run_name} (MLflow run {run_id})",
+        flush=True,
+    )
+    started = time.perf_counter()
+    log_path = args.pipeline_root / f"{run_name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        log_path.open("w") as log,
+        redirect_stdout(_StageLines(log, f"[{config.name}]", args.verbose)),
+    ):
+        try:
+            _run_pipeline(config_yaml, run_id, run_name, args.pipeline_root)
+        except Exception as exc:  # noqa: BLE001 - kfp.local wraps the component's failure
+            failure = exc
+        else:
+            failure = None
+    if failure is not None:
+        print(f"[{config.name}] full log: {log_path}", file=sys.stderr)
+        return _report_failure(config.name, run_id, failure)
+    wall = time.perf_counter() - started
+    summary = write_summary(run_id, run_name, args.reports, wall)
+    _print_summary(summary)
+    return 0
+
+
+class _StageLines(io.TextIOBase):
+    """Stdout during the run: everything to the log file, stage lines to the terminal."""
+
+    def __init__(self, log: TextIO, prefix: str, verbose: bool) -> None:
+        self._log, self._prefix, self._verbose = log, prefix, verbose
+        self._terminal, self._partial = sys.stdout, ""
+
+    def write(self, text: str) -> int:
+        self._log.write(text)
+        if self._verbose:
+            return self._terminal.write(text)
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if line.lstrip().startswith(self._prefix):
+                self._terminal.write(line.strip() + "\n")
+        self._terminal.flush()
+        return len(text)
+
+
+def _run_pipeline(config_yaml: str, run_id: str, run_name: str, pipeline_root: Path) -> None:
+    from kfp import local
+
+    from pipelines.training import training_pipeline
+
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(pipeline_root),
+        raise_on_error=True,
+    )
+    training_pipeline(config_yaml=config_yaml, mlflow_run_id=run_id, pipeline_run=run_name)
+
+
+def _report_failure(project: str, run_id: str, exc: Exception) -> int:
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    tags = client.get_run(run_id).data.tags
+    client.set_terminated(run_id, status="FAILED")
+    stage, message = tags.get("failed_stage"), tags.get("failure")
+    if stage is None:
+        stage, message = "pipeline", str(exc).strip().splitlines()[-1]
+    print(f"\n[{project}] FAILED at stage '{stage}': {message}", file=sys.stderr)
+    print(
+        f"[{project}] nothing was registered or promoted; MLflow run {run_id} is marked FAILED",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def write_summary(run_id: str, run_name: str, reports: Path, wall_seconds: float) -> dict[str, Any]:
+    """Download the run's reports and write `run_summary.json` beside them."""
+    import mlflow
+
+    if reports.exists():
+        shutil.rmtree(reports)
+    reports.mkdir(parents=True)
+    mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="reports", dst_path=str(reports)
+    )
+    files = reports / "reports"
+    for item in files.iterdir():
+        item.rename(reports / item.name)
+    files.rmdir()
+    client = mlflow.MlflowClient()
+    client.set_terminated(run_id, status="FINISHED")
+    run = client.get_run(run_id)
+    decision = json.loads((reports / DECISION_FILE).read_text())
+    stages = {
+        k.split(".", 1)[1]: v for k, v in run.data.metrics.items() if k.startswith("stage_seconds.")
+    }
+    summary = {
+        "project": run.data.tags["project"],
+        "pipeline": {
+            "name": PIPELINE_NAME,
+            "run": run_name,
+            "runner": "kfp.local.SubprocessRunner",
+        },
+        "mlflow": {
+            "run_id": run_id,
+            "experiment_id": run.info.experiment_id,
+            "tracking_uri": mlflow.get_tracking_uri(),
+        },
+        "model": {"name": run.data.tags["model_name"], "version": run.data.tags["model_version"]},
+        "promoted": decision["promote"],
+        "reasons": decision["reasons"],
+        "primary_metric": {
+            "name": decision["metric"],
+            "confidence": decision["confidence"],
+            **decision["intervals"],
+        },
+        "dataset_sha256": run.data.tags.get("dataset_sha256"),
+        "stage_seconds": dict(sorted(stages.items(), key=lambda kv: _STAGE_ORDER.index(kv[0]))),
+        "wall_seconds": round(wall_seconds, 1),
+        "orchestration_overhead_seconds": round(wall_seconds - sum(stages.values()), 1),
+        "paths": {
+            "validation_report": str(reports / "validation_report.html"),
+            "quarantine": str(reports / "quarantine.csv"),
+            "shap_plots": sorted(str(p) for p in (reports / "shap").glob("*.png")),
+            "model_card": str(reports / "model_card.md"),
+            "decision_record": str(reports / DECISION_FILE),
+        },
+    }
+    (reports / "run_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+_STAGE_ORDER = [
+    "load",
+    "validate",
+    "split",
+    "tune",
+    "train",
+    "evaluate",
+    "explain",
+    "register",
+    "gate",
+]
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    metric = summary["primary_metric"]
+    print(
+        f"\n== {summary['project']}: {summary['model']['name']} v{summary['model']['version']} "
+        f"{'PROMOTED to champion' if summary['promoted'] else 'not promoted'}"
+    )
+    for who in ("challenger", "champion", "baseline"):
+        if who in metric:
+            iv = metric[who]
+            print(
+                f"   {who:<10} {metric['name']} {iv['value']:.4f} "
+                f"[{iv['low']:.4f}, {iv['high']:.4f}]"
+            )
+    for reason in summary["reasons"]:
+        print(f"   - {reason}")
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in summary["stage_seconds"].items())
+    print(f"   stages: {stages}")
+    print(
+        f"   wall {summary['wall_seconds']:.1f}s (orchestration overhead "
+        f"{summary['orchestration_overhead_seconds']:.1f}s)"
+    )
+    print(f"   summary: {Path(summary['paths']['model_card']).parent / 'run_summary.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,651 @@
+"""Pipeline steps: the I/O and MLflow edge that each kfp component calls.
+
+A component body is one import and one call into this module; each step reads its input
+artifacts, calls the plain functions in `features/` and `models/`, writes its outputs with
+metadata, and logs to the pipeline's MLflow run. Artifacts are duck-typed (anything with
+`.path` and `.metadata`), so the steps run the same inside kfp and in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from configs import ProjectConfig, parse_config
+
+DECISION_FILE = "decision.json"
+
+
+class ArtifactLike(Protocol):
+    """What a step needs of a kfp artifact."""
+
+    path: str
+    metadata: dict[str, Any]
+
+
+def config_from_yaml(config_yaml: str) -> ProjectConfig:
+    """The validated config carried by the pipeline parameter."""
+    return parse_config(yaml.safe_load(config_yaml), source="pipeline parameter config_yaml")
+
+
+def say(project: str, stage: str, message: str) -> None:
+    """One progress line per stage, the same locally and in cluster logs."""
+    print(f"[{project}] {stage:<9} {message}", flush=True)
+
+
+@contextmanager
+def stage(name: str, config_yaml: str, run_id: str) -> Iterator[ProjectConfig]:
+    """Run a step inside the pipeline's MLflow run, timing it and recording any failure."""
+    import mlflow
+
+    config = config_from_yaml(config_yaml)
+    started = time.perf_counter()
+    with mlflow.start_run(run_id=run_id):
+        try:
+            yield config
+        except Exception as exc:
+            mlflow.set_tags({"failed_stage": name, "failure": f"{exc}"[:4000]})
+            raise
+        mlflow.log_metric(f"stage_seconds.{name}", round(time.perf_counter() - started, 3))
+
+
+def _write_frame(frame: pd.DataFrame, artifact: ArtifactLike, **metadata: Any) -> None:
+    frame.to_parquet(artifact.path, index=False)
+    artifact.metadata.update({"rows": len(frame), "columns": list(map(str, frame.columns))})
+    artifact.metadata.update(metadata)
+
+
+def _read_frame(artifact: ArtifactLike) -> pd.DataFrame:
+    return pd.read_parquet(artifact.path)
+
+
+def _write_json(data: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str))
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(  # noqa: S603 - fixed command, no user input
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, as a user runs it
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("GIT_COMMIT", "unknown")
+
+
+# --- load ------------------------------------------------------------------------------------
+
+
+def load_step(
+    config_yaml: str, mlflow_run_id: str, pipeline_run: str, raw_data: ArtifactLike
+) -> str:
+    """Read the raw table, open (or join) the MLflow run, log config and lineage.
+
+    Returns:
+        The MLflow run id that every later step logs into.
+    """
+    import mlflow
+
+    from features.sources import hash_frame, load_raw
+    from models.registry import experiment_id
+
+    config = config_from_yaml(config_yaml)
+    if not mlflow_run_id:
+        run = mlflow.MlflowClient().create_run(experiment_id(config.name), run_name=pipeline_run)
+        mlflow_run_id = run.info.run_id
+    with stage("load", config_yaml, mlflow_run_id):
+        started = time.perf_counter()
+        frame = load_raw(config.data)
+        digest = hash_frame(frame)
+        # Mixed-type text columns (numbers with junk) are kept as text for Parquet.
+        mixed = [c for c in frame.columns if frame[c].dtype == object]
+        frame[mixed] = frame[mixed].astype("string")
+        _write_frame(frame, raw_data, sha256=digest)
+        mlflow.set_tags(
+            {
+                "project": config.name,
+                "pipeline_run": pipeline_run,
+                "git_commit": _git_commit(),
+                "dataset_sha256": digest,
+            }
+        )
+        mlflow.log_params({"data.source": config.data.source, "rows.raw": len(frame)})
+        mlflow.log_text(config_yaml, "config.yaml")
+        say(
+            config.name,
+            "load",
+            f"{len(frame):,} raw rows, sha256 {digest[:12]} ({time.perf_counter() - started:.1f}s)",
+        )
+    return mlflow_run_id
+
+
+# --- validate --------------------------------------------------------------------------------
+
+
+def validate_step(
+    config_yaml: str,
+    run_id: str,
+    raw_data: ArtifactLike,
+    clean_data: ArtifactLike,
+    quarantine: ArtifactLike,
+    report: ArtifactLike,
+) -> None:
+    """Repair and quarantine rows, then gate the batch on the Great Expectations suite.
+
+    Raises:
+        DataValidationError: A batch-level expectation failed (nothing downstream runs).
+    """
+    import mlflow
+
+    from features.contract import clean_rows
+    from features.expectations import validate_batch
+    from features.sources import hash_frame
+
+    with stage("validate", config_yaml, run_id) as config:
+        raw = _read_frame(raw_data)
+        result = clean_rows(raw, config)
+        outcome = validate_batch(result, config, rows_in=len(raw))
+        Path(report.path).write_text(outcome.to_html())
+        result.quarantine.astype(str).to_parquet(quarantine.path, index=False)
+        quarantine.metadata["rows"] = len(result.quarantine)
+        mlflow.log_text(outcome.to_html(), "reports/validation_report.html")
+        mlflow.log_text(outcome.to_markdown(), "reports/validation_report.md")
+        mlflow.log_text(result.quarantine.to_csv(index=False), "reports/quarantine.csv")
+        mlflow.log_metrics(
+            {
+                "rows.clean": len(result.clean),
+                "rows.quarantined": len(result.quarantine),
+                "quarantine_fraction": result.quarantine_fraction,
+            }
+        )
+        if not outcome.success:
+            raise DataValidationError(outcome.failure_message())
+        digest = hash_frame(result.clean)
+        _write_frame(result.clean, clean_data, sha256=digest)
+        mlflow.set_tag("clean_dataset_sha256", digest)
+        say(
+            config.name,
+            "validate",
+            f"{len(result.clean):,} clean, "
+            f"{len(result.quarantine):,} quarantined, {len(outcome.checks)} expectations passed",
+        )
+
+
+class DataValidationError(RuntimeError):
+    """The batch broke the data contract; the message lists each failed expectation."""
+
+
+# --- split -----------------------------------------------------------------------------------
+
+
+def split_step(
+    config_yaml: str,
+    run_id: str,
+    clean_data: ArtifactLike,
+    train: ArtifactLike,
+    valid: ArtifactLike,
+    test: ArtifactLike,
+) -> None:
+    """Split by time (or stratified at random) into train, validation and test."""
+    import mlflow
+
+    from features.split import split_data
+
+    with stage("split", config_yaml, run_id) as config:
+        parts = split_data(_read_frame(clean_data), config)
+        for name, frame, artifact in zip(
+            ("train", "valid", "test"), parts, (train, valid, test), strict=True
+        ):
+            rate = float(frame[config.target].mean())
+            _write_frame(frame, artifact, positive_rate=rate)
+            mlflow.log_metrics({f"rows.{name}": len(frame), f"positive_rate.{name}": rate})
+        say(
+            config.name,
+            "split",
+            " / ".join(f"{len(p):,}" for p in parts)
+            + (" by time" if config.time_column else " stratified"),
+        )
+
+
+# --- tune ------------------------------------------------------------------------------------
+
+
+def _fit_preprocessor(config: ProjectConfig, train: pd.DataFrame):  # noqa: ANN202
+    from features.split import features_and_target
+    from features.transform import build_preprocessor
+
+    X, y = features_and_target(train, config)
+    return build_preprocessor(config.numeric_features, config.categorical_features).fit(X), X, y
+
+
+def default_study_storage(root: Path) -> str:
+    """SQLite study storage beside the MLflow store."""
+    return f"sqlite:///{(root / 'mlruns' / 'optuna.db').resolve()}"
+
+
+def tune_step(
+    config_yaml: str,
+    run_id: str,
+    study_storage: str,
+    train: ArtifactLike,
+    valid: ArtifactLike,
+    best: ArtifactLike,
+) -> None:
+    """Run or resume the Optuna study; write the winning family and parameters."""
+    import mlflow
+
+    from features.sources import hash_frame
+    from features.split import features_and_target
+    from models.tune import tune_model
+
+    with stage("tune", config_yaml, run_id) as config:
+        train_frame, valid_frame = _read_frame(train), _read_frame(valid)
+        if config.tuning.tune_rows and len(train_frame) > config.tuning.tune_rows:
+            train_frame = train_frame.sample(
+                config.tuning.tune_rows, random_state=config.tuning.seed
+            )
+        preprocess, X, y = _fit_preprocessor(config, train_frame)
+        X_valid, y_valid = features_and_target(valid_frame, config)
+        storage = config.tuning.storage or study_storage or default_study_storage(Path.cwd())
+        if storage.startswith("sqlite:///"):
+            Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        fingerprint = hash_frame(train_frame)[:10] + "-" + _config_hash(config)[:8]
+        result = tune_model(
+            config,
+            preprocess.transform(X),
+            y.to_numpy(),
+            preprocess.transform(X_valid),
+            y_valid.to_numpy(),
+            storage=storage,
+            study_name=f"{config.name}-{fingerprint}",
+            on_trial=lambda t: say(
+                config.name,
+                "tune",
+                f"trial {t['number']:>2} {t['family']:<4} {t['state']:<8} "
+                f"value={_num(t['value'])} best={_num(t['best'])} ({_num(t['seconds'], 1)}s)",
+            ),
+        )
+        payload = {k: v for k, v in result.__dict__.items() if k != "trials"}
+        _write_json(payload, Path(best.path))
+        best.metadata.update({"family": result.family, "value": result.value})
+        mlflow.log_text(pd.DataFrame(result.trials).to_csv(index=False), "reports/study_trials.csv")
+        mlflow.log_params(
+            {"study_name": result.study_name, "best_family": result.family}
+            | {f"best.{k}": v for k, v in result.params.items()}
+        )
+        mlflow.log_metrics(
+            {
+                "study.best_value": result.value,
+                "study.trials_complete": result.trials_complete,
+                "study.trials_pruned": result.trials_pruned,
+            }
+        )
+        say(
+            config.name,
+            "tune",
+            f"best {result.family} valid {result.metric}={result.value:.4f} "
+            f"({result.trials_complete} complete, {result.trials_pruned} pruned)",
+        )
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _config_hash(config: ProjectConfig) -> str:
+    import hashlib
+
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+
+
+# --- train -----------------------------------------------------------------------------------
+
+
+def train_step(
+    config_yaml: str,
+    run_id: str,
+    train: ArtifactLike,
+    valid: ArtifactLike,
+    best: ArtifactLike,
+    model: ArtifactLike,
+    baseline: ArtifactLike,
+) -> None:
+    """Fit the winning family and the logistic baseline on the full training split.
+
+    The decision threshold of each is chosen on validation data and kept in metadata.
+    """
+    from sklearn.pipeline import Pipeline
+
+    from features.split import features_and_target
+    from models.evaluate import choose_threshold
+    from models.families import BASELINE, build_estimator
+    from models.registry import save_model
+
+    with stage("train", config_yaml, run_id) as config:
+        tuned = json.loads(Path(best.path).read_text())
+        preprocess, X, y = _fit_preprocessor(config, _read_frame(train))
+        X_valid, y_valid = features_and_target(_read_frame(valid), config)
+        X_matrix = preprocess.transform(X)
+        for family, params, artifact in (
+            (tuned["family"], tuned["params"], model),
+            (BASELINE, {}, baseline),
+        ):
+            started = time.perf_counter()
+            estimator = build_estimator(family, params, config.tuning.seed).fit(
+                X_matrix, y.to_numpy()
+            )
+            fitted = Pipeline([("preprocess", preprocess), ("model", estimator)])
+            threshold = choose_threshold(y_valid.to_numpy(), fitted.predict_proba(X_valid)[:, 1])
+            save_model(fitted, Path(artifact.path))
+            artifact.metadata.update(
+                {
+                    "family": family,
+                    "params": params,
+                    "threshold": threshold,
+                    "framework": "sklearn",
+                    "format": "skops",
+                }
+            )
+            say(
+                config.name,
+                "train",
+                f"{family} fitted on {len(X):,} rows, threshold "
+                f"{threshold:.4f} ({time.perf_counter() - started:.1f}s)",
+            )
+
+
+# --- evaluate --------------------------------------------------------------------------------
+
+
+def _predict(artifact: ArtifactLike, X: pd.DataFrame) -> np.ndarray:
+    from models.registry import load_model
+
+    return load_model(Path(artifact.path)).predict_proba(X)[:, 1]
+
+
+def evaluate_step(
+    config_yaml: str,
+    run_id: str,
+    model: ArtifactLike,
+    baseline: ArtifactLike,
+    test: ArtifactLike,
+    evaluation: ArtifactLike,
+) -> None:
+    """Test metrics, bootstrap interval of the primary metric, and per-slice metrics."""
+    import mlflow
+
+    from features.split import features_and_target
+    from models.evaluate import (
+        bootstrap_indices,
+        bootstrap_scores,
+        classification_metrics,
+        interval,
+        slice_metrics,
+    )
+
+    with stage("evaluate", config_yaml, run_id) as config:
+        ev, metric = config.evaluation, config.evaluation.primary_metric
+        test_frame = _read_frame(test)
+        X, y = features_and_target(test_frame, config)
+        y = y.to_numpy()
+        indices = bootstrap_indices(len(y), ev.bootstrap_samples, ev.seed)
+        result: dict[str, Any] = {"metric": metric, "confidence": ev.confidence}
+        for who, artifact in (("challenger", model), ("baseline", baseline)):
+            threshold = float(artifact.metadata["threshold"])
+            p = _predict(artifact, X)
+            metrics = classification_metrics(y, p, threshold)
+            draws = bootstrap_scores(metric, y, p, indices, threshold)
+            result[who] = {
+                "metrics": metrics,
+                "interval": interval(metrics[metric], draws, ev.confidence).to_dict(),
+            }
+            mlflow.log_metrics({f"{who}.test.{k}": float(v) for k, v in metrics.items()})
+        result["slices"] = slice_metrics(
+            test_frame,
+            y,
+            _predict(model, X),
+            config.slices,
+            float(model.metadata["threshold"]),
+            ev.slice_min_rows,
+        )
+        _write_json(result, Path(evaluation.path))
+        mlflow.log_dict(result, "reports/evaluation.json")
+        iv = result["challenger"]["interval"]
+        evaluation.metadata.update(
+            {
+                "metric": metric,
+                "challenger": iv["value"],
+                "baseline": result["baseline"]["interval"]["value"],
+            }
+        )
+        say(
+            config.name,
+            "evaluate",
+            f"challenger test {metric}={iv['value']:.4f} "
+            f"[{iv['low']:.4f}, {iv['high']:.4f}], baseline "
+            f"{result['baseline']['interval']['value']:.4f}, {len(result['slices'])} slices",
+        )
+
+
+# --- explain ---------------------------------------------------------------------------------
+
+
+def explain_step(
+    config_yaml: str,
+    run_id: str,
+    model: ArtifactLike,
+    train: ArtifactLike,
+    test: ArtifactLike,
+    explanation: ArtifactLike,
+) -> None:
+    """SHAP global and local explanations of the challenger, logged as artifacts."""
+    import mlflow
+
+    from features.split import model_inputs
+    from models.explain import explain_model
+    from models.registry import load_model
+
+    with stage("explain", config_yaml, run_id) as config:
+        settings = config.explain
+        background = model_inputs(_read_frame(train), config).sample(
+            min(settings.background_rows, int(train.metadata.get("rows", 10**9))),
+            random_state=config.tuning.seed,
+        )
+        test_rows = model_inputs(_read_frame(test), config)
+        rows = test_rows.sample(
+            min(settings.explain_rows, len(test_rows)), random_state=config.tuning.seed
+        )
+        out_dir = Path(explanation.path)
+        result = explain_model(
+            load_model(Path(model.path)),
+            model.metadata["family"],
+            background,
+            rows.reset_index(drop=True),
+            out_dir,
+            settings.local_examples,
+            config.tuning.seed,
+        )
+        result.importance.to_csv(out_dir / "shap_importance.csv", index=False)
+        _write_json(result.local, out_dir / "shap_local.json")
+        mlflow.log_artifacts(str(out_dir), "reports/shap")
+        explanation.metadata.update(
+            {"explainer": result.explainer, "top_features": result.top_features()}
+        )
+        say(
+            config.name,
+            "explain",
+            f"{result.explainer} SHAP on {len(rows)} rows; top: "
+            + ", ".join(result.top_features(3)),
+        )
+
+
+# --- register and gate -----------------------------------------------------------------------
+
+
+def register_step(
+    config_yaml: str,
+    run_id: str,
+    model: ArtifactLike,
+    baseline: ArtifactLike,
+    test: ArtifactLike,
+    evaluation: ArtifactLike,
+    registered: ArtifactLike,
+) -> None:
+    """Log challenger and baseline to MLflow and register the challenger as a new version."""
+    import mlflow
+
+    from features.split import model_inputs
+    from models.registry import load_model, log_model, register
+
+    with stage("register", config_yaml, run_id) as config:
+        example = model_inputs(_read_frame(test).head(50), config)
+        log_model(load_model(Path(baseline.path)), example, name="baseline")
+        uri = log_model(load_model(Path(model.path)), example, name="model")
+        run = mlflow.get_run(run_id)
+        tags = {
+            "family": str(model.metadata["family"]),
+            "threshold": str(model.metadata["threshold"]),
+            "dataset_sha256": run.data.tags.get("dataset_sha256", ""),
+            "run_id": run_id,
+            f"test.{evaluation.metadata['metric']}": f"{evaluation.metadata['challenger']:.6f}",
+        }
+        version = register(uri, config.model_name, run_id, tags)
+        _write_json(version.__dict__ | {"model_uri": uri}, Path(registered.path))
+        registered.metadata.update(version.__dict__)
+        mlflow.set_tags({"model_name": version.name, "model_version": version.version})
+        say(config.name, "register", f"{version.name} version {version.version} (alias challenger)")
+
+
+def gate_step(
+    config_yaml: str,
+    run_id: str,
+    registered: ArtifactLike,
+    model: ArtifactLike,
+    baseline: ArtifactLike,
+    test: ArtifactLike,
+    evaluation: ArtifactLike,
+    explanation: ArtifactLike,
+    decision: ArtifactLike,
+) -> None:
+    """Compare challenger, champion and baseline; move `champion` only if the gate passes.
+
+    Writes the decision record (version tags + JSON artifact) and the model card either way.
+    """
+    import mlflow
+
+    from features.split import features_and_target
+    from models.gate import decide_promotion
+    from models.model_card import render_model_card
+    from models.registry import champion_version, load_registered, promote, record_decision
+
+    with stage("gate", config_yaml, run_id) as config:
+        version = _version(registered)
+        X, y = features_and_target(_read_frame(test), config)
+        y = y.to_numpy()
+        challenger = (_predict(model, X), float(model.metadata["threshold"]))
+        base = (_predict(baseline, X), float(baseline.metadata["threshold"]))
+        champion, note, current = None, "", champion_version(config.model_name)
+        if current is not None:
+            try:
+                client = mlflow.MlflowClient()
+                info = client.get_model_version(config.model_name, current)
+                champ_model = load_registered(f"models:/{config.model_name}/{current}")
+                champion = (champ_model.predict_proba(X)[:, 1], float(info.tags["threshold"]))
+            except Exception as exc:  # noqa: BLE001 - recorded in the decision, not fatal
+                note = f"champion v{current} could not score this test set: {exc}"
+        evaluation_data = json.loads(Path(evaluation.path).read_text())
+        verdict = decide_promotion(
+            config, y, challenger, base, champion, evaluation_data["slices"], note
+        ).to_dict()
+        intervals = {who: evaluation_data[who]["interval"] for who in ("challenger", "baseline")}
+        for row in verdict["comparisons"]:
+            if row["opponent"] == "champion":
+                intervals["champion"] = {
+                    "value": row["opponent_value"],
+                    "low": row["opponent_low"],
+                    "high": row["opponent_high"],
+                }
+        verdict |= {
+            "challenger_version": version.version,
+            "previous_champion": current,
+            "intervals": intervals,
+        }
+        record_decision(version, verdict)
+        if verdict["promote"]:
+            promote(version, verdict["reasons"][0])
+        card = render_model_card(
+            project=config.name,
+            description=config.description,
+            model_name=version.name,
+            version=version.version,
+            family=str(model.metadata["family"]),
+            params=dict(model.metadata.get("params", {})),
+            lineage=_lineage(run_id),
+            metrics=evaluation_data["challenger"]["metrics"],
+            primary={
+                "metric": verdict["metric"],
+                "confidence": verdict["confidence"],
+                "intervals": verdict["intervals"],
+            },
+            slices=evaluation_data["slices"],
+            top_features=_top_features(explanation),
+            decision=verdict,
+        )
+        out = Path(decision.path)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(verdict, out / DECISION_FILE)
+        (out / "model_card.md").write_text(card)
+        mlflow.log_dict(verdict, f"reports/{DECISION_FILE}")
+        mlflow.log_text(card, "reports/model_card.md")
+        mlflow.MlflowClient().update_model_version(version.name, version.version, description=card)
+        mlflow.set_tags({"promoted": str(verdict["promote"]).lower()})
+        decision.metadata.update({"promote": verdict["promote"], "version": version.version})
+        say(
+            config.name,
+            "gate",
+            ("PROMOTED" if verdict["promote"] else "kept champion") + f" — {verdict['reasons'][0]}",
+        )
+
+
+def _version(registered: ArtifactLike):  # noqa: ANN202
+    from models.registry import Version
+
+    data = json.loads(Path(registered.path).read_text())
+    return Version(data["name"], data["version"], data["run_id"])
+
+
+def _lineage(run_id: str) -> dict[str, Any]:
+    import mlflow
+
+    run = mlflow.get_run(run_id)
+    tags, metrics = run.data.tags, run.data.metrics
+    return {
+        "dataset_sha256 (raw)": tags.get("dataset_sha256"),
+        "dataset_sha256 (clean)": tags.get("clean_dataset_sha256"),
+        **{
+            f"rows ({part})": int(metrics.get(f"rows.{part}", 0))
+            for part in ("clean", "quarantined", "train", "valid", "test")
+        },
+        "git_commit": tags.get("git_commit"),
+        "mlflow_run_id": run_id,
+        "pipeline_run": tags.get("pipeline_run"),
+    }
+
+
+def _top_features(explanation: ArtifactLike, k: int = 10) -> list[dict[str, Any]]:
+    table = pd.read_csv(Path(explanation.path) / "shap_importance.csv")
+    return table.head(k).to_dict("records")

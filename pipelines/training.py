@@ -1,0 +1,63 @@
+"""The training pipeline: raw data to a gated, registered model, as one kfp v2 pipeline."""
+
+from kfp import dsl
+
+from configs import ProjectConfig
+from pipelines import components as c
+
+PIPELINE_NAME = "tabular-training"
+
+
+def config_parameter(config: ProjectConfig) -> str:
+    """The config as one line of JSON (valid YAML): kfp's compiled header breaks on newlines."""
+    return config.model_dump_json(exclude_defaults=True)
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Validate, split, tune, train, evaluate, explain, register and gate a model.",
+)
+def training_pipeline(
+    config_yaml: str,
+    mlflow_run_id: str = "",
+    pipeline_run: str = "manual",
+    study_storage: str = "",
+) -> dsl.Artifact:
+    """Run one project end to end.
+
+    Args:
+        config_yaml: The project config (YAML or JSON text), validated by every step.
+        mlflow_run_id: Join this MLflow run instead of creating one.
+        pipeline_run: A name for this run (MLflow run name and tag).
+        study_storage: SQLAlchemy URL of the Optuna storage (default: the config's or SQLite).
+    """
+    load = c.load_data(
+        config_yaml=config_yaml, mlflow_run_id=mlflow_run_id, pipeline_run=pipeline_run
+    )
+    run_id = load.outputs["Output"]
+    common = {"config_yaml": config_yaml, "run_id": run_id}
+    validate = c.validate_data(raw_data=load.outputs["raw_data"], **common)
+    split = c.split_data(clean_data=validate.outputs["clean_data"], **common)
+    train_set, valid_set, test_set = (split.outputs[k] for k in ("train", "valid", "test"))
+    tune = c.tune_model(study_storage=study_storage, train=train_set, valid=valid_set, **common)
+    train = c.train_model(train=train_set, valid=valid_set, best=tune.outputs["best"], **common)
+    model, baseline = train.outputs["model"], train.outputs["baseline"]
+    evaluate = c.evaluate_model(model=model, baseline=baseline, test=test_set, **common)
+    explain = c.explain_model(model=model, train=train_set, test=test_set, **common)
+    register = c.register_model(
+        model=model,
+        baseline=baseline,
+        test=test_set,
+        evaluation=evaluate.outputs["evaluation"],
+        **common,
+    )
+    gate = c.gate_model(
+        registered=register.outputs["registered"],
+        model=model,
+        baseline=baseline,
+        test=test_set,
+        evaluation=evaluate.outputs["evaluation"],
+        explanation=explain.outputs["explanation"],
+        **common,
+    )
+    return gate.outputs["decision"]

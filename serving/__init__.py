@@ -1,0 +1,1 @@
+"""Serving: ONNX export, Triton model repository, launcher, client (issue: Triton serving)."""

@@ -1,0 +1,105 @@
+"""The whole training pipeline through kfp.local, as `make pipeline` runs it."""
+
+import json
+import os
+
+import mlflow
+import pytest
+
+from models.registry import champion_version
+from pipelines import rollback, run_local
+from tests.conftest import write_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, tracking):
+    path = tmp_path_factory.mktemp("project")
+    config = write_config(
+        path / "tiny.yaml",
+        name="kfp-local",
+        data={"rows": 10_000, "seed": 5},
+        tuning={"n_trials": 3},
+        gate={"min_gain_over_baseline": -1.0, "min_slice_metric": 0.0},
+    )
+    return path, config
+
+
+@pytest.fixture(scope="module")
+def two_runs(workdir):
+    path, config = workdir
+    cwd = os.getcwd()
+    os.chdir(path)
+    try:
+        summaries = []
+        for name in ("first", "second"):
+            assert run_local.main(["--project", str(config), "--reports", f"reports/{name}"]) == 0
+            summaries.append(json.loads((path / "reports" / name / "run_summary.json").read_text()))
+    finally:
+        os.chdir(cwd)
+    return summaries
+
+
+def test_run_summary_contract(two_runs, workdir, capsys):
+    first, _ = two_runs
+    assert first["project"] == "kfp-local"
+    assert first["model"] == {"name": "kfp-local-classifier", "version": "1"}
+    assert first["promoted"] is True
+    assert first["mlflow"]["run_id"] and first["pipeline"]["run"].startswith("kfp-local-")
+    metric = first["primary_metric"]
+    assert metric["name"] == "pr_auc" and {"challenger", "baseline"} <= set(metric)
+    assert list(first["stage_seconds"]) == [
+        "load", "validate", "split", "tune", "train", "evaluate", "explain", "register", "gate"]
+    for key in ("validation_report", "model_card", "decision_record"):
+        assert (workdir[0] / first["paths"][key]).is_file()
+    assert first["paths"]["shap_plots"]
+    assert mlflow.get_run(first["mlflow"]["run_id"]).info.status == "FINISHED"
+
+
+def test_second_run_is_reproducible_and_gated_against_the_champion(two_runs):
+    first, second = two_runs
+    assert second["model"]["version"] == "2"
+    assert second["promoted"] is False
+    assert any("does not beat champion" in r for r in second["reasons"])
+    assert second["primary_metric"]["challenger"] == first["primary_metric"]["challenger"]
+    assert second["primary_metric"]["champion"]["value"] == first["primary_metric"]["challenger"]["value"]
+    assert champion_version("kfp-local-classifier") == "1"
+
+
+def test_rollback_without_an_earlier_champion_exits_non_zero(two_runs, workdir, capsys):
+    assert rollback.main(["--project", str(workdir[1])]) == 2
+    assert "no earlier champion than version 1" in capsys.readouterr().err
+    assert champion_version("kfp-local-classifier") == "1"
+
+
+def test_bad_data_stops_before_training_and_registers_nothing(tracking, tmp_path, monkeypatch, capsys):
+    table = tmp_path / "tx.csv"
+    from features.fraud_data import generate_transactions
+
+    generate_transactions(2000, seed=1).drop(columns=["channel"]).to_csv(table, index=False)
+    config = write_config(tmp_path / "csv.yaml", name="kfp-bad",
+                          data={"source": "file", "path": str(table)})
+    monkeypatch.chdir(tmp_path)
+    assert run_local.main(["--project", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED at stage 'validate'" in err and "['channel']" in err
+    assert champion_version("kfp-bad-classifier") is None
+    assert not mlflow.search_registered_models(filter_string="name='kfp-bad-classifier'")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"tuning": {"n_trails": 3}}, "tuning.n_trails: unknown key"),
+     ({"evaluation": {"primary_metric": "auc"}}, "'roc_auc', 'pr_auc' or 'f1'")],
+)
+def test_config_errors_exit_2_before_anything_runs(tmp_path, overrides, message, capsys):
+    config = write_config(tmp_path / "c.yaml", **overrides)
+    assert run_local.main(["--project", str(config)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unreachable_tracking_server_exits_2(monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    assert run_local.main(["--project", "fraud"]) == 2
+    assert "unreachable at MLFLOW_TRACKING_URI=http://127.0.0.1:9" in capsys.readouterr().err

@@ -1,0 +1,61 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.evaluate import (
+    bootstrap_indices,
+    bootstrap_scores,
+    choose_threshold,
+    classification_metrics,
+    interval,
+    metric_fn,
+    score,
+    slice_metrics,
+)
+
+
+def test_threshold_maximises_f1_on_validation():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.35, 0.4, 0.8, 0.9])
+    threshold = choose_threshold(y, p)
+    assert 0.35 < threshold <= 0.4  # every positive caught, no negative: F1 = 1
+    assert score("f1", y, p, threshold) == 1.0
+
+
+def test_classification_metrics_and_confusion_counts():
+    y = np.array([0, 0, 1, 1])
+    p = np.array([0.1, 0.6, 0.4, 0.9])
+    m = classification_metrics(y, p, 0.5)
+    assert (m["tn"], m["fp"], m["fn"], m["tp"]) == (1, 1, 1, 1)
+    assert m["precision"] == m["recall"] == m["f1"] == 0.5
+    assert m["roc_auc"] == pytest.approx(0.75)
+    assert m["brier"] == pytest.approx(np.mean((p - y) ** 2))
+
+
+def test_score_is_nan_with_one_class_and_unknown_metric_is_named():
+    assert np.isnan(score("roc_auc", np.ones(5), np.linspace(0, 1, 5)))
+    with pytest.raises(ValueError, match="unknown metric 'auc'"):
+        metric_fn("auc")
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_is_seeded():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(y * 0.3 + rng.random(400) * 0.7, 0, 1)
+    idx = bootstrap_indices(len(y), 100, seed=1)
+    assert np.array_equal(idx, bootstrap_indices(len(y), 100, seed=1))
+    draws = bootstrap_scores("roc_auc", y, p, idx)
+    iv = interval(score("roc_auc", y, p), draws, 0.9)
+    assert iv.low < iv.value < iv.high
+    assert iv.high - iv.low < 0.2
+
+
+def test_slice_metrics_reports_each_value_and_skips_small_slices():
+    frame = pd.DataFrame({"channel": ["a"] * 60 + ["b"] * 60 + ["c"] * 5})
+    y = np.array(([0, 1] * 30) * 2 + [0] * 5)
+    p = np.where(y == 1, 0.9, 0.1).astype(float)
+    p[60:90] = 0.5  # slice b is served worse
+    rows = slice_metrics(frame, y, p, ["channel"], threshold=0.6, min_rows=10)
+    by_value = {r["value"]: r for r in rows}
+    assert set(by_value) == {"a", "b"}
+    assert by_value["a"]["recall"] > by_value["b"]["recall"]

@@ -1,0 +1,38 @@
+"""The compiled pipeline YAML loads back with the kfp SDK and names the pipeline image."""
+
+import pytest
+import yaml
+from kfp import components
+
+from configs import ConfigError
+from pipelines.compile import compile_pipeline, main
+from pipelines.components import PIPELINE_IMAGE
+
+STEPS = ["load-data", "validate-data", "split-data", "tune-model", "train-model", "evaluate-model",
+         "explain-model", "register-model", "gate-model"]
+
+
+def test_compiled_pipeline_loads_back_with_every_step(tmp_path):
+    path = compile_pipeline(tmp_path / "p.yaml", "churn")
+    loaded = components.load_component_from_file(str(path))
+    assert loaded.name == "tabular-training"
+    spec = yaml.safe_load(path.read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert sorted(tasks) == sorted(STEPS)
+    assert tasks["gate-model"]["dependentTasks"] == sorted(
+        ["evaluate-model", "explain-model", "load-data", "register-model", "split-data", "train-model"])
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images == {PIPELINE_IMAGE}
+    default = spec["root"]["inputDefinitions"]["parameters"]["config_yaml"]["defaultValue"]
+    assert yaml.safe_load(default)["name"] == "churn"
+
+
+def test_bad_project_fails_before_writing(tmp_path):
+    with pytest.raises(ConfigError, match="config not found"):
+        compile_pipeline(tmp_path / "p.yaml", "nope")
+    assert not (tmp_path / "p.yaml").exists()
+
+
+def test_cli_writes_the_file(tmp_path, capsys):
+    assert main(["--output", str(tmp_path / "out.yaml")]) == 0
+    assert (tmp_path / "out.yaml").is_file() and "compiled" in capsys.readouterr().out

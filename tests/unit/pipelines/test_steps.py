@@ -1,0 +1,130 @@
+"""The pipeline steps in-process, in order, against a real MLflow store (the same code the
+kfp components call; the kfp.local run itself is in tests/integration)."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from models.registry import champion_version
+from pipelines import steps
+from tests.conftest import write_config
+
+
+@dataclass
+class FileArtifact:
+    """Stands in for a kfp artifact: a local path plus metadata."""
+
+    path: str
+    metadata: dict = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def config_yaml(tmp_path_factory):
+    path = write_config(
+        tmp_path_factory.mktemp("cfg") / "steps.yaml",
+        name="steps-test",
+        data={"rows": 10_000, "seed": 11},
+        tuning={"n_trials": 3},
+        gate={"min_gain_over_baseline": -1.0, "min_slice_metric": 0.0},
+    )
+    return path.read_text()
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory, tracking, config_yaml):
+    """Run every step once, like the pipeline does, and keep the artifacts."""
+    root = tmp_path_factory.mktemp("artifacts")
+    a = {name: FileArtifact(str(root / name)) for name in (
+        "raw", "clean", "quarantine", "report", "train", "valid", "test", "best", "model",
+        "baseline", "evaluation", "explanation", "registered", "decision")}
+    run_id = steps.load_step(config_yaml, "", "unit-run", a["raw"])
+    steps.validate_step(config_yaml, run_id, a["raw"], a["clean"], a["quarantine"], a["report"])
+    steps.split_step(config_yaml, run_id, a["clean"], a["train"], a["valid"], a["test"])
+    storage = f"sqlite:///{root / 'optuna.db'}"
+    steps.tune_step(config_yaml, run_id, storage, a["train"], a["valid"], a["best"])
+    steps.train_step(config_yaml, run_id, a["train"], a["valid"], a["best"], a["model"], a["baseline"])
+    steps.evaluate_step(config_yaml, run_id, a["model"], a["baseline"], a["test"], a["evaluation"])
+    steps.explain_step(config_yaml, run_id, a["model"], a["train"], a["test"], a["explanation"])
+    steps.register_step(config_yaml, run_id, a["model"], a["baseline"], a["test"], a["evaluation"],
+                        a["registered"])
+    steps.gate_step(config_yaml, run_id, a["registered"], a["model"], a["baseline"], a["test"],
+                    a["evaluation"], a["explanation"], a["decision"])
+    return run_id, a
+
+
+def test_lineage_and_stage_timings_are_logged(outputs):
+    run_id, a = outputs
+    run = mlflow.get_run(run_id)
+    assert len(run.data.tags["dataset_sha256"]) == 64
+    assert a["raw"].metadata["sha256"] == run.data.tags["dataset_sha256"]
+    assert run.data.tags["git_commit"]
+    for stage in ("load", "validate", "split", "tune", "train", "evaluate", "explain", "register", "gate"):
+        assert run.data.metrics[f"stage_seconds.{stage}"] >= 0
+    assert run.data.params["best_family"] in {"gbdt", "mlp"}
+
+
+def test_validation_outputs_and_split_sizes(outputs):
+    _, a = outputs
+    quarantine = pd.read_parquet(a["quarantine"].path)
+    assert len(quarantine) > 0 and quarantine["quarantine_reason"].str.len().gt(0).all()
+    assert "PASSED" in Path(a["report"].path).read_text()
+    rows = [a[k].metadata["rows"] for k in ("train", "valid", "test")]
+    assert sum(rows) == a["clean"].metadata["rows"]
+    assert rows[0] > rows[1] > 0
+
+
+def test_models_and_evaluation(outputs):
+    _, a = outputs
+    assert a["model"].metadata["family"] in {"gbdt", "mlp"}
+    assert a["baseline"].metadata["family"] == "baseline"
+    assert 0 < a["model"].metadata["threshold"] < 1
+    evaluation = json.loads(Path(a["evaluation"].path).read_text())
+    iv = evaluation["challenger"]["interval"]
+    assert iv["low"] <= iv["value"] <= iv["high"]
+    assert {"roc_auc", "pr_auc", "f1", "precision", "recall", "brier", "tp"} <= set(
+        evaluation["challenger"]["metrics"])
+    assert {s["slice"] for s in evaluation["slices"]} == {"channel", "country"}
+
+
+def test_first_challenger_becomes_champion_with_a_record(outputs):
+    _, a = outputs
+    decision = json.loads((Path(a["decision"].path) / steps.DECISION_FILE).read_text())
+    assert decision["promote"] is True
+    assert champion_version("steps-test-classifier") == a["registered"].metadata["version"]
+    card = (Path(a["decision"].path) / "model_card.md").read_text()
+    assert "Promoted to champion:** yes" in card and "dataset_sha256" in card
+    explanation = Path(a["explanation"].path)
+    assert (explanation / "shap_beeswarm.png").is_file()
+    assert json.loads((explanation / "shap_local.json").read_text())[0]["top_attributions"]
+
+
+def test_identical_challenger_is_not_promoted_over_the_champion(outputs, config_yaml, tmp_path):
+    run_id, a = outputs
+    registered, decision = FileArtifact(str(tmp_path / "reg")), FileArtifact(str(tmp_path / "dec"))
+    steps.register_step(config_yaml, run_id, a["model"], a["baseline"], a["test"], a["evaluation"],
+                        registered)
+    steps.gate_step(config_yaml, run_id, registered, a["model"], a["baseline"], a["test"],
+                    a["evaluation"], a["explanation"], decision)
+    record = json.loads((Path(decision.path) / steps.DECISION_FILE).read_text())
+    assert record["promote"] is False
+    assert record["previous_champion"] == a["registered"].metadata["version"]
+    assert any("does not beat champion" in r for r in record["reasons"])
+    assert "champion" in record["intervals"]
+    assert champion_version("steps-test-classifier") == a["registered"].metadata["version"]
+
+
+def test_batch_that_breaks_the_contract_stops_with_named_expectations(tracking, tmp_path):
+    bad = write_config(tmp_path / "bad.yaml", name="steps-bad", data={"rows": 3000},
+                       contract={"target_rate": [0.2, 0.5], "min_rows": 100}).read_text()
+    raw, clean, quarantine, report = (FileArtifact(str(tmp_path / n)) for n in ("r", "c", "q", "h"))
+    run_id = steps.load_step(bad, "", "bad-run", raw)
+    with pytest.raises(steps.DataValidationError, match="expect_column_mean_to_be_between on 'is_fraud'"):
+        steps.validate_step(bad, run_id, raw, clean, quarantine, report)
+    assert "FAILED" in Path(report.path).read_text()
+    assert not Path(clean.path).exists()
+    run = mlflow.get_run(run_id)
+    assert run.data.tags["failed_stage"] == "validate" and run.info.status == "FAILED"
