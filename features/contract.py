@@ -3,8 +3,8 @@
 Repairs: exact duplicate rows dropped, numbers stored as text with junk parsed, category
 spellings normalised (case, spaces, hyphens, configured aliases). Quarantined, with a reason
 per row ("column: rule (value)"): unparsable numbers, out-of-range values, unknown
-categories, missing target, duplicate ids, unparsable timestamps. Batch-level expectations live in
-`features.expectations`.
+categories, missing target, missing or duplicate ids, unparsable timestamps. Batch-level
+expectations live in `features.expectations`.
 """
 
 from __future__ import annotations
@@ -114,9 +114,11 @@ def clean_rows(frame: pd.DataFrame, config: ProjectConfig) -> CleanResult:
     out[config.target] = target
 
     if config.id_column:
-        flag(out[config.id_column].duplicated(keep="first"), f"{config.id_column}: duplicate id")
+        ids = out[config.id_column]
+        flag(ids.isna(), f"{config.id_column}: missing id")
+        flag(ids.notna() & ids.duplicated(keep="first"), f"{config.id_column}: duplicate id")
     if config.time_column:
-        times = pd.to_datetime(out[config.time_column], errors="coerce")
+        times = pd.to_datetime(out[config.time_column], errors="coerce", format="mixed")
         flag(times.isna(), f"{config.time_column}: not a timestamp")
         out[config.time_column] = times
 
@@ -155,4 +157,9 @@ def _binary_target(values: pd.Series, config: ProjectConfig) -> tuple[pd.Series,
         positive = values == float(label)
     else:
         positive = values.astype(str) == str(label)
+    if classes and not positive.any():
+        raise ContractError(
+            f"positive_label {label!r} never occurs in target '{config.target}'; "
+            f"its values are {classes}"
+        )
     return positive.astype(int).where(~missing, 0), missing

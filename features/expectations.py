@@ -220,7 +220,10 @@ def _describe(result) -> CheckResult:  # noqa: ANN001 - a gx ExpectationValidati
         observed = "n/a"
         if config.type == "expect_column_to_exist":
             observed = "present" if result.success else "missing"
-    expected = ", ".join(f"{k}={v}" for k, v in kwargs.items()) or "present"
+    is_presence = config.type == "expect_column_to_exist"
+    expected = ", ".join(f"{k}={v}" for k, v in kwargs.items()) or (
+        "present" if is_presence else "every row"
+    )
     return CheckResult(
         expectation=config.type,
         column=config.kwargs.get("column"),

@@ -404,9 +404,10 @@ def evaluate_step(
         y = y.to_numpy()
         indices = bootstrap_indices(len(y), ev.bootstrap_samples, ev.seed)
         result: dict[str, Any] = {"metric": metric, "confidence": ev.confidence}
+        scores = {"challenger": _predict(model, X), "baseline": _predict(baseline, X)}
         for who, artifact in (("challenger", model), ("baseline", baseline)):
             threshold = float(artifact.metadata["threshold"])
-            p = _predict(artifact, X)
+            p = scores[who]
             metrics = classification_metrics(y, p, threshold)
             draws = bootstrap_scores(metric, y, p, indices, threshold)
             result[who] = {
@@ -417,7 +418,7 @@ def evaluate_step(
         result["slices"] = slice_metrics(
             test_frame,
             y,
-            _predict(model, X),
+            scores["challenger"],
             config.slices,
             float(model.metadata["threshold"]),
             ev.slice_min_rows,

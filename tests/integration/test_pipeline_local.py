@@ -50,7 +50,16 @@ def test_run_summary_contract(two_runs, workdir, capsys):
     metric = first["primary_metric"]
     assert metric["name"] == "pr_auc" and {"challenger", "baseline"} <= set(metric)
     assert list(first["stage_seconds"]) == [
-        "load", "validate", "split", "tune", "train", "evaluate", "explain", "register", "gate"]
+        "load",
+        "validate",
+        "split",
+        "tune",
+        "train",
+        "evaluate",
+        "explain",
+        "register",
+        "gate",
+    ]
     for key in ("validation_report", "model_card", "decision_record"):
         assert (workdir[0] / first["paths"][key]).is_file()
     assert first["paths"]["shap_plots"]
@@ -63,7 +72,10 @@ def test_second_run_is_reproducible_and_gated_against_the_champion(two_runs):
     assert second["promoted"] is False
     assert any("does not beat champion" in r for r in second["reasons"])
     assert second["primary_metric"]["challenger"] == first["primary_metric"]["challenger"]
-    assert second["primary_metric"]["champion"]["value"] == first["primary_metric"]["challenger"]["value"]
+    assert (
+        second["primary_metric"]["champion"]["value"]
+        == first["primary_metric"]["challenger"]["value"]
+    )
     assert champion_version("kfp-local-classifier") == "1"
 
 
@@ -73,13 +85,16 @@ def test_rollback_without_an_earlier_champion_exits_non_zero(two_runs, workdir, 
     assert champion_version("kfp-local-classifier") == "1"
 
 
-def test_bad_data_stops_before_training_and_registers_nothing(tracking, tmp_path, monkeypatch, capsys):
+def test_bad_data_stops_before_training_and_registers_nothing(
+    tracking, tmp_path, monkeypatch, capsys
+):
     table = tmp_path / "tx.csv"
     from features.fraud_data import generate_transactions
 
     generate_transactions(2000, seed=1).drop(columns=["channel"]).to_csv(table, index=False)
-    config = write_config(tmp_path / "csv.yaml", name="kfp-bad",
-                          data={"source": "file", "path": str(table)})
+    config = write_config(
+        tmp_path / "csv.yaml", name="kfp-bad", data={"source": "file", "path": str(table)}
+    )
     monkeypatch.chdir(tmp_path)
     assert run_local.main(["--project", str(config)]) == 1
     err = capsys.readouterr().err
@@ -90,8 +105,10 @@ def test_bad_data_stops_before_training_and_registers_nothing(tracking, tmp_path
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"tuning": {"n_trails": 3}}, "tuning.n_trails: unknown key"),
-     ({"evaluation": {"primary_metric": "auc"}}, "'roc_auc', 'pr_auc' or 'f1'")],
+    [
+        ({"tuning": {"n_trails": 3}}, "tuning.n_trails: unknown key"),
+        ({"evaluation": {"primary_metric": "auc"}}, "'roc_auc', 'pr_auc' or 'f1'"),
+    ],
 )
 def test_config_errors_exit_2_before_anything_runs(tmp_path, overrides, message, capsys):
     config = write_config(tmp_path / "c.yaml", **overrides)

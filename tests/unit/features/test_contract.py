@@ -17,6 +17,7 @@ from features.contract import (
     normalise_category,
     required_columns,
 )
+from features.fraud_data import generate_transactions
 
 pytestmark = pytest.mark.data
 
@@ -345,3 +346,27 @@ def test_generated_clean_values_are_within_the_contract(fraud_config, fraud_clea
     assert clean["event_time"].notna().all()
     low, high = fraud_config.contract.target_rate
     assert low <= clean[fraud_config.target].mean() <= high
+
+
+def test_positive_label_that_never_occurs_is_an_error(fraud_config):
+    frame = generate_transactions(500, seed=2, messy=False)
+    frame["is_fraud"] = frame["is_fraud"].map({0: "no", 1: "yes"})
+    with pytest.raises(ContractError, match="positive_label 1 never occurs in target 'is_fraud'"):
+        clean_rows(frame, fraud_config)
+
+
+def test_missing_id_is_quarantined_not_called_a_duplicate(fraud_config):
+    frame = generate_transactions(500, seed=2, messy=False)
+    frame.loc[[3, 4], "transaction_id"] = None
+    result = clean_rows(frame, fraud_config)
+    reasons = result.quarantine["quarantine_reason"].tolist()
+    assert reasons == ["transaction_id: missing id", "transaction_id: missing id"]
+
+
+def test_mixed_timestamp_formats_are_parsed(fraud_config):
+    frame = generate_transactions(500, seed=2, messy=False)
+    frame["event_time"] = frame["event_time"].astype(str)
+    frame.loc[1, "event_time"] = "2026-01-02"
+    result = clean_rows(frame, fraud_config)
+    assert len(result.quarantine) == 0
+    assert str(result.clean["event_time"].dtype).startswith("datetime64")

@@ -31,7 +31,10 @@ def fit_pipeline(config, train, family, params=None):
     X, y = features_and_target(train, config)
     model = Pipeline(
         [
-            ("preprocess", build_preprocessor(config.numeric_features, config.categorical_features)),
+            (
+                "preprocess",
+                build_preprocessor(config.numeric_features, config.categorical_features),
+            ),
             ("model", build_estimator(family, params or {}, seed=0)),
         ]
     )

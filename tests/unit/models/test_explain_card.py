@@ -9,35 +9,57 @@ from tests.unit.models.conftest import fit_pipeline
 
 def test_one_hot_attributions_sum_back_to_raw_features():
     values = np.array([[1.0, 2.0, 3.0, 4.0]])
-    names = np.array(["numeric__amount", "categorical__channel_pos", "categorical__channel_on_line",
-                      "numeric__amount_30d"])
+    names = np.array(
+        [
+            "numeric__amount",
+            "categorical__channel_pos",
+            "categorical__channel_on_line",
+            "numeric__amount_30d",
+        ]
+    )
     grouped = group_by_raw_feature(values, names, ["amount", "amount_30d", "channel"])
     assert list(grouped.columns) == ["amount", "amount_30d", "channel"]
     assert grouped.iloc[0].tolist() == [1.0, 4.0, 5.0]
 
 
 @pytest.mark.parametrize("family", ["gbdt", "baseline", "mlp"])
-def test_explanations_per_family(family, fraud_config, fraud_splits, gbdt_model, baseline_model, tmp_path):
+def test_explanations_per_family(
+    family, fraud_config, fraud_splits, gbdt_model, baseline_model, tmp_path
+):
     train, _, test = fraud_splits
     model = {"gbdt": gbdt_model, "baseline": baseline_model}.get(family) or fit_pipeline(
         fraud_config, train, "mlp", {"max_epochs": 3}
     )
     rows = model_inputs(test.head(60), fraud_config)
-    result = explain_model(model, family, model_inputs(train.head(30), fraud_config), rows,
-                           tmp_path, local_examples=2)
+    result = explain_model(
+        model, family, model_inputs(train.head(30), fraud_config), rows, tmp_path, local_examples=2
+    )
     assert result.explainer == {"gbdt": "tree", "baseline": "linear", "mlp": "permutation"}[family]
     assert set(result.importance["feature"]) == set(fraud_config.features)
     assert result.importance["mean_abs_shap"].is_monotonic_decreasing
-    assert len(result.local) == 2 and result.local[0]["probability"] >= result.local[1]["probability"]
-    assert all((tmp_path / f).stat().st_size > 1000 for f in ("shap_beeswarm.png", "shap_importance.png"))
+    assert (
+        len(result.local) == 2 and result.local[0]["probability"] >= result.local[1]["probability"]
+    )
+    assert all(
+        (tmp_path / f).stat().st_size > 1000 for f in ("shap_beeswarm.png", "shap_importance.png")
+    )
 
 
-def test_tree_explanation_ranks_a_fraud_signal_first(fraud_config, fraud_splits, gbdt_model, tmp_path):
+def test_tree_explanation_ranks_a_fraud_signal_first(
+    fraud_config, fraud_splits, gbdt_model, tmp_path
+):
     _, _, test = fraud_splits
     rows = model_inputs(test.head(300), fraud_config)
     result = explain_model(gbdt_model, "gbdt", rows.head(20), rows, tmp_path)
-    signals = {"amount", "avg_amount_30d", "is_new_device", "distance_from_home_km",
-               "txn_count_24h", "hour_of_day", "account_age_days"}
+    signals = {
+        "amount",
+        "avg_amount_30d",
+        "is_new_device",
+        "distance_from_home_km",
+        "txn_count_24h",
+        "hour_of_day",
+        "account_age_days",
+    }
     assert result.top_features(1)[0] in signals
     assert result.importance["mean_abs_shap"].iloc[0] > 0
 
@@ -45,17 +67,40 @@ def test_tree_explanation_ranks_a_fraud_signal_first(fraud_config, fraud_splits,
 def test_model_card_has_every_section():
     iv = {"value": 0.8, "low": 0.7, "high": 0.9}
     card = render_model_card(
-        project="p", description="d", model_name="p-classifier", version="3", family="gbdt",
-        params={"max_iter": 10}, lineage={"dataset_sha256": "abc"},
-        metrics={"roc_auc": 0.9}, primary={"metric": "pr_auc", "confidence": 0.95,
-                                           "intervals": {"challenger": iv, "baseline": iv}},
-        slices=[{"slice": "channel", "value": "pos", "rows": 10, "positives": 2, "pr_auc": 0.5,
-                 "recall": 0.5}],
+        project="p",
+        description="d",
+        model_name="p-classifier",
+        version="3",
+        family="gbdt",
+        params={"max_iter": 10},
+        lineage={"dataset_sha256": "abc"},
+        metrics={"roc_auc": 0.9},
+        primary={
+            "metric": "pr_auc",
+            "confidence": 0.95,
+            "intervals": {"challenger": iv, "baseline": iv},
+        },
+        slices=[
+            {
+                "slice": "channel",
+                "value": "pos",
+                "rows": 10,
+                "positives": 2,
+                "pr_auc": 0.5,
+                "recall": 0.5,
+            }
+        ],
         top_features=[{"feature": "amount", "mean_abs_shap": 0.3}],
         decision={"promote": False, "reasons": ["challenger does not beat champion"]},
     )
-    for section in ("# Model card: p-classifier v3", "## Data and lineage", "## Slices",
-                    "## Most important features", "## Gate decision", "## Known limits"):
+    for section in (
+        "# Model card: p-classifier v3",
+        "## Data and lineage",
+        "## Slices",
+        "## Most important features",
+        "## Gate decision",
+        "## Known limits",
+    ):
         assert section in card
     assert "| challenger | 0.8000 | 0.7000 – 0.9000 |" in card
     assert "Promoted to champion:** no" in card

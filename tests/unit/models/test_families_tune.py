@@ -48,7 +48,9 @@ def matrices(fraud_config, fraud_splits):
     train, valid, _ = fraud_splits
     X, y = features_and_target(train, fraud_config)
     Xv, yv = features_and_target(valid, fraud_config)
-    pre = build_preprocessor(fraud_config.numeric_features, fraud_config.categorical_features).fit(X)
+    pre = build_preprocessor(fraud_config.numeric_features, fraud_config.categorical_features).fit(
+        X
+    )
     return pre.transform(X), y.to_numpy(), pre.transform(Xv), yv.to_numpy()
 
 
@@ -73,12 +75,22 @@ def test_study_is_seeded_resumable_and_spans_families(fraud_config, matrices, tm
     assert {t["family"] for t in first.trials} == {"gbdt", "mlp"}
 
     seen = []
-    again = tune_model(config, *matrices, storage=f"sqlite:///{tmp_path / 'a'}.db", study_name="s",
-                       on_trial=seen.append)
+    again = tune_model(
+        config,
+        *matrices,
+        storage=f"sqlite:///{tmp_path / 'a'}.db",
+        study_name="s",
+        on_trial=seen.append,
+    )
     assert seen == [] and len(again.trials) == 5  # resumed: nothing left to run
 
     more = small_tuning(fraud_config, 6)
-    grown = tune_model(more, *matrices, storage=f"sqlite:///{tmp_path / 'a'}.db", study_name="s",
-                       on_trial=seen.append)
+    grown = tune_model(
+        more,
+        *matrices,
+        storage=f"sqlite:///{tmp_path / 'a'}.db",
+        study_name="s",
+        on_trial=seen.append,
+    )
     assert len(grown.trials) == 6 and len(seen) == 1
     assert seen[0]["best"] is not None

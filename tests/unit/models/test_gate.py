@@ -8,7 +8,11 @@ from models.gate import decide_promotion
 @pytest.fixture(scope="module")
 def config():
     return load_config("fraud").model_copy(
-        update={"evaluation": load_config("fraud").evaluation.model_copy(update={"bootstrap_samples": 100})}
+        update={
+            "evaluation": load_config("fraud").evaluation.model_copy(
+                update={"bootstrap_samples": 100}
+            )
+        }
     )
 
 
@@ -48,7 +52,9 @@ def test_worse_challenger_is_rejected(config, data):
 
 def test_margin_over_baseline_is_required(config, data):
     y, strong, weak = data
-    strict = config.model_copy(update={"gate": config.gate.model_copy(update={"min_gain_over_baseline": 0.99})})
+    strict = config.model_copy(
+        update={"gate": config.gate.model_copy(update={"min_gain_over_baseline": 0.99})}
+    )
     d = decide_promotion(strict, y, (strong, 0.5), (weak, 0.5), None, [])
     assert not d.promote
     assert "required > +0.9900" in d.reasons[0]
@@ -69,5 +75,7 @@ def test_slice_below_floor_blocks_promotion_and_is_named(config, data):
 
 def test_missing_champion_is_recorded(config, data):
     y, strong, weak = data
-    d = decide_promotion(config, y, (strong, 0.5), (weak, 0.5), None, [], "champion v3 could not score")
+    d = decide_promotion(
+        config, y, (strong, 0.5), (weak, 0.5), None, [], "champion v3 could not score"
+    )
     assert "champion v3 could not score" in d.reasons

@@ -8,8 +8,17 @@ from configs import ConfigError
 from pipelines.compile import compile_pipeline, main
 from pipelines.components import PIPELINE_IMAGE
 
-STEPS = ["load-data", "validate-data", "split-data", "tune-model", "train-model", "evaluate-model",
-         "explain-model", "register-model", "gate-model"]
+STEPS = [
+    "load-data",
+    "validate-data",
+    "split-data",
+    "tune-model",
+    "train-model",
+    "evaluate-model",
+    "explain-model",
+    "register-model",
+    "gate-model",
+]
 
 
 def test_compiled_pipeline_loads_back_with_every_step(tmp_path):
@@ -20,7 +29,15 @@ def test_compiled_pipeline_loads_back_with_every_step(tmp_path):
     tasks = spec["root"]["dag"]["tasks"]
     assert sorted(tasks) == sorted(STEPS)
     assert tasks["gate-model"]["dependentTasks"] == sorted(
-        ["evaluate-model", "explain-model", "load-data", "register-model", "split-data", "train-model"])
+        [
+            "evaluate-model",
+            "explain-model",
+            "load-data",
+            "register-model",
+            "split-data",
+            "train-model",
+        ]
+    )
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {PIPELINE_IMAGE}
     default = spec["root"]["inputDefinitions"]["parameters"]["config_yaml"]["defaultValue"]

@@ -38,21 +38,49 @@ def config_yaml(tmp_path_factory):
 def outputs(tmp_path_factory, tracking, config_yaml):
     """Run every step once, like the pipeline does, and keep the artifacts."""
     root = tmp_path_factory.mktemp("artifacts")
-    a = {name: FileArtifact(str(root / name)) for name in (
-        "raw", "clean", "quarantine", "report", "train", "valid", "test", "best", "model",
-        "baseline", "evaluation", "explanation", "registered", "decision")}
+    a = {
+        name: FileArtifact(str(root / name))
+        for name in (
+            "raw",
+            "clean",
+            "quarantine",
+            "report",
+            "train",
+            "valid",
+            "test",
+            "best",
+            "model",
+            "baseline",
+            "evaluation",
+            "explanation",
+            "registered",
+            "decision",
+        )
+    }
     run_id = steps.load_step(config_yaml, "", "unit-run", a["raw"])
     steps.validate_step(config_yaml, run_id, a["raw"], a["clean"], a["quarantine"], a["report"])
     steps.split_step(config_yaml, run_id, a["clean"], a["train"], a["valid"], a["test"])
     storage = f"sqlite:///{root / 'optuna.db'}"
     steps.tune_step(config_yaml, run_id, storage, a["train"], a["valid"], a["best"])
-    steps.train_step(config_yaml, run_id, a["train"], a["valid"], a["best"], a["model"], a["baseline"])
+    steps.train_step(
+        config_yaml, run_id, a["train"], a["valid"], a["best"], a["model"], a["baseline"]
+    )
     steps.evaluate_step(config_yaml, run_id, a["model"], a["baseline"], a["test"], a["evaluation"])
     steps.explain_step(config_yaml, run_id, a["model"], a["train"], a["test"], a["explanation"])
-    steps.register_step(config_yaml, run_id, a["model"], a["baseline"], a["test"], a["evaluation"],
-                        a["registered"])
-    steps.gate_step(config_yaml, run_id, a["registered"], a["model"], a["baseline"], a["test"],
-                    a["evaluation"], a["explanation"], a["decision"])
+    steps.register_step(
+        config_yaml, run_id, a["model"], a["baseline"], a["test"], a["evaluation"], a["registered"]
+    )
+    steps.gate_step(
+        config_yaml,
+        run_id,
+        a["registered"],
+        a["model"],
+        a["baseline"],
+        a["test"],
+        a["evaluation"],
+        a["explanation"],
+        a["decision"],
+    )
     return run_id, a
 
 
@@ -62,7 +90,17 @@ def test_lineage_and_stage_timings_are_logged(outputs):
     assert len(run.data.tags["dataset_sha256"]) == 64
     assert a["raw"].metadata["sha256"] == run.data.tags["dataset_sha256"]
     assert run.data.tags["git_commit"]
-    for stage in ("load", "validate", "split", "tune", "train", "evaluate", "explain", "register", "gate"):
+    for stage in (
+        "load",
+        "validate",
+        "split",
+        "tune",
+        "train",
+        "evaluate",
+        "explain",
+        "register",
+        "gate",
+    ):
         assert run.data.metrics[f"stage_seconds.{stage}"] >= 0
     assert run.data.params["best_family"] in {"gbdt", "mlp"}
 
@@ -86,7 +124,8 @@ def test_models_and_evaluation(outputs):
     iv = evaluation["challenger"]["interval"]
     assert iv["low"] <= iv["value"] <= iv["high"]
     assert {"roc_auc", "pr_auc", "f1", "precision", "recall", "brier", "tp"} <= set(
-        evaluation["challenger"]["metrics"])
+        evaluation["challenger"]["metrics"]
+    )
     assert {s["slice"] for s in evaluation["slices"]} == {"channel", "country"}
 
 
@@ -105,10 +144,20 @@ def test_first_challenger_becomes_champion_with_a_record(outputs):
 def test_identical_challenger_is_not_promoted_over_the_champion(outputs, config_yaml, tmp_path):
     run_id, a = outputs
     registered, decision = FileArtifact(str(tmp_path / "reg")), FileArtifact(str(tmp_path / "dec"))
-    steps.register_step(config_yaml, run_id, a["model"], a["baseline"], a["test"], a["evaluation"],
-                        registered)
-    steps.gate_step(config_yaml, run_id, registered, a["model"], a["baseline"], a["test"],
-                    a["evaluation"], a["explanation"], decision)
+    steps.register_step(
+        config_yaml, run_id, a["model"], a["baseline"], a["test"], a["evaluation"], registered
+    )
+    steps.gate_step(
+        config_yaml,
+        run_id,
+        registered,
+        a["model"],
+        a["baseline"],
+        a["test"],
+        a["evaluation"],
+        a["explanation"],
+        decision,
+    )
     record = json.loads((Path(decision.path) / steps.DECISION_FILE).read_text())
     assert record["promote"] is False
     assert record["previous_champion"] == a["registered"].metadata["version"]
@@ -118,11 +167,17 @@ def test_identical_challenger_is_not_promoted_over_the_champion(outputs, config_
 
 
 def test_batch_that_breaks_the_contract_stops_with_named_expectations(tracking, tmp_path):
-    bad = write_config(tmp_path / "bad.yaml", name="steps-bad", data={"rows": 3000},
-                       contract={"target_rate": [0.2, 0.5], "min_rows": 100}).read_text()
+    bad = write_config(
+        tmp_path / "bad.yaml",
+        name="steps-bad",
+        data={"rows": 3000},
+        contract={"target_rate": [0.2, 0.5], "min_rows": 100},
+    ).read_text()
     raw, clean, quarantine, report = (FileArtifact(str(tmp_path / n)) for n in ("r", "c", "q", "h"))
     run_id = steps.load_step(bad, "", "bad-run", raw)
-    with pytest.raises(steps.DataValidationError, match="expect_column_mean_to_be_between on 'is_fraud'"):
+    with pytest.raises(
+        steps.DataValidationError, match="expect_column_mean_to_be_between on 'is_fraud'"
+    ):
         steps.validate_step(bad, run_id, raw, clean, quarantine, report)
     assert "FAILED" in Path(report.path).read_text()
     assert not Path(clean.path).exists()
