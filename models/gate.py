@@ -130,14 +130,16 @@ def decide_promotion(
         for row in challenger_slices
         if not math.isnan(float(row[metric])) and float(row[metric]) < gate.min_slice_metric
     ]
-    reasons = [_reason(c, metric, ev.confidence) for c in comparisons]
-    if champion is None:
-        reasons.append(champion_note or "no current champion: compared with the baseline only")
+    # What blocked the promotion comes first, so reasons[0] is the deciding one.
+    reasons = [_reason(c, metric, ev.confidence) for c in comparisons if not c.passed]
     reasons += [
         f"slice {row['slice']}={row['value']}: {metric} {float(row[metric]):.4f} "
         f"below the floor {gate.min_slice_metric:.4f}"
         for row in slice_failures
     ]
+    reasons += [_reason(c, metric, ev.confidence) for c in comparisons if c.passed]
+    if champion is None:
+        reasons.append(champion_note or "no current champion: compared with the baseline only")
     promote = all(c.passed for c in comparisons) and not slice_failures
     return Decision(promote, reasons, metric, ev.confidence, comparisons, slice_failures)
 

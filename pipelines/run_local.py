@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import shutil
 import sys
 import time
@@ -148,6 +149,7 @@ def write_summary(run_id: str, run_name: str, reports: Path, wall_seconds: float
     """Download the run's reports and write `run_summary.json` beside them."""
     import mlflow
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if reports.exists():
         shutil.rmtree(reports)
     reports.mkdir(parents=True)

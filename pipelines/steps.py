@@ -585,9 +585,6 @@ def gate_step(
             "previous_champion": current,
             "intervals": intervals,
         }
-        record_decision(version, verdict)
-        if verdict["promote"]:
-            promote(version, verdict["reasons"][0])
         card = render_model_card(
             project=config.name,
             description=config.description,
@@ -614,11 +611,15 @@ def gate_step(
         mlflow.log_text(card, "reports/model_card.md")
         mlflow.MlflowClient().update_model_version(version.name, version.version, description=card)
         mlflow.set_tags({"promoted": str(verdict["promote"]).lower()})
+        # The alias moves last: everything above can fail without leaving a half decision.
+        record_decision(version, verdict)
+        if verdict["promote"]:
+            promote(version, verdict["reasons"][0])
         decision.metadata.update({"promote": verdict["promote"], "version": version.version})
         say(
             config.name,
             "gate",
-            ("PROMOTED" if verdict["promote"] else "kept champion") + f" — {verdict['reasons'][0]}",
+            ("PROMOTED" if verdict["promote"] else "not promoted") + f": {verdict['reasons'][0]}",
         )
 
 
