@@ -8,7 +8,7 @@ PROJECT ?= fraud
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: help install pipeline compile rollback test test-fast lint format mlflow-ui clean
+.PHONY: help install pipeline compile rollback test test-fast lint format bench-pipeline mlflow-ui clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ test: lint ## Lint, then the whole test suite with coverage (fails under 85%)
 
 test-fast: $(STAMP) ## Unit tests only, no coverage gate
 	$(BIN)/python -m pytest tests/unit -q
+
+bench-pipeline: $(STAMP) ## Benchmark kfp.local against the same steps in one process -> reports/
+	$(BIN)/python -m benchmarks.bench_pipeline --project $(PROJECT)
 
 mlflow-ui: $(STAMP) ## Browse runs and the registry of the embedded store on :5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --port 5000

