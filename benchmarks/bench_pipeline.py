@@ -7,8 +7,6 @@ resumes the other's study. Also measures kfp.local's own cost per component with
 component. Writes `reports/bench_pipeline.md` and `.json`.
 """
 
-from __future__ import annotations
-
 import argparse
 import contextlib
 import io
@@ -25,6 +23,7 @@ REPORT = Path("reports/bench_pipeline")
 def _fresh_store(root: Path) -> None:
     import mlflow
 
+    root.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
     mlflow.set_tracking_uri(uri)

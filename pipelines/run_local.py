@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from configs import ConfigError, load_config
 from models.registry import RegistryError, configure_tracking, experiment_id
-from pipelines.steps import DECISION_FILE
+from pipelines.steps import DECISION_FILE, STAGES
 from pipelines.training import PIPELINE_NAME, config_parameter
 
 
@@ -188,7 +188,7 @@ def write_summary(run_id: str, run_name: str, reports: Path, wall_seconds: float
             **decision["intervals"],
         },
         "dataset_sha256": run.data.tags.get("dataset_sha256"),
-        "stage_seconds": dict(sorted(stages.items(), key=lambda kv: _STAGE_ORDER.index(kv[0]))),
+        "stage_seconds": dict(sorted(stages.items(), key=lambda kv: STAGES.index(kv[0]))),
         "wall_seconds": round(wall_seconds, 1),
         "orchestration_overhead_seconds": round(wall_seconds - sum(stages.values()), 1),
         "paths": {
@@ -201,19 +201,6 @@ def write_summary(run_id: str, run_name: str, reports: Path, wall_seconds: float
     }
     (reports / "run_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-_STAGE_ORDER = [
-    "load",
-    "validate",
-    "split",
-    "tune",
-    "train",
-    "evaluate",
-    "explain",
-    "register",
-    "gate",
-]
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -24,6 +24,8 @@ import yaml
 from configs import ProjectConfig, parse_config
 
 DECISION_FILE = "decision.json"
+# Stage names in pipeline order (MLflow metrics `stage_seconds.<stage>`).
+STAGES = ("load", "validate", "split", "tune", "train", "evaluate", "explain", "register", "gate")
 
 
 class ArtifactLike(Protocol):

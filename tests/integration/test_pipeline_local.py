@@ -8,6 +8,7 @@ import pytest
 
 from models.registry import champion_version
 from pipelines import rollback, run_local
+from pipelines.steps import STAGES
 from tests.conftest import write_config
 
 pytestmark = pytest.mark.integration
@@ -49,17 +50,7 @@ def test_run_summary_contract(two_runs, workdir, capsys):
     assert first["mlflow"]["run_id"] and first["pipeline"]["run"].startswith("kfp-local-")
     metric = first["primary_metric"]
     assert metric["name"] == "pr_auc" and {"challenger", "baseline"} <= set(metric)
-    assert list(first["stage_seconds"]) == [
-        "load",
-        "validate",
-        "split",
-        "tune",
-        "train",
-        "evaluate",
-        "explain",
-        "register",
-        "gate",
-    ]
+    assert list(first["stage_seconds"]) == list(STAGES)
     for key in ("validation_report", "model_card", "decision_record"):
         assert (workdir[0] / first["paths"][key]).is_file()
     assert first["paths"]["shap_plots"]

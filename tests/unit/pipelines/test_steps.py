@@ -11,6 +11,7 @@ import pytest
 from models.registry import champion_version
 from pipelines import steps
 from pipelines.inprocess import FileArtifact, run_steps
+from pipelines.steps import STAGES
 from tests.conftest import write_config
 
 
@@ -39,17 +40,7 @@ def test_lineage_and_stage_timings_are_logged(outputs):
     assert len(run.data.tags["dataset_sha256"]) == 64
     assert a["raw"].metadata["sha256"] == run.data.tags["dataset_sha256"]
     assert run.data.tags["git_commit"]
-    for stage in (
-        "load",
-        "validate",
-        "split",
-        "tune",
-        "train",
-        "evaluate",
-        "explain",
-        "register",
-        "gate",
-    ):
+    for stage in STAGES:
         assert run.data.metrics[f"stage_seconds.{stage}"] >= 0
     assert run.data.params["best_family"] in {"gbdt", "mlp"}
 
