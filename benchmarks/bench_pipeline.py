@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipelines.steps import STAGES
+
 REPORT = Path("reports/bench_pipeline")
 
 
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         kfp = time_kfp_local(project, tmp_path / "kfp")
         plain = time_in_process(project, tmp_path / "plain")
         noop = time_noop_components(tmp_path)
-    components = 9
+    components = len(STAGES)
     rows = {
         "kfp.local (make pipeline)": kfp,
         "same steps in one process": plain,

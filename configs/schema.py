@@ -162,6 +162,14 @@ class Explain(_Frozen):
     local_examples: int = Field(5, ge=1)
 
 
+class Serving(_Frozen):
+    """Serving checks applied before a model may be deployed."""
+
+    parity_tolerance: float = Field(
+        1e-4, gt=0, description="Max |ONNX - in-process| probability difference on test rows."
+    )
+
+
 class ProjectConfig(_Frozen):
     """One project: dataset, target, feature roles, search space, metric and gates."""
 
@@ -181,6 +189,7 @@ class ProjectConfig(_Frozen):
     evaluation: Evaluation = Evaluation()
     gate: Gate = Gate()
     explain: Explain = Explain()
+    serving: Serving = Serving()
 
     @model_validator(mode="after")
     def _consistent_columns(self) -> ProjectConfig:

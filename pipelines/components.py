@@ -117,6 +117,20 @@ def explain_model(
 
 
 @component
+def export_model(
+    config_yaml: str,
+    run_id: str,
+    model: Input[Model],
+    test: Input[Dataset],
+    onnx_model: Output[Model],
+):
+    """ONNX export of the challenger with a parity check on the test set."""
+    from pipelines.steps import export_step
+
+    export_step(config_yaml, run_id, model, test, onnx_model)
+
+
+@component
 def register_model(
     config_yaml: str,
     run_id: str,
@@ -124,12 +138,13 @@ def register_model(
     baseline: Input[Model],
     test: Input[Dataset],
     evaluation: Input[Metrics],
+    onnx_model: Input[Model],
     registered: Output[Artifact],
 ):
-    """Register the challenger in MLflow (alias `challenger`)."""
+    """Register the challenger in MLflow (alias `challenger`); needs a parity-checked ONNX."""
     from pipelines.steps import register_step
 
-    register_step(config_yaml, run_id, model, baseline, test, evaluation, registered)
+    register_step(config_yaml, run_id, model, baseline, test, evaluation, onnx_model, registered)
 
 
 @component

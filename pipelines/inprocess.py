@@ -26,6 +26,7 @@ ARTIFACTS = (
     "baseline",
     "evaluation",
     "explanation",
+    "onnx",
     "registered",
     "decision",
 )
@@ -79,12 +80,14 @@ def run_steps(
     steps.explain_step(
         **common, model=a["model"], train=a["train"], test=a["test"], explanation=a["explanation"]
     )
+    steps.export_step(**common, model=a["model"], test=a["test"], onnx_model=a["onnx"])
     steps.register_step(
         **common,
         model=a["model"],
         baseline=a["baseline"],
         test=a["test"],
         evaluation=a["evaluation"],
+        onnx_model=a["onnx"],
         registered=a["registered"],
     )
     steps.gate_step(

@@ -25,7 +25,10 @@ from configs import ProjectConfig, parse_config
 
 DECISION_FILE = "decision.json"
 # Stage names in pipeline order (MLflow metrics `stage_seconds.<stage>`).
-STAGES = ("load", "validate", "split", "tune", "train", "evaluate", "explain", "register", "gate")
+STAGES = (
+    "load", "validate", "split", "tune", "train",
+    "evaluate", "explain", "export", "register", "gate",
+)  # fmt: skip
 
 
 class ArtifactLike(Protocol):
@@ -74,6 +77,18 @@ def _read_frame(artifact: ArtifactLike) -> pd.DataFrame:
 def _write_json(data: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str))
+
+
+def _log_bytes(data: bytes, artifact_path: str) -> None:
+    """Log raw bytes to the active run under `artifact_path` (directory/name)."""
+    import tempfile
+
+    import mlflow
+
+    folder, name = artifact_path.rsplit("/", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / name).write_bytes(data)
+        mlflow.log_artifact(str(Path(tmp) / name), folder)
 
 
 def _git_commit() -> str:
@@ -496,6 +511,50 @@ def explain_step(
         )
 
 
+# --- export --------------------------------------------------------------------------------
+
+ONNX_ARTIFACT = "onnx/model.onnx"
+
+
+def export_step(
+    config_yaml: str,
+    run_id: str,
+    model: ArtifactLike,
+    test: ArtifactLike,
+    onnx_model: ArtifactLike,
+) -> None:
+    """Export the challenger, preprocessing included, to ONNX and prove parity on test rows.
+
+    Raises:
+        ParityError: ONNX and in-process probabilities differ by more than the tolerance
+            (the model is then neither registered nor deployed).
+    """
+    import mlflow
+
+    from features.split import model_inputs
+    from models.registry import load_model
+    from serving.onnx_export import TARGET_OPSET, assert_parity, export_onnx
+
+    with stage("export", config_yaml, run_id) as config:
+        fitted = load_model(Path(model.path))
+        columns = (config.numeric_features, config.categorical_features)
+        onnx_bytes = export_onnx(fitted, *columns, name=config.model_name)
+        rows = model_inputs(_read_frame(test), config)
+        parity = assert_parity(fitted, onnx_bytes, rows, *columns, config.serving.parity_tolerance)
+        Path(onnx_model.path).write_bytes(onnx_bytes)
+        report = parity.__dict__ | {"opset": TARGET_OPSET, "bytes": len(onnx_bytes)}
+        onnx_model.metadata.update({"framework": "onnx", **report})
+        _log_bytes(onnx_bytes, ONNX_ARTIFACT)
+        mlflow.log_dict(report, "onnx/parity.json")
+        mlflow.log_metric("onnx.parity_max_abs_diff", parity.max_abs_diff)
+        say(
+            config.name,
+            "export",
+            f"ONNX {len(onnx_bytes) / 1024:.0f} KiB, parity max |diff| "
+            f"{parity.max_abs_diff:.2e} over {parity.rows:,} test rows",
+        )
+
+
 # --- register and gate -----------------------------------------------------------------------
 
 
@@ -506,6 +565,7 @@ def register_step(
     baseline: ArtifactLike,
     test: ArtifactLike,
     evaluation: ArtifactLike,
+    onnx_model: ArtifactLike,
     registered: ArtifactLike,
 ) -> None:
     """Log challenger and baseline to MLflow and register the challenger as a new version."""
@@ -525,6 +585,8 @@ def register_step(
             "dataset_sha256": run.data.tags.get("dataset_sha256", ""),
             "run_id": run_id,
             f"test.{evaluation.metadata['metric']}": f"{evaluation.metadata['challenger']:.6f}",
+            "onnx.parity_max_abs_diff": f"{onnx_model.metadata['max_abs_diff']:.3g}",
+            "onnx.artifact": ONNX_ARTIFACT,
         }
         version = register(uri, config.model_name, run_id, tags)
         _write_json(version.__dict__ | {"model_uri": uri}, Path(registered.path))

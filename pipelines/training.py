@@ -44,11 +44,13 @@ def training_pipeline(
     model, baseline = train.outputs["model"], train.outputs["baseline"]
     evaluate = c.evaluate_model(model=model, baseline=baseline, test=test_set, **common)
     explain = c.explain_model(model=model, train=train_set, test=test_set, **common)
+    export = c.export_model(model=model, test=test_set, **common)
     register = c.register_model(
         model=model,
         baseline=baseline,
         test=test_set,
         evaluation=evaluate.outputs["evaluation"],
+        onnx_model=export.outputs["onnx_model"],
         **common,
     )
     gate = c.gate_model(

@@ -16,6 +16,7 @@ STEPS = [
     "train-model",
     "evaluate-model",
     "explain-model",
+    "export-model",
     "register-model",
     "gate-model",
 ]

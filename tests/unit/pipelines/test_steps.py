@@ -69,6 +69,29 @@ def test_models_and_evaluation(outputs):
     assert {s["slice"] for s in evaluation["slices"]} == {"channel", "country"}
 
 
+def test_onnx_export_is_parity_checked_and_logged(outputs):
+    run_id, a = outputs
+    assert a["onnx"].metadata["passed"] is True
+    assert a["onnx"].metadata["max_abs_diff"] < 1e-4
+    assert a["onnx"].metadata["rows"] == a["test"].metadata["rows"]
+    logged = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="onnx")
+    assert (Path(logged) / "model.onnx").read_bytes() == Path(a["onnx"].path).read_bytes()
+    version = a["registered"].metadata["version"]
+    tags = mlflow.MlflowClient().get_model_version("steps-test-classifier", version).tags
+    assert float(tags["onnx.parity_max_abs_diff"]) < 1e-4
+
+
+def test_parity_failure_stops_before_registration(outputs, config_yaml, tmp_path):
+    run_id, a = outputs
+    strict = config_yaml.replace(
+        "name: steps-test", "name: steps-test\nserving: {parity_tolerance: 1.0e-12}"
+    )
+    assert "parity_tolerance" in strict
+    with pytest.raises(Exception, match="parity failed: max abs diff"):
+        steps.export_step(strict, run_id, a["model"], a["test"], FileArtifact(str(tmp_path / "o")))
+    assert not (tmp_path / "o").exists()
+
+
 def test_first_challenger_becomes_champion_with_a_record(outputs):
     _, a = outputs
     decision = json.loads((Path(a["decision"].path) / steps.DECISION_FILE).read_text())
@@ -85,7 +108,14 @@ def test_identical_challenger_is_not_promoted_over_the_champion(outputs, config_
     run_id, a = outputs
     registered, decision = FileArtifact(str(tmp_path / "reg")), FileArtifact(str(tmp_path / "dec"))
     steps.register_step(
-        config_yaml, run_id, a["model"], a["baseline"], a["test"], a["evaluation"], registered
+        config_yaml,
+        run_id,
+        a["model"],
+        a["baseline"],
+        a["test"],
+        a["evaluation"],
+        a["onnx"],
+        registered,
     )
     steps.gate_step(
         config_yaml,

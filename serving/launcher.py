@@ -1,0 +1,416 @@
+"""Start and stop the local Triton Inference Server (the binary inside `.venv-triton`).
+
+The real `tritonserver` ships in the `nvidia-pytriton` wheel and runs on CPU. It needs its own
+environment (`serving/triton/setup_env.sh`): the Python backend breaks with numpy 2, which the
+training venv needs. How the server is started, and why:
+
+- `LD_LIBRARY_PATH` starts with the venv interpreter's own `LIBDIR`: the backend stub links
+  `libpython3.X.so`, and an older system copy breaks models (`_thread.RLock ...
+  _recursion_count`). Then the wheel's `nvidia_pytriton.libs`, which the stub and the backend
+  (copied to `.venv-triton/triton-backends/`) no longer reach through their relative RPATH.
+- `PATH` starts with `.venv-triton/bin`: the stub embeds Python without naming a program, so
+  Python finds `python3` on `PATH`, sees the venv's `pyvenv.cfg` and uses the venv's
+  site-packages (and not the base interpreter's, which may hold numpy 2).
+- `--disable-auto-complete-config`: every model has a complete config.pbtxt; it saves a stub
+  launch per load and makes Triton ignore a model directory until its config.pbtxt exists.
+- The server runs in its own session (it survives the CLI that started it); stop sends
+  SIGTERM, waits, then SIGKILLs the whole process group (the server and its stubs).
+
+CLI (for `make serve` / `make stop`)::
+
+    python -m serving.launcher start --repo DIR [--http-port 8000 --grpc-port 8001 ...]
+    python -m serving.launcher status
+    python -m serving.launcher stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_VENV = REPO_ROOT / ".venv-triton"
+SETUP_HINT = "run serving/triton/setup_env.sh"
+PID_FILE = "tritonserver.pid"
+STATE_FILE = "tritonserver.json"
+LOG_FILE = "tritonserver.log"
+MODEL_CONTROL_MODES = ("poll", "explicit", "none")
+
+
+class TritonError(RuntimeError):
+    """The Triton environment is missing, or the server did not start or stop."""
+
+
+def default_run_dir(venv: Path = DEFAULT_VENV) -> Path:
+    """Where the pid, state and log files live unless told otherwise (ignored by git)."""
+    return Path(venv) / "run"
+
+
+@dataclass(frozen=True)
+class TritonEnv:
+    """Paths of a prepared `.venv-triton` (see serving/triton/setup_env.sh)."""
+
+    venv: Path
+    server: Path
+    backends: Path
+    libpython_dir: Path
+    wheel_libs: Path
+
+    @classmethod
+    def discover(cls, venv: Path = DEFAULT_VENV) -> TritonEnv:
+        """Ask the venv's Python where things are; TritonError with a hint when not set up."""
+        venv = Path(venv).resolve()
+        python = venv / "bin" / "python"
+        if not python.exists():
+            raise TritonError(f"no Triton environment at {venv}: {SETUP_HINT}")
+        probe = (
+            "import json, sysconfig; print(json.dumps({'site': sysconfig.get_paths()['purelib'],"
+            " 'libdir': sysconfig.get_config_var('LIBDIR')}))"
+        )
+        try:
+            out = subprocess.run(  # noqa: S603 - our own venv's interpreter
+                [str(python), "-c", probe], capture_output=True, text=True, check=True, timeout=60
+            ).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise TritonError(f"the Python of {venv} does not run ({exc}): {SETUP_HINT}") from exc
+        paths = json.loads(out)
+        site = Path(paths["site"])
+        env = cls(
+            venv=venv,
+            server=site / "pytriton" / "tritonserver" / "bin" / "tritonserver",
+            backends=venv / "triton-backends",
+            libpython_dir=Path(paths["libdir"]),
+            wheel_libs=site / "nvidia_pytriton.libs",
+        )
+        for required in (env.server, env.backends / "python" / "triton_python_backend_stub"):
+            if not required.exists():
+                raise TritonError(f"{required} is missing: {SETUP_HINT}")
+        return env
+
+    def process_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment the server (and the Python backend stubs it spawns) runs with."""
+        env = dict(os.environ if base is None else base)
+        for leaky in ("PYTHONPATH", "PYTHONHOME"):  # would mix in the training venv's numpy 2
+            env.pop(leaky, None)
+        library_path = [str(self.libpython_dir), str(self.wheel_libs)]
+        if env.get("LD_LIBRARY_PATH"):
+            library_path.append(env["LD_LIBRARY_PATH"])
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(library_path)
+        env["PATH"] = os.pathsep.join(filter(None, [str(self.venv / "bin"), env.get("PATH")]))
+        env["VIRTUAL_ENV"] = str(self.venv)
+        env["PYTHONNOUSERSITE"] = "1"
+        return env
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive (our own child that nobody reaped yet)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _is_tritonserver(pid: int) -> bool:
+    """Guard against a recycled pid: only ever signal a tritonserver process."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return False
+    return Path(os.fsdecode(cmdline)).name == "tritonserver"
+
+
+def _http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        return requests.get(url, timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The last `lines` lines of a log file ('' when there is none)."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class TritonServer:
+    """One local tritonserver process, with its pid, state and log files under `run_dir`."""
+
+    def __init__(self, *, venv: Path = DEFAULT_VENV, run_dir: Path | None = None) -> None:
+        self.venv = Path(venv)
+        self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(self.venv)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / PID_FILE
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / STATE_FILE
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / LOG_FILE
+
+    def state(self) -> dict | None:
+        """What the last `start` recorded (pid, ports, repository, urls), or None."""
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def running_pid(self) -> int | None:
+        """The pid of the server this run directory started, when it still runs."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid) and _is_tritonserver(pid) else None
+
+    def start(
+        self,
+        repo: Path,
+        *,
+        http_port: int = 8000,
+        grpc_port: int = 8001,
+        metrics_port: int = 8002,
+        model_control: str = "poll",
+        poll_seconds: int = 1,
+        host: str = "127.0.0.1",
+        load_models: Sequence[str] = ("*",),
+        timeout_s: float = 60.0,
+        log_verbose: int = 0,
+    ) -> subprocess.Popen:
+        """Start tritonserver on `repo` and return once `/v2/health/ready` answers 200.
+
+        Args:
+            repo: the model repository.
+            http_port, grpc_port, metrics_port: KServe v2 HTTP, gRPC and Prometheus ports.
+            model_control: "poll" (reload on repository changes every `poll_seconds`),
+                "explicit" (load/unload through the repository API) or "none".
+            poll_seconds: repository poll interval in poll mode.
+            host: address the three endpoints bind to ("0.0.0.0" to expose them).
+            load_models: models loaded at start in explicit mode ("*": all).
+            timeout_s: how long to wait for readiness.
+            log_verbose: Triton's --log-verbose level.
+
+        Returns:
+            The server process (it runs in its own session and outlives this process).
+
+        Raises:
+            TritonError: no environment, a server already running from this run directory, or
+                the server exited or did not become ready in time (the log tail is included).
+        """
+        if model_control not in MODEL_CONTROL_MODES:
+            raise ValueError(f"model_control must be one of {MODEL_CONTROL_MODES}")
+        repo = Path(repo).resolve()
+        if not repo.is_dir():
+            raise TritonError(f"model repository {repo} does not exist")
+        env = TritonEnv.discover(self.venv)
+        pid = self.running_pid()
+        if pid is not None:
+            raise TritonError(f"a tritonserver started from {self.run_dir} runs (pid {pid})")
+
+        cmd = [
+            str(env.server),
+            f"--model-repository={repo}",
+            f"--backend-directory={env.backends}",
+            f"--http-address={host}",
+            f"--http-port={http_port}",
+            f"--grpc-address={host}",
+            f"--grpc-port={grpc_port}",
+            f"--metrics-address={host}",
+            f"--metrics-port={metrics_port}",
+            "--allow-gpu-metrics=false",
+            f"--model-control-mode={model_control}",
+            "--disable-auto-complete-config",
+            "--exit-timeout-secs=10",
+            f"--log-verbose={log_verbose}",
+        ]
+        if model_control == "poll":
+            cmd.append(f"--repository-poll-secs={poll_seconds}")
+        elif model_control == "explicit":
+            cmd += [f"--load-model={name}" for name in load_models]
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        with open(self.log_file, "wb") as log_handle:
+            self.process = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log_handle,
+                stderr=subprocess.STDOUT,
+                env=env.process_env(),
+                cwd=self.run_dir,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(f"{self.process.pid}\n")
+        base = f"http://{_client_host(host)}"
+        state = {
+            "pid": self.process.pid,
+            "repo": str(repo),
+            "host": host,
+            "http_port": http_port,
+            "grpc_port": grpc_port,
+            "metrics_port": metrics_port,
+            "model_control": model_control,
+            "http_url": f"{base}:{http_port}",
+            "grpc_url": f"{_client_host(host)}:{grpc_port}",
+            "metrics_url": f"{base}:{metrics_port}/metrics",
+            "log": str(self.log_file),
+            "cmd": cmd,
+        }
+        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+
+        ready_url = f"{base}:{http_port}/v2/health/ready"
+        deadline = began + timeout_s
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                self._forget()
+                raise TritonError(
+                    f"tritonserver exited with code {code} during start; log {self.log_file}:\n"
+                    + log_tail(self.log_file)
+                )
+            if _http_ok(ready_url, timeout=0.5):
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TritonError(
+                    f"tritonserver not ready after {timeout_s:.0f} s; log {self.log_file}:\n"
+                    + log_tail(self.log_file)
+                )
+            time.sleep(0.1)
+        state["ready_seconds"] = round(time.monotonic() - began, 3)
+        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+        log.info("tritonserver ready in %.1f s (pid %d)", state["ready_seconds"], self.process.pid)
+        return self.process
+
+    def stop(self, timeout_s: float = 20.0) -> bool:
+        """SIGTERM the server, wait up to `timeout_s`, then SIGKILL its process group.
+
+        Returns:
+            True when a server was running and was stopped, False when none ran.
+        """
+        pid = self.process.pid if self.process is not None else self.running_pid()
+        if pid is None or not _pid_alive(pid):
+            self._forget()
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                break
+            if self.process is None and not _pid_alive(pid):
+                break
+            time.sleep(0.1)
+        else:
+            log.warning("tritonserver %d ignored SIGTERM for %.0f s: SIGKILL", pid, timeout_s)
+        # The server is its session's group leader; this also reaps stubs left behind.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait(timeout=10)
+        self._forget()
+        return True
+
+    def _forget(self) -> None:
+        self.pid_file.unlink(missing_ok=True)
+        self.process = None
+
+    def is_ready(self) -> bool:
+        """Whether the recorded server answers /v2/health/ready with 200."""
+        state = self.state()
+        return bool(state) and _http_ok(f"{state['http_url']}/v2/health/ready")
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m serving.launcher", description=__doc__)
+    parser.add_argument("command", choices=("start", "stop", "status"))
+    parser.add_argument("--repo", type=Path, help="model repository (start)")
+    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="Triton environment")
+    parser.add_argument("--run-dir", type=Path, help="pid/state/log files (default VENV/run)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address")
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--model-control", choices=MODEL_CONTROL_MODES, default="poll")
+    parser.add_argument("--poll-seconds", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit status (status: 0 ready, 1 not ready, 3 stopped)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    server = TritonServer(venv=args.venv, run_dir=args.run_dir)
+    if args.command == "start":
+        if args.repo is None:
+            print("start needs --repo DIR", file=sys.stderr)
+            return 2
+        try:
+            server.start(
+                args.repo,
+                http_port=args.http_port,
+                grpc_port=args.grpc_port,
+                metrics_port=args.metrics_port,
+                model_control=args.model_control,
+                poll_seconds=args.poll_seconds,
+                host=args.host,
+                timeout_s=args.timeout,
+            )
+        except TritonError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        state = server.state() or {}
+        print(json.dumps({key: state.get(key) for key in _SUMMARY_KEYS}, indent=2))
+        return 0
+    if args.command == "stop":
+        stopped = server.stop(timeout_s=args.timeout)
+        print("stopped tritonserver" if stopped else f"no tritonserver ran from {server.run_dir}")
+        return 0
+    pid = server.running_pid()
+    state = server.state() or {}
+    ready = pid is not None and server.is_ready()
+    summary = {key: state.get(key) for key in _SUMMARY_KEYS}
+    summary.update(running=pid is not None, ready=ready, pid=pid)
+    print(json.dumps(summary, indent=2))
+    if pid is None:
+        return 3
+    return 0 if ready else 1
+
+
+_SUMMARY_KEYS = ("pid", "repo", "http_url", "grpc_url", "metrics_url", "log", "ready_seconds")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
