@@ -8,9 +8,15 @@ training venv needs. How the server is started, and why:
   `libpython3.X.so`, and an older system copy breaks models (`_thread.RLock ...
   _recursion_count`). Then the wheel's `nvidia_pytriton.libs`, which the stub and the backend
   (copied to `.venv-triton/triton-backends/`) no longer reach through their relative RPATH.
-- `PATH` starts with `.venv-triton/bin`: the stub embeds Python without naming a program, so
-  Python finds `python3` on `PATH`, sees the venv's `pyvenv.cfg` and uses the venv's
-  site-packages (and not the base interpreter's, which may hold numpy 2).
+- `PATH` starts with `.venv-triton/bin`: the stub embeds Python without a program path, so
+  Python looks `python3` up on `PATH`, finds the venv's `pyvenv.cfg` and uses the venv's
+  site-packages, not the base interpreter's (which may hold numpy 2). Checked: in the stub,
+  `sys.executable` is `.venv-triton/bin/python3` and `sys.prefix` the venv. The stub starts
+  Python with an isolated config, so PYTHONPATH, PYTHONHOME and the other PYTHON* variables
+  have no effect on it: PATH is what selects the environment.
+- No `__pycache__` in the model repository: setup_env.sh installs a `.pth` that sets
+  `sys.dont_write_bytecode` in `.venv-triton` (a cache written next to model.py changes the
+  version directory, and a polling Triton then reloads the model once, resetting statistics).
 - `--disable-auto-complete-config`: every model has a complete config.pbtxt; it saves a stub
   launch per load and makes Triton ignore a model directory until its config.pbtxt exists.
 - The server runs in its own session (it survives the CLI that started it); stop sends
@@ -31,6 +37,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -96,7 +103,12 @@ class TritonEnv:
             libpython_dir=Path(paths["libdir"]),
             wheel_libs=site / "nvidia_pytriton.libs",
         )
-        for required in (env.server, env.backends / "python" / "triton_python_backend_stub"):
+        required_paths = (
+            env.server,
+            env.backends / "python" / "triton_python_backend_stub",
+            site / "triton_no_bytecode.pth",
+        )
+        for required in required_paths:
             if not required.exists():
                 raise TritonError(f"{required} is missing: {SETUP_HINT}")
         return env
@@ -104,15 +116,12 @@ class TritonEnv:
     def process_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """The environment the server (and the Python backend stubs it spawns) runs with."""
         env = dict(os.environ if base is None else base)
-        for leaky in ("PYTHONPATH", "PYTHONHOME"):  # would mix in the training venv's numpy 2
-            env.pop(leaky, None)
         library_path = [str(self.libpython_dir), str(self.wheel_libs)]
         if env.get("LD_LIBRARY_PATH"):
             library_path.append(env["LD_LIBRARY_PATH"])
         env["LD_LIBRARY_PATH"] = os.pathsep.join(library_path)
         env["PATH"] = os.pathsep.join(filter(None, [str(self.venv / "bin"), env.get("PATH")]))
         env["VIRTUAL_ENV"] = str(self.venv)
-        env["PYTHONNOUSERSITE"] = "1"
         return env
 
 
@@ -139,6 +148,16 @@ def _is_tritonserver(pid: int) -> bool:
     return Path(os.fsdecode(cmdline)).name == "tritonserver"
 
 
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _http_ok(url: str, timeout: float = 1.0) -> bool:
     try:
         return requests.get(url, timeout=timeout).status_code == 200
@@ -146,13 +165,16 @@ def _http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def log_tail(path: Path, lines: int = 40) -> str:
-    """The last `lines` lines of a log file ('' when there is none)."""
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The log's error lines and its last `lines` lines, without Triton's ASCII tables."""
     try:
         text = Path(path).read_text(errors="replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    kept = [line for line in text.splitlines() if line.strip() and line[0] not in "+|"]
+    tail = kept[-lines:]
+    errors = [line for line in kept[: -lines or None] if line.startswith("E")][-10:]
+    return "\n".join(errors + (["..."] if errors else []) + tail)
 
 
 class TritonServer:
@@ -233,6 +255,11 @@ class TritonServer:
         pid = self.running_pid()
         if pid is not None:
             raise TritonError(f"a tritonserver started from {self.run_dir} runs (pid {pid})")
+
+        for port in (http_port, grpc_port, metrics_port):
+            # Else readiness could be answered by another server already on the port.
+            if not _port_free(host, port):
+                raise TritonError(f"port {port} on {host} is already in use")
 
         cmd = [
             str(env.server),
@@ -353,7 +380,11 @@ def _client_host(host: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m serving.launcher", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.launcher",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=("start", "stop", "status"))
     parser.add_argument("--repo", type=Path, help="model repository (start)")
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="Triton environment")

@@ -25,7 +25,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 MODEL_FILENAME = "model.onnx"
@@ -135,6 +135,7 @@ def triton_config(
     instances: int = 1,
     kind: str = "KIND_CPU",
     backend: str = "python",
+    parameters: Mapping[str, str] | None = None,
 ) -> str:
     """config.pbtxt text for an ONNX model, derived from the graph's inputs and outputs.
 
@@ -148,6 +149,8 @@ def triton_config(
         kind: "KIND_CPU", or "KIND_GPU" with backend "onnxruntime" (the cluster variant).
         backend: "python" (local: serving/triton/model.py runs onnxruntime) or "onnxruntime"
             (Triton's ONNX Runtime backend, platform "onnxruntime_onnx").
+        parameters: string key/values clients read from the model config (e.g. the decision
+            threshold and the registry version).
 
     Returns:
         The protobuf text of the model configuration.
@@ -165,7 +168,7 @@ def triton_config(
     if max_batch_size < 0 or instances < 1 or max_queue_delay_us < 0:
         raise ValueError("max_batch_size >= 0, instances >= 1 and max_queue_delay_us >= 0")
     bad = [size for size in preferred_batch_sizes if not 0 < size <= max_batch_size]
-    if bad:
+    if bad and max_batch_size > 0:  # without batching there is no dynamic batcher to configure
         raise ValueError(f"preferred batch sizes {bad} are not within 1..{max_batch_size}")
 
     model = _load_onnx(onnx_model_bytes)
@@ -205,6 +208,10 @@ def triton_config(
         lines.append(batching)
     lines.append(f"instance_group [\n  {{\n    count: {instances}\n    kind: {kind}\n  }}\n]")
     lines.append("version_policy: { latest: { num_versions: 1 } }")
+    for key, value in (parameters or {}).items():
+        lines.append(
+            f"parameters {{ key: {_quote(key)} value: {{ string_value: {_quote(str(value))} }} }}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -361,7 +368,7 @@ def _create_model(
         _write_file(staging / CONFIG_FILENAME, config_bytes)
         _fill_version(staging / str(version), onnx_bytes, backend)
         _fsync_dir(staging)
-        os.rename(staging, model_dir)  # fails if another writer created it meanwhile
+        os.rename(staging, model_dir)  # fails if another writer filled it meanwhile
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

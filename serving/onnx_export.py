@@ -237,7 +237,25 @@ def _unscale_thresholds(nodes: np.ndarray, columns: slice, scale: Any, mean: Any
     feature = nodes["feature_idx"].astype(np.int64)
     split = (nodes["is_leaf"] == 0) & (feature >= columns.start) & (feature < columns.stop)
     local = feature[split] - columns.start
-    nodes["num_threshold"][split] = nodes["num_threshold"][split] * scale[local] + mean[local]
+    scaled = nodes["num_threshold"][split]
+    raw = scaled * scale[local] + mean[local]
+    nodes["num_threshold"][split] = _tie_safe(raw, scaled, scale[local], mean[local])
+
+
+def _tie_safe(raw: np.ndarray, scaled: np.ndarray, scale: Any, mean: Any) -> np.ndarray:
+    """Float32 raw thresholds that send a tie value the way sklearn's float64 scaling did.
+
+    A threshold often equals a training value v. When v is exactly a float32 (integers,
+    round amounts), sklearn decides `(v - mean) / scale <= threshold` in float64, which
+    rounding can send either way; the float32 threshold is moved one step below v when
+    sklearn sent v right. Other thresholds keep the plain conversion.
+    """
+    as32 = raw.astype(np.float32)
+    exact = np.abs(as32.astype(np.float64) - raw) <= 4 * np.spacing(np.abs(raw))
+    goes_right = ((as32.astype(np.float64) - mean) / scale) > scaled
+    move = exact & goes_right
+    as32[move] = np.nextafter(as32[move], np.float32(-np.inf))
+    return np.where(exact, as32.astype(np.float64), raw)
 
 
 def _is_nan(value: Any) -> bool:

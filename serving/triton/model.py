@@ -101,6 +101,7 @@ class TritonPythonModel:
             self.inputs.append((node.name, _ONNX_TO_NUMPY[node.type], len(node.shape)))
 
         configured_outputs = {item["name"]: item for item in config.get("output", [])}
+        batched = int(config.get("max_batch_size", 0)) > 0
         self.outputs = []  # (name, numpy dtype, dims without batch)
         for node in self.session.get_outputs():
             item = configured_outputs.get(node.name)
@@ -110,6 +111,8 @@ class TritonPythonModel:
                 )
             dtype = pb_utils.triton_string_to_numpy(item["data_type"])
             dims = tuple(int(d) for d in item["dims"])
+            if not batched:  # without batching the configured dims include the row dimension
+                dims = dims[1:]
             self.outputs.append((node.name, dtype, dims))
         self.output_names = [name for name, _, _ in self.outputs]
 

@@ -72,7 +72,14 @@ STUB="$TS/python_backend_stubs/$PYVER/triton_python_backend_stub"
 --enable-shared (pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install 3.11; Debian's \
 python3.11: apt-get install libpython3.11)"
 
-# 4. The backend directory, rebuilt whole under a temporary name and swapped in.
+# 4. The backend stub embeds Python with an isolated config (PYTHON* variables are ignored):
+# this .pth keeps it from writing __pycache__ into the model repository, which a polling
+# Triton would take for a change and reload the model for.
+PTH="$SITE/triton_no_bytecode.pth"
+echo "import sys; sys.dont_write_bytecode = True" >"$PTH"
+say "wrote $PTH"
+
+# 5. The backend directory, rebuilt whole under a temporary name and swapped in.
 tmp="$VENV/.triton-backends.tmp.$$"
 rm -rf "$tmp"
 trap 'rm -rf "$tmp"' EXIT
@@ -81,7 +88,7 @@ cp "$TS/backends/python/libtriton_python.so" "$TS/backends/python/triton_python_
     "$tmp/python/"
 cp "$STUB" "$tmp/python/triton_python_backend_stub"
 chmod 755 "$tmp/python/triton_python_backend_stub"
-if [ -d "$BACKENDS" ] && diff -rq "$tmp" "$BACKENDS" >/dev/null 2>&1; then
+if [ -d "$BACKENDS" ] && diff -rq -x __pycache__ "$tmp" "$BACKENDS" >/dev/null 2>&1; then
     rm -rf "$tmp"  # unchanged: leave the directory a running server may be using alone
     say "backend directory up to date: $BACKENDS"
 else
@@ -90,7 +97,7 @@ else
     say "prepared $BACKENDS (python backend + stub for Python $PYVER)"
 fi
 
-# 5. Every shared library resolves the way serving.launcher will run them.
+# 6. Every shared library resolves the way serving.launcher will run them.
 if command -v ldd >/dev/null 2>&1; then
     for binary in "$SERVER" "$BACKENDS/python/libtriton_python.so" \
         "$BACKENDS/python/triton_python_backend_stub"; do

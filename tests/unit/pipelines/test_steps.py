@@ -153,3 +153,20 @@ def test_batch_that_breaks_the_contract_stops_with_named_expectations(tracking, 
     assert not Path(clean.path).exists()
     run = mlflow.get_run(run_id)
     assert run.data.tags["failed_stage"] == "validate" and run.info.status == "FAILED"
+
+
+def test_champion_deploys_to_a_triton_repository_once(outputs, tmp_path):
+    from serving.deploy import DeployError, deploy_champion
+    from serving.model_repository import list_versions
+
+    _, a = outputs
+    version = a["registered"].metadata["version"]
+    assert deploy_champion("steps-test-classifier", tmp_path) == (version, True)
+    assert deploy_champion("steps-test-classifier", tmp_path) == (version, False)
+    assert list_versions(tmp_path, "steps-test-classifier") == [int(version)]
+    model_dir = tmp_path / "steps-test-classifier"
+    assert (model_dir / version / "model.onnx").read_bytes() == Path(a["onnx"].path).read_bytes()
+    config = (model_dir / "config.pbtxt").read_text()
+    assert 'name: "amount"' in config and "TYPE_STRING" in config and "dynamic_batching" in config
+    with pytest.raises(DeployError, match="has no champion yet"):
+        deploy_champion("no-such-model", tmp_path)

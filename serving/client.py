@@ -1,0 +1,142 @@
+"""Client for the served model: raw feature rows in, probabilities and decisions out.
+
+    python -m serving.client predict --file rows.csv [--model fraud-classifier]
+
+Input names, types and the decision threshold are read from the server (model metadata and
+the `threshold` parameter of its config), so the client needs no registry access.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from serving.onnx_export import MISSING_CATEGORY, PROBABILITIES_OUTPUT
+
+PROTOCOLS = ("http", "grpc")
+
+
+class ClientError(RuntimeError):
+    """The request cannot be built or the server refused it; the message says why."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the client learns from the server about one model."""
+
+    name: str
+    version: str
+    inputs: dict[str, str]  # input name -> Triton datatype ("FP32", "BYTES")
+    threshold: float
+
+
+class TritonModelClient:
+    """Predict with one model on a Triton server over HTTP or gRPC (tritonclient)."""
+
+    def __init__(self, model: str, url: str = "127.0.0.1:8000", protocol: str = "http") -> None:
+        if protocol not in PROTOCOLS:
+            raise ClientError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        if protocol == "http":
+            import tritonclient.http as module
+        else:
+            import tritonclient.grpc as module
+        self._module, self._protocol = module, protocol
+        self._client = module.InferenceServerClient(url=url)
+        self.info = self._describe(model)
+
+    def _describe(self, model: str) -> ModelInfo:
+        try:
+            metadata = self._client.get_model_metadata(model)
+            config = self._client.get_model_config(model)
+        except Exception as exc:  # noqa: BLE001 - tritonclient raises its own exception types
+            raise ClientError(f"model '{model}' is not available: {exc}") from exc
+        if self._protocol == "grpc":  # protobuf messages -> the same dicts HTTP returns
+            from google.protobuf.json_format import MessageToDict
+
+            metadata = MessageToDict(metadata, preserving_proto_field_name=True)
+            config = MessageToDict(config, preserving_proto_field_name=True)["config"]
+        parameters = config.get("parameters", {})
+        threshold = float(parameters.get("threshold", {}).get("string_value", 0.5))
+        inputs = {i["name"]: i["datatype"] for i in metadata["inputs"]}
+        return ModelInfo(model, str(metadata.get("versions", ["?"])[-1]), inputs, threshold)
+
+    def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Probability of the positive class and the decision at the model's threshold."""
+        missing = [name for name in self.info.inputs if name not in rows.columns]
+        if missing:
+            raise ClientError(f"rows lack the model's input column(s): {missing}")
+        tensors = []
+        for name, datatype in self.info.inputs.items():
+            values = _column(rows[name], datatype)
+            tensor = self._module.InferInput(name, list(values.shape), datatype)
+            tensor.set_data_from_numpy(values)
+            tensors.append(tensor)
+        try:
+            result = self._client.infer(self.info.name, tensors)
+        except Exception as exc:  # noqa: BLE001
+            raise ClientError(f"inference failed: {exc}") from exc
+        probability = result.as_numpy(PROBABILITIES_OUTPUT)[:, 1].astype(float)
+        return pd.DataFrame(
+            {
+                "probability": probability,
+                "decision": (probability >= self.info.threshold).astype(int),
+            },
+            index=rows.index,
+        )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._client.close()
+
+
+def _column(values: pd.Series, datatype: str) -> np.ndarray:
+    """One input tensor [n, 1]: numbers as float32 (NaN = missing), text as str ("" = missing)."""
+    if datatype == "FP32":
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = values.notna() & numbers.isna()
+        if bad.any():
+            raise ClientError(
+                f"column '{values.name}' has non-numeric values: "
+                f"{values[bad].astype(str).unique()[:3].tolist()}"
+            )
+        return numbers.to_numpy(np.float32).reshape(-1, 1)
+    if datatype == "BYTES":
+        text = values.astype(object).where(values.notna(), MISSING_CATEGORY).astype(str)
+        return text.to_numpy(object).reshape(-1, 1)
+    raise ClientError(f"input '{values.name}' has unsupported datatype {datatype}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.client", description=__doc__)
+    parser.add_argument("command", choices=("predict",))
+    parser.add_argument("--file", type=Path, required=True, help="CSV or Parquet of raw rows")
+    parser.add_argument("--model", default="fraud-classifier")
+    parser.add_argument("--url", default="127.0.0.1:8000", help="host:port (8001 for gRPC)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="http")
+    args = parser.parse_args(argv)
+    from features.sources import DataSourceError, read_table
+
+    try:
+        rows = read_table(args.file)
+        client = TritonModelClient(args.model, args.url, args.protocol)
+        predictions = client.predict(rows)
+        client.close()
+    except (ClientError, DataSourceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"# model {client.info.name} v{client.info.version}, threshold {client.info.threshold:.4f}",
+        file=sys.stderr,
+    )
+    predictions.to_csv(sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Put a project's champion into the Triton model repository (one Triton version per
+registry version), from the parity-checked ONNX the pipeline logged with it.
+
+    python -m serving.deploy --project fraud --repo local_outputs/triton_repository
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from configs import ConfigError, load_config
+from models.registry import RegistryError, champion_version, configure_tracking
+from pipelines.steps import ONNX_ARTIFACT
+from serving.model_repository import list_versions, triton_config, write_version
+
+
+class DeployError(RuntimeError):
+    """The champion cannot be deployed; the message says why."""
+
+
+def champion_onnx(model_name: str) -> tuple[str, bytes, dict[str, str]]:
+    """The champion's version, the ONNX bytes its pipeline run logged, and its version tags."""
+    import mlflow
+
+    version = champion_version(model_name)
+    if version is None:
+        raise DeployError(
+            f"model '{model_name}' has no champion yet: run `make pipeline` until the gate "
+            "promotes a challenger"
+        )
+    info = mlflow.MlflowClient().get_model_version(model_name, version)
+    run_id = info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=ONNX_ARTIFACT, dst_path=tmp
+            )
+        except mlflow.exceptions.MlflowException as exc:
+            raise DeployError(f"version {version} has no {ONNX_ARTIFACT} in run {run_id}") from exc
+        return version, Path(path).read_bytes(), dict(info.tags)
+
+
+def deploy_champion(model_name: str, repo: Path) -> tuple[str, bool]:
+    """Write the champion as a Triton version unless it is there; returns (version, written)."""
+    version, onnx_bytes, tags = champion_onnx(model_name)
+    if int(version) in list_versions(repo, model_name):
+        return version, False
+    parameters = {"threshold": tags["threshold"], "registry_version": version}
+    config = triton_config(model_name, onnx_bytes, parameters=parameters)
+    write_version(repo, model_name, int(version), onnx_bytes, config)
+    return version, True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", default="fraud")
+    parser.add_argument("--repo", type=Path, default=Path("local_outputs/triton_repository"))
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.project)
+        configure_tracking(Path.cwd())
+        version, written = deploy_champion(config.model_name, args.repo)
+    except (ConfigError, RegistryError, DeployError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    state = "written to" if written else "already in"
+    print(f"{config.model_name} version {version} (champion) {state} {args.repo}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
