@@ -141,6 +141,9 @@ class TritonPythonModel:
                 raise RequestError(f"input '{name}' must be numeric, got strings")
             else:
                 values = values.astype(dtype, copy=False)
+                if np.issubdtype(values.dtype, np.floating) and np.isinf(values).any():
+                    # NaN means "missing" and is scored; an infinity is never a real value.
+                    raise RequestError(f"input '{name}' contains +/-inf; send NaN for missing")
             if values.ndim != rank:
                 # An ONNX input of shape [N] sits behind config dims [1] (and vice versa).
                 if rank == 1 and values.shape == (rows, 1):

@@ -637,3 +637,146 @@ def test_client_reads_threshold_from_the_server_and_decides(triton, tmp_path, ca
     captured = capsys.readouterr()
     assert "threshold 0.8000" in captured.err and captured.out.count("\n") == 5
     assert main([*argv[:4], "nope", *argv[5:]]) == 2
+
+
+# -- bad requests ------------------------------------------------------------------------------
+
+
+def _tensor(name: str, datatype: str, data: list, shape: list[int] | None = None) -> dict:
+    return {"name": name, "datatype": datatype, "shape": shape or [len(data), 1], "data": data}
+
+
+BAD_REQUESTS = {
+    "missing input": ({"inputs": [_tensor("x", "FP32", [0.5])]}, "c"),
+    "wrong dtype": (
+        {"inputs": [_tensor("x", "BYTES", ["a"]), _tensor("c", "BYTES", ["yes"])]},
+        "x",
+    ),
+    "wrong shape": (
+        {"inputs": [_tensor("x", "FP32", [0.5, 1.0], [1, 2]), _tensor("c", "BYTES", ["yes"])]},
+        "x",
+    ),
+    "oversized batch": (
+        {"inputs": [_tensor("x", "FP32", [0.0] * 1025), _tensor("c", "BYTES", ["a"] * 1025)]},
+        "batch",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
+def test_bad_requests_get_a_4xx_that_says_what_is_wrong(triton, case):
+    body, word = BAD_REQUESTS[case]
+    response = requests.post(f"{triton.http}/v2/models/{NAME}/infer", json=body, timeout=10)
+    assert 400 <= response.status_code < 500, response.text
+    assert word in response.json()["error"]
+    x, c = _batch(3, seed=5)  # the server keeps serving everyone else
+    ok = requests.post(f"{triton.http}/v2/models/{NAME}/infer", json=v2_json(x, c), timeout=10)
+    assert ok.status_code == 200
+
+
+def test_unknown_model_and_version_are_4xx(triton):
+    url = f"{triton.http}/v2/models"
+    x, c = _batch(2, seed=6)
+    unknown = requests.post(f"{url}/nope/infer", json=v2_json(x, c), timeout=10)
+    assert 400 <= unknown.status_code < 500 and "nope" in unknown.json()["error"]
+    version = requests.post(f"{url}/{NAME}/versions/99/infer", json=v2_json(x, c), timeout=10)
+    assert 400 <= version.status_code < 500 and "99" in version.json()["error"]
+
+
+BODY_PARSE_ERRORS = {
+    "malformed JSON": (b"{not json", "parse"),
+    "shape does not match data": (
+        json.dumps(
+            {
+                "inputs": [
+                    _tensor("x", "FP32", [0.5], [3, 1]),
+                    _tensor("c", "BYTES", ["a", "b", "c"]),
+                ]
+            }
+        ).encode(),
+        "Shape does not match",
+    ),
+    "non-number (JSON has no inf)": (
+        json.dumps(
+            {"inputs": [_tensor("x", "FP32", [0.5, "inf"]), _tensor("c", "BYTES", ["a", "b"])]}
+        ).encode(),
+        "non-number",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BODY_PARSE_ERRORS))
+def test_body_parse_errors_are_named_though_triton_answers_500(triton, case):
+    """Known Triton 2.51 behaviour: its HTTP frontend answers a body it cannot parse with 500
+    (not 4xx) but names the problem; the server keeps serving."""
+    body, words = BODY_PARSE_ERRORS[case]
+    response = requests.post(f"{triton.http}/v2/models/{NAME}/infer", data=body, timeout=10)
+    assert response.status_code == 500 and words in response.json()["error"]
+    x, c = _batch(3, seed=5)
+    ok = requests.post(f"{triton.http}/v2/models/{NAME}/infer", json=v2_json(x, c), timeout=10)
+    assert ok.status_code == 200
+
+
+def _binary_infer(triton, x: np.ndarray, c: list[str]):
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(url=triton.http_hostport)
+    try:
+        return client.infer(NAME, _client_inputs(httpclient, x, c)).as_numpy("probabilities")
+    finally:
+        client.close()
+
+
+def test_infinity_is_rejected_with_4xx_and_nan_is_scored(triton):
+    from tritonclient.utils import InferenceServerException
+
+    with pytest.raises(InferenceServerException) as rejected:
+        _binary_infer(triton, np.array([[0.5], [np.inf]], np.float32), ["a", "b"])
+    assert "contains +/-inf" in str(rejected.value) and "400" in str(rejected.value.status())
+    scored = _binary_infer(triton, np.array([[np.nan], [1.0]], np.float32), ["", "never-seen"])
+    assert scored.shape == (2, 2)
+    assert np.isfinite(scored[1]).all()
+
+
+# -- version swap under traffic ------------------------------------------------------------------
+
+
+def test_version_swap_under_concurrent_traffic_drops_nothing(triton):
+    """Clients keep sending while a new version is written and loaded: every request succeeds
+    and answers come from the old version, then the new one."""
+    import threading
+
+    name = "swap"
+    v1 = build_onnx()
+    write_version(triton.repo, name, 1, v1, triton_config(name, v1))
+    url = f"{triton.http}/v2/models/{name}"
+    wait_for(lambda: requests.get(f"{url}/ready", timeout=5).status_code == 200, 20, "swap v1")
+    x, c = _batch(4, seed=8)
+    statuses, versions, stop = [], [], threading.Event()
+
+    def client() -> None:
+        with requests.Session() as session:
+            while not stop.is_set() and len(statuses) < 20_000:
+                response = session.post(f"{url}/infer", json=v2_json(x, c), timeout=10)
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    versions.append(response.json()["model_version"])
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: len(versions) > 50, 10, "traffic on v1")
+        v2 = build_onnx(shift=1.5)
+        write_version(triton.repo, name, 2, v2, triton_config(name, v2))
+        wait_for(lambda: versions and versions[-1] == "2", 30, "traffic on v2")
+        served_after = len(versions)
+        wait_for(lambda: len(versions) > served_after + 50, 10, "more traffic on v2")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=15)
+    assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    assert versions[0] == "1" and versions[-1] == "2"
+    first_v2 = versions.index("2")
+    assert set(versions[first_v2:]) <= {"1", "2"} and "1" in versions[:first_v2]
