@@ -30,7 +30,7 @@ install: $(STAMP) ## Create .venv and install the platform with its dev tools
 triton-env: ## Create .venv-triton, Triton's own runtime (nvidia-pytriton, numpy<2, onnxruntime)
 	PYTHON=$(PYTHON) serving/triton/setup_env.sh
 
-pipeline: $(STAMP) ## Run the training pipeline locally via kfp.local (PROJECT=fraud|churn|path.yaml)
+pipeline: $(STAMP) triton-env ## Run the training pipeline locally via kfp.local (PROJECT=fraud|churn|path.yaml)
 	$(BIN)/python -m pipelines.run_local --project $(PROJECT)
 
 compile: $(STAMP) ## Write the Kubeflow pipeline YAML to pipelines/compiled/
@@ -64,7 +64,7 @@ test: lint triton-env ## Lint, then the whole test suite with coverage (fails un
 test-fast: $(STAMP) ## Unit tests only, no coverage gate
 	$(BIN)/python -m pytest tests/unit -q
 
-bench-pipeline: $(STAMP) ## Benchmark kfp.local against the same steps in one process -> reports/
+bench-pipeline: $(STAMP) triton-env ## Benchmark kfp.local against the same steps in one process -> reports/
 	$(BIN)/python -m benchmarks.bench_pipeline --project $(PROJECT)
 
 mlflow-ui: $(STAMP) ## Browse runs and the registry of the embedded store on :5000

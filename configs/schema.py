@@ -168,6 +168,10 @@ class Serving(_Frozen):
     parity_tolerance: float = Field(
         1e-4, gt=0, description="Max |ONNX - in-process| probability difference on test rows."
     )
+    p99_budget_ms: float = Field(
+        50.0, gt=0, description="Max single-row p99 latency in infra validation (real Triton)."
+    )
+    validation_rows: int = Field(500, ge=10, description="Holdout rows replayed through Triton.")
 
 
 class ProjectConfig(_Frozen):

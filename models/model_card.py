@@ -43,7 +43,8 @@ def render_model_card(
         "",
         f"**Project:** {project} — {description}",
         f"**Model family:** {family}  ",
-        f"**Promoted to champion:** {'yes' if decision['promote'] else 'no'}",
+        f"**Gate passed:** {'yes' if decision['promote'] else 'no'} (the champion alias moves "
+        "only after infra validation in Triton; see the version's `deploy.status` tag)",
         "",
         "## Data and lineage",
         *[f"- {k}: {_fmt(v)}" for k, v in lineage.items()],

@@ -165,3 +165,31 @@ def gate_model(
     gate_step(
         config_yaml, run_id, registered, model, baseline, test, evaluation, explanation, decision
     )
+
+
+@component
+def deploy_model(
+    config_yaml: str,
+    run_id: str,
+    serving_repository: str,
+    registered: Input[Artifact],
+    model: Input[Model],
+    onnx_model: Input[Model],
+    test: Input[Dataset],
+    decision: Input[Artifact],
+    deployment: Output[Artifact],
+):
+    """Infra validation in a real Triton, then the `champion` alias and the serving repository."""
+    from pipelines.steps import deploy_step
+
+    deploy_step(
+        config_yaml,
+        run_id,
+        serving_repository,
+        registered,
+        model,
+        onnx_model,
+        test,
+        decision,
+        deployment,
+    )

@@ -29,6 +29,7 @@ ARTIFACTS = (
     "onnx",
     "registered",
     "decision",
+    "deployment",
 )
 
 
@@ -41,7 +42,11 @@ class FileArtifact:
 
 
 def run_steps(
-    config_yaml: str, workdir: Path, study_storage: str = "", mlflow_run_id: str = ""
+    config_yaml: str,
+    workdir: Path,
+    study_storage: str = "",
+    mlflow_run_id: str = "",
+    serving_repository: str = "",
 ) -> tuple[str, dict[str, FileArtifact]]:
     """Run every step in order; returns the MLflow run id and the artifacts by name."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -99,5 +104,15 @@ def run_steps(
         evaluation=a["evaluation"],
         explanation=a["explanation"],
         decision=a["decision"],
+    )
+    steps.deploy_step(
+        **common,
+        serving_repository=serving_repository,
+        registered=a["registered"],
+        model=a["model"],
+        onnx_model=a["onnx"],
+        test=a["test"],
+        decision=a["decision"],
+        deployment=a["deployment"],
     )
     return run_id, a

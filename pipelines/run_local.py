@@ -23,8 +23,10 @@ from typing import Any, TextIO
 
 from configs import ConfigError, load_config
 from models.registry import RegistryError, configure_tracking, experiment_id
-from pipelines.steps import DECISION_FILE, STAGES
+from pipelines.steps import DECISION_FILE, DEPLOYMENT_FILE, STAGES
 from pipelines.training import PIPELINE_NAME, config_parameter
+
+SERVING_REPOSITORY = Path("local_outputs/triton_repository")  # what `make serve` serves
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -125,7 +127,12 @@ def _run_pipeline(config_yaml: str, run_id: str, run_name: str, pipeline_root: P
         pipeline_root=str(pipeline_root),
         raise_on_error=True,
     )
-    training_pipeline(config_yaml=config_yaml, mlflow_run_id=run_id, pipeline_run=run_name)
+    training_pipeline(
+        config_yaml=config_yaml,
+        mlflow_run_id=run_id,
+        pipeline_run=run_name,
+        serving_repository=str(Path.cwd() / SERVING_REPOSITORY),
+    )
 
 
 def _report_failure(project: str, run_id: str, exc: Exception) -> int:
@@ -164,6 +171,7 @@ def write_summary(run_id: str, run_name: str, reports: Path, wall_seconds: float
     client.set_terminated(run_id, status="FINISHED")
     run = client.get_run(run_id)
     decision = json.loads((reports / DECISION_FILE).read_text())
+    deployment = json.loads((reports / DEPLOYMENT_FILE).read_text())
     stages = {
         k.split(".", 1)[1]: v for k, v in run.data.metrics.items() if k.startswith("stage_seconds.")
     }
@@ -180,8 +188,13 @@ def write_summary(run_id: str, run_name: str, reports: Path, wall_seconds: float
             "tracking_uri": mlflow.get_tracking_uri(),
         },
         "model": {"name": run.data.tags["model_name"], "version": run.data.tags["model_version"]},
-        "promoted": decision["promote"],
-        "reasons": decision["reasons"],
+        "promoted": deployment["deployed"],
+        "reasons": [*deployment["reasons"], *decision["reasons"]],
+        "gate_passed": decision["promote"],
+        "deployment": {
+            k: deployment.get(k) for k in ("deployed", "lead_time_s", "serving_repository")
+        }
+        | {k: deployment.get("infra_validation", {}).get(k) for k in ("p50_ms", "p99_ms")},
         "primary_metric": {
             "name": decision["metric"],
             "confidence": decision["confidence"],
@@ -197,6 +210,7 @@ def write_summary(run_id: str, run_name: str, reports: Path, wall_seconds: float
             "shap_plots": sorted(str(p) for p in (reports / "shap").glob("*.png")),
             "model_card": str(reports / "model_card.md"),
             "decision_record": str(reports / DECISION_FILE),
+            "deployment_record": str(reports / DEPLOYMENT_FILE),
         },
     }
     (reports / "run_summary.json").write_text(json.dumps(summary, indent=2))
@@ -218,6 +232,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
             )
     for reason in summary["reasons"]:
         print(f"   - {reason}")
+    deployment = summary["deployment"]
+    if deployment["deployed"]:
+        print(
+            f"   deployed: Triton p99 {deployment['p99_ms']:.2f} ms, lead time "
+            f"{deployment['lead_time_s']:.1f}s (registration to validated and published); "
+            "`make serve` serves it"
+        )
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in summary["stage_seconds"].items())
     print(f"   stages: {stages}")
     print(

@@ -27,8 +27,9 @@ DECISION_FILE = "decision.json"
 # Stage names in pipeline order (MLflow metrics `stage_seconds.<stage>`).
 STAGES = (
     "load", "validate", "split", "tune", "train",
-    "evaluate", "explain", "export", "register", "gate",
+    "evaluate", "explain", "export", "register", "gate", "deploy",
 )  # fmt: skip
+DEPLOYMENT_FILE = "deployment.json"
 
 
 class ArtifactLike(Protocol):
@@ -606,7 +607,7 @@ def gate_step(
     explanation: ArtifactLike,
     decision: ArtifactLike,
 ) -> None:
-    """Compare challenger, champion and baseline; move `champion` only if the gate passes.
+    """Compare challenger, champion and baseline and decide; the deploy step moves the alias.
 
     Writes the decision record (version tags + JSON artifact) and the model card either way.
     """
@@ -615,7 +616,7 @@ def gate_step(
     from features.split import features_and_target
     from models.gate import decide_promotion
     from models.model_card import render_model_card
-    from models.registry import champion_version, load_registered, promote, record_decision
+    from models.registry import champion_version, load_registered, record_decision
 
     with stage("gate", config_yaml, run_id) as config:
         version = _version(registered)
@@ -675,15 +676,12 @@ def gate_step(
         mlflow.log_text(card, "reports/model_card.md")
         mlflow.MlflowClient().update_model_version(version.name, version.version, description=card)
         mlflow.set_tags({"promoted": str(verdict["promote"]).lower()})
-        # The alias moves last: everything above can fail without leaving a half decision.
         record_decision(version, verdict)
-        if verdict["promote"]:
-            promote(version, verdict["reasons"][0])
         decision.metadata.update({"promote": verdict["promote"], "version": version.version})
         say(
             config.name,
             "gate",
-            ("PROMOTED" if verdict["promote"] else "not promoted") + f": {verdict['reasons'][0]}",
+            ("passed" if verdict["promote"] else "not promoted") + f": {verdict['reasons'][0]}",
         )
 
 
@@ -715,3 +713,74 @@ def _lineage(run_id: str) -> dict[str, Any]:
 def _top_features(explanation: ArtifactLike, k: int = 10) -> list[dict[str, Any]]:
     table = pd.read_csv(Path(explanation.path) / "shap_importance.csv")
     return table.head(k).to_dict("records")
+
+
+# --- deploy --------------------------------------------------------------------------------
+
+
+def deploy_step(
+    config_yaml: str,
+    run_id: str,
+    serving_repository: str,
+    registered: ArtifactLike,
+    model: ArtifactLike,
+    onnx_model: ArtifactLike,
+    test: ArtifactLike,
+    decision: ArtifactLike,
+    deployment: ArtifactLike,
+) -> None:
+    """Infra-validate a promoted challenger in a private Triton, then move `champion`.
+
+    Only a challenger the gate passed is validated; only a validated one becomes champion and
+    is published to `serving_repository` (where a polling Triton picks it up). A failure
+    leaves the previous champion serving and is recorded, not raised.
+    """
+    import mlflow
+
+    from features.split import model_inputs
+    from models.registry import promote
+    from serving.deploy import deploy_champion
+    from serving.infra_validation import validate_candidate
+
+    with stage("deploy", config_yaml, run_id) as config:
+        version = _version(registered)
+        verdict = json.loads((Path(decision.path) / DECISION_FILE).read_text())
+        record: dict[str, Any] = {"version": version.version, "deployed": False}
+        if not verdict["promote"]:
+            record["reasons"] = [f"gate did not pass: {verdict['reasons'][0]}"]
+        else:
+            rows = model_inputs(_read_frame(test).head(config.serving.validation_rows), config)
+            report = validate_candidate(
+                version.name, int(version.version), Path(onnx_model.path).read_bytes(), rows,
+                _predict(model, rows),
+                parameters={"threshold": str(model.metadata["threshold"]),
+                            "registry_version": version.version},
+                tolerance=config.serving.parity_tolerance,
+                p99_budget_ms=config.serving.p99_budget_ms,
+            )  # fmt: skip
+            record |= {"infra_validation": report.to_dict(), "reasons": report.reasons}
+            if report.passed:
+                promote(version, verdict["reasons"][0])
+                if serving_repository:
+                    deploy_champion(version.name, Path(serving_repository))
+                    record["serving_repository"] = serving_repository
+                registered_at = (
+                    mlflow.MlflowClient()
+                    .get_model_version(version.name, version.version)
+                    .creation_timestamp
+                )
+                record["deployed"] = True
+                record["lead_time_s"] = round(time.time() - registered_at / 1000, 2)
+                mlflow.log_metric("deployment_lead_time_s", record["lead_time_s"])
+            mlflow.log_metrics({"infra.p99_ms": report.p99_ms,
+                                "infra.max_abs_diff": report.max_abs_diff})  # fmt: skip
+        _write_json(record, Path(deployment.path))
+        deployment.metadata.update({"deployed": record["deployed"]})
+        mlflow.log_dict(record, f"reports/{DEPLOYMENT_FILE}")
+        mlflow.set_tags({"deployed": str(record["deployed"]).lower()})
+        mlflow.MlflowClient().set_model_version_tag(
+            version.name, version.version, "deploy.status",
+            "deployed" if record["deployed"] else "not deployed: " + record["reasons"][0][:4000],
+        )  # fmt: skip
+        outcome = "DEPLOYED as champion" if record["deployed"] else "not deployed"
+        say(config.name, "deploy", f"{outcome}: {record['reasons'][0]}")

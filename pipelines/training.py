@@ -15,13 +15,15 @@ def config_parameter(config: ProjectConfig) -> str:
 
 @dsl.pipeline(
     name=PIPELINE_NAME,
-    description="Validate, split, tune, train, evaluate, explain, register and gate a model.",
+    description="Validate, split, tune, train, evaluate, explain, export, register, gate and "
+    "deploy a model.",
 )
 def training_pipeline(
     config_yaml: str,
     mlflow_run_id: str = "",
     pipeline_run: str = "manual",
     study_storage: str = "",
+    serving_repository: str = "",
 ) -> dsl.Artifact:
     """Run one project end to end.
 
@@ -30,6 +32,7 @@ def training_pipeline(
         mlflow_run_id: Join this MLflow run instead of creating one.
         pipeline_run: A name for this run (MLflow run name and tag).
         study_storage: SQLAlchemy URL of the Optuna storage (default: the config's or SQLite).
+        serving_repository: Triton model repository a deployed champion is published to.
     """
     load = c.load_data(
         config_yaml=config_yaml, mlflow_run_id=mlflow_run_id, pipeline_run=pipeline_run
@@ -62,4 +65,13 @@ def training_pipeline(
         explanation=explain.outputs["explanation"],
         **common,
     )
-    return gate.outputs["decision"]
+    deploy = c.deploy_model(
+        serving_repository=serving_repository,
+        registered=register.outputs["registered"],
+        model=model,
+        onnx_model=export.outputs["onnx_model"],
+        test=test_set,
+        decision=gate.outputs["decision"],
+        **common,
+    )
+    return deploy.outputs["deployment"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +19,7 @@ import requests
 from onnx import TensorProto, checker, helper, numpy_helper
 
 from serving import launcher, model_repository
+from serving.launcher import free_ports
 from serving.model_repository import list_versions, remove_version, triton_config, write_version
 
 pytestmark = pytest.mark.integration
@@ -66,19 +66,6 @@ def expected(x: np.ndarray, c: list[str], shift: float = 0.0) -> np.ndarray:
     z = x.reshape(-1) + shift + np.array([value == "yes" for value in c], dtype=np.float64)
     p1 = 1.0 / (1.0 + np.exp(-z))
     return np.stack([1.0 - p1, p1], axis=1)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def inference_count(metrics_url: str, version: str = "1") -> float:

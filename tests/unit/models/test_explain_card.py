@@ -103,4 +103,4 @@ def test_model_card_has_every_section():
     ):
         assert section in card
     assert "| challenger | 0.8000 | 0.7000 – 0.9000 |" in card
-    assert "Promoted to champion:** no" in card
+    assert "Gate passed:** no" in card

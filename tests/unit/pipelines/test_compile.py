@@ -19,6 +19,7 @@ STEPS = [
     "export-model",
     "register-model",
     "gate-model",
+    "deploy-model",
 ]
 
 

@@ -31,7 +31,12 @@ def config_yaml(tmp_path_factory):
 def outputs(tmp_path_factory, tracking, config_yaml):
     """Run every step once, like the pipeline does, and keep the artifacts."""
     root = tmp_path_factory.mktemp("artifacts")
-    return run_steps(config_yaml, root, study_storage=f"sqlite:///{root / 'optuna.db'}")
+    return run_steps(
+        config_yaml,
+        root,
+        study_storage=f"sqlite:///{root / 'optuna.db'}",
+        serving_repository=str(root / "serving"),
+    )
 
 
 def test_lineage_and_stage_timings_are_logged(outputs):
@@ -98,7 +103,7 @@ def test_first_challenger_becomes_champion_with_a_record(outputs):
     assert decision["promote"] is True
     assert champion_version("steps-test-classifier") == a["registered"].metadata["version"]
     card = (Path(a["decision"].path) / "model_card.md").read_text()
-    assert "Promoted to champion:** yes" in card and "dataset_sha256" in card
+    assert "Gate passed:** yes" in card and "dataset_sha256" in card
     explanation = Path(a["explanation"].path)
     assert (explanation / "shap_beeswarm.png").is_file()
     assert json.loads((explanation / "shap_local.json").read_text())[0]["top_attributions"]
@@ -170,3 +175,65 @@ def test_champion_deploys_to_a_triton_repository_once(outputs, tmp_path):
     assert 'name: "amount"' in config and "TYPE_STRING" in config and "dynamic_batching" in config
     with pytest.raises(DeployError, match="has no champion yet"):
         deploy_champion("no-such-model", tmp_path)
+
+
+def test_promoted_challenger_is_infra_validated_then_deployed(outputs):
+    run_id, a = outputs
+    record = json.loads(Path(a["deployment"].path).read_text())
+    version = a["registered"].metadata["version"]
+    assert record["deployed"] is True and record["version"] == version
+    infra = record["infra_validation"]
+    assert infra["passed"] and infra["max_abs_diff"] < 1e-4 and infra["rows"] == 500
+    assert 0 < infra["p50_ms"] <= infra["p99_ms"] < 50
+    assert infra["parameters"]["threshold"] == str(a["model"].metadata["threshold"])
+    assert 0 < record["lead_time_s"] < 600
+    assert (Path(record["serving_repository"]) / "steps-test-classifier" / version).is_dir()
+    tags = mlflow.MlflowClient().get_model_version("steps-test-classifier", version).tags
+    assert tags["deploy.status"] == "deployed"
+    assert mlflow.get_run(run_id).data.metrics["deployment_lead_time_s"] == record["lead_time_s"]
+
+
+def test_failed_infra_validation_keeps_the_champion_and_is_recorded(outputs, config_yaml, tmp_path):
+    run_id, a = outputs
+    champion = champion_version("steps-test-classifier")
+    registered, decision = FileArtifact(str(tmp_path / "reg")), FileArtifact(str(tmp_path / "dec"))
+    steps.register_step(
+        config_yaml,
+        run_id,
+        a["model"],
+        a["baseline"],
+        a["test"],
+        a["evaluation"],
+        a["onnx"],
+        registered,
+    )
+    Path(decision.path).mkdir()
+    (Path(decision.path) / steps.DECISION_FILE).write_text(
+        json.dumps({"promote": True, "reasons": ["pretend the gate passed"]})
+    )
+    impossible = config_yaml.replace(
+        "name: steps-test", "name: steps-test\nserving: {p99_budget_ms: 0.001, validation_rows: 20}"
+    )
+    deployment = FileArtifact(str(tmp_path / "deployment"))
+    steps.deploy_step(
+        impossible,
+        run_id,
+        str(tmp_path / "serving"),
+        registered,
+        a["model"],
+        a["onnx"],
+        a["test"],
+        decision,
+        deployment,
+    )
+    record = json.loads(Path(deployment.path).read_text())
+    assert record["deployed"] is False
+    assert "p99 latency" in record["reasons"][0] and "> budget 0.001 ms" in record["reasons"][0]
+    assert champion_version("steps-test-classifier") == champion
+    assert not (tmp_path / "serving").exists()
+    tags = (
+        mlflow.MlflowClient()
+        .get_model_version("steps-test-classifier", registered.metadata["version"])
+        .tags
+    )
+    assert tags["deploy.status"].startswith("not deployed: single-row p99 latency")
