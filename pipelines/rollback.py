@@ -1,4 +1,5 @@
-"""Move a project's `champion` alias back to the previous champion (history is kept).
+"""Move a project's `champion` alias back to the previous champion (history is kept), and
+bring the Triton serving repository in line so Triton serves it again.
 
 python -m pipelines.rollback --project fraud
 """
@@ -11,20 +12,29 @@ from pathlib import Path
 
 from configs import ConfigError, load_config
 from models.registry import RegistryError, configure_tracking, rollback
+from pipelines.run_local import SERVING_REPOSITORY
+from serving.deploy import DeployError, deploy_champion
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", default="fraud")
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=SERVING_REPOSITORY,
+        help="Triton repository to bring in line (default: what make serve serves)",
+    )
     args = parser.parse_args(argv)
     try:
         config = load_config(args.project)
         configure_tracking(Path.cwd())
         version = rollback(config.model_name)
-    except (ConfigError, RegistryError) as exc:
+        deploy_champion(config.model_name, args.repo)
+    except (ConfigError, RegistryError, DeployError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{config.model_name}: champion is now version {version}")
+    print(f"{config.model_name}: champion is now version {version}, served from {args.repo}")
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from configs import ConfigError, load_config
 from models.registry import RegistryError, champion_version, configure_tracking
 from pipelines.steps import ONNX_ARTIFACT
-from serving.model_repository import list_versions, triton_config, write_version
+from serving.model_repository import list_versions, remove_version, triton_config, write_version
 
 
 class DeployError(RuntimeError):
@@ -44,8 +44,14 @@ def champion_onnx(model_name: str) -> tuple[str, bytes, dict[str, str]]:
 
 
 def deploy_champion(model_name: str, repo: Path) -> tuple[str, bool]:
-    """Write the champion as a Triton version unless it is there; returns (version, written)."""
+    """Make the champion the version Triton serves; returns (version, written).
+
+    The champion is written unless present, and newer versions (left by a champion that was
+    rolled back) are removed, since Triton serves the latest version in the repository.
+    """
     version, onnx_bytes, tags = champion_onnx(model_name)
+    for newer in [v for v in list_versions(repo, model_name) if v > int(version)]:
+        remove_version(repo, model_name, newer)
     if int(version) in list_versions(repo, model_name):
         return version, False
     parameters = {"threshold": tags["threshold"], "registry_version": version}

@@ -162,7 +162,7 @@ def test_batch_that_breaks_the_contract_stops_with_named_expectations(tracking, 
 
 def test_champion_deploys_to_a_triton_repository_once(outputs, tmp_path):
     from serving.deploy import DeployError, deploy_champion
-    from serving.model_repository import list_versions
+    from serving.model_repository import list_versions, triton_config, write_version
 
     _, a = outputs
     version = a["registered"].metadata["version"]
@@ -173,6 +173,16 @@ def test_champion_deploys_to_a_triton_repository_once(outputs, tmp_path):
     assert (model_dir / version / "model.onnx").read_bytes() == Path(a["onnx"].path).read_bytes()
     config = (model_dir / "config.pbtxt").read_text()
     assert 'name: "amount"' in config and "TYPE_STRING" in config and "dynamic_batching" in config
+    onnx_bytes = Path(a["onnx"].path).read_bytes()
+    write_version(
+        tmp_path,
+        "steps-test-classifier",
+        99,
+        onnx_bytes,
+        triton_config("steps-test-classifier", onnx_bytes),
+    )
+    assert deploy_champion("steps-test-classifier", tmp_path) == (version, False)
+    assert list_versions(tmp_path, "steps-test-classifier") == [int(version)]  # rolled back
     with pytest.raises(DeployError, match="has no champion yet"):
         deploy_champion("no-such-model", tmp_path)
 
