@@ -14,7 +14,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
 .PHONY: help install triton-env pipeline compile rollback serve serve-status stop test test-fast \
-	lint format bench-pipeline mlflow-ui clean
+	lint format bench-pipeline bench-serve mlflow-ui clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ test-fast: $(STAMP) ## Unit tests only, no coverage gate
 
 bench-pipeline: $(STAMP) triton-env ## Benchmark kfp.local against the same steps in one process -> reports/
 	$(BIN)/python -m benchmarks.bench_pipeline --project $(PROJECT)
+
+bench-serve: $(STAMP) triton-env ## Benchmark Triton against mlflow models serve on PROJECT's champion (needs wrk) -> reports/
+	$(BIN)/python -m benchmarks.bench_serve --project $(PROJECT)
 
 mlflow-ui: $(STAMP) ## Browse runs and the registry of the embedded store on :5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --port 5000
