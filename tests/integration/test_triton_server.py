@@ -549,7 +549,7 @@ def test_a_trained_fraud_model_is_served_with_parity(triton):
     from features.fraud_data import generate_transactions
     from features.split import features_and_target, split_data
     from serving.onnx_export import export_onnx, to_onnx_inputs
-    from tests.unit.models.conftest import fit_pipeline
+    from tests.unit.conftest import fit_pipeline
 
     config = load_config("fraud")
     train, _, test = split_data(

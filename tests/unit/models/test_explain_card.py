@@ -4,7 +4,7 @@ import pytest
 from features.split import model_inputs
 from models.explain import explain_model, group_by_raw_feature
 from models.model_card import render_model_card
-from tests.unit.models.conftest import fit_pipeline
+from tests.unit.conftest import fit_pipeline
 
 
 def test_one_hot_attributions_sum_back_to_raw_features():

@@ -109,9 +109,8 @@ def test_first_challenger_becomes_champion_with_a_record(outputs):
     assert json.loads((explanation / "shap_local.json").read_text())[0]["top_attributions"]
 
 
-def test_identical_challenger_is_not_promoted_over_the_champion(outputs, config_yaml, tmp_path):
-    run_id, a = outputs
-    registered, decision = FileArtifact(str(tmp_path / "reg")), FileArtifact(str(tmp_path / "dec"))
+def _register_again(config_yaml, run_id, a, registered):
+    """Register the same challenger once more (a new version of the same model)."""
     steps.register_step(
         config_yaml,
         run_id,
@@ -122,6 +121,12 @@ def test_identical_challenger_is_not_promoted_over_the_champion(outputs, config_
         a["onnx"],
         registered,
     )
+
+
+def test_identical_challenger_is_not_promoted_over_the_champion(outputs, config_yaml, tmp_path):
+    run_id, a = outputs
+    registered, decision = FileArtifact(str(tmp_path / "reg")), FileArtifact(str(tmp_path / "dec"))
+    _register_again(config_yaml, run_id, a, registered)
     steps.gate_step(
         config_yaml,
         run_id,
@@ -207,16 +212,7 @@ def test_failed_infra_validation_keeps_the_champion_and_is_recorded(outputs, con
     run_id, a = outputs
     champion = champion_version("steps-test-classifier")
     registered, decision = FileArtifact(str(tmp_path / "reg")), FileArtifact(str(tmp_path / "dec"))
-    steps.register_step(
-        config_yaml,
-        run_id,
-        a["model"],
-        a["baseline"],
-        a["test"],
-        a["evaluation"],
-        a["onnx"],
-        registered,
-    )
+    _register_again(config_yaml, run_id, a, registered)
     Path(decision.path).mkdir()
     (Path(decision.path) / steps.DECISION_FILE).write_text(
         json.dumps({"promote": True, "reasons": ["pretend the gate passed"]})

@@ -71,11 +71,11 @@ def test_parity_on_held_out_rows(family, pipelines, exported, held_out, columns)
 
 
 def test_gbdt_parity_on_training_rows_where_split_ties_are_dense(
-    pipelines, exported, serving_config, serving_splits, columns
+    pipelines, exported, fraud_config, fraud_splits, columns
 ):
     # Quantile thresholds often equal a training value exactly; sklearn sends such a tie left.
     # Scaling in float32 would scatter ties to both sides (diffs ~1e-2 on these rows).
-    train = model_inputs(serving_splits[0], serving_config)
+    train = model_inputs(fraud_splits[0], fraud_config)
     assert_parity(pipelines["gbdt"], exported["gbdt"], train, *columns)
 
 
@@ -150,10 +150,10 @@ def test_graph_name(pipelines, columns):
     assert onnx.load_from_string(onx).graph.name == "fraud_baseline"
 
 
-def test_multiclass_mlp_uses_softmax(serving_config, serving_splits, columns):
+def test_multiclass_mlp_uses_softmax(fraud_config, fraud_splits, columns):
     numeric, categorical = columns
-    train = serving_splits[0].iloc[:3000]
-    X = model_inputs(train, serving_config)
+    train = fraud_splits[0].iloc[:3000]
+    X = model_inputs(train, fraud_config)
     y = (train["hour_of_day"] // 8).astype(int)  # three classes
     model = Pipeline(
         [
@@ -211,13 +211,13 @@ class MajorityClassifier(ClassifierMixin, BaseEstimator):
     [(SVC(), "sklearn.svm._classes.SVC"), (MajorityClassifier(), "MajorityClassifier")],
 )
 def test_unsupported_final_estimator_names_its_type(
-    estimator, type_name, serving_config, serving_splits, columns
+    estimator, type_name, fraud_config, fraud_splits, columns
 ):
     numeric, categorical = columns
-    train = serving_splits[0].iloc[:500]
+    train = fraud_splits[0].iloc[:500]
     model = Pipeline(
         [("preprocess", build_preprocessor(numeric, categorical)), ("model", estimator)]
-    ).fit(model_inputs(train, serving_config), train[serving_config.target])
+    ).fit(model_inputs(train, fraud_config), train[fraud_config.target])
     with pytest.raises(ExportError, match=f"unsupported final estimator .*{type_name}"):
         export_onnx(model, numeric, categorical)
 
