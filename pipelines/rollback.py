@@ -12,8 +12,7 @@ from pathlib import Path
 
 from configs import ConfigError, load_config
 from models.registry import RegistryError, configure_tracking, rollback
-from pipelines.run_local import SERVING_REPOSITORY
-from serving.deploy import DeployError, deploy_champion
+from serving.deploy import SERVING_REPOSITORY, DeployError, deploy_champion
 
 
 def main(argv: list[str] | None = None) -> int:

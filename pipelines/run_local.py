@@ -25,8 +25,7 @@ from configs import ConfigError, load_config
 from models.registry import RegistryError, configure_tracking, experiment_id
 from pipelines.steps import DECISION_FILE, DEPLOYMENT_FILE, STAGES
 from pipelines.training import PIPELINE_NAME, config_parameter
-
-SERVING_REPOSITORY = Path("local_outputs/triton_repository")  # what `make serve` serves
+from serving.deploy import SERVING_REPOSITORY
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -514,8 +514,6 @@ def explain_step(
 
 # --- export --------------------------------------------------------------------------------
 
-ONNX_ARTIFACT = "onnx/model.onnx"
-
 
 def export_step(
     config_yaml: str,
@@ -534,6 +532,7 @@ def export_step(
 
     from features.split import model_inputs
     from models.registry import load_model
+    from serving.deploy import ONNX_ARTIFACT
     from serving.onnx_export import TARGET_OPSET, assert_parity, export_onnx
 
     with stage("export", config_yaml, run_id) as config:
@@ -574,6 +573,7 @@ def register_step(
 
     from features.split import model_inputs
     from models.registry import load_model, log_model, register
+    from serving.deploy import ONNX_ARTIFACT
 
     with stage("register", config_yaml, run_id) as config:
         example = model_inputs(_read_frame(test).head(50), config)

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from configs import ConfigError, load_config
 from models.registry import RegistryError, champion_version, configure_tracking
-from pipelines.steps import ONNX_ARTIFACT
 from serving.model_repository import list_versions, remove_version, triton_config, write_version
+
+ONNX_ARTIFACT = "onnx/model.onnx"  # where the pipeline's export step logs the ONNX in the run
+SERVING_REPOSITORY = Path("local_outputs/triton_repository")  # what `make serve` serves
 
 
 class DeployError(RuntimeError):
@@ -63,7 +65,7 @@ def deploy_champion(model_name: str, repo: Path) -> tuple[str, bool]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", default="fraud")
-    parser.add_argument("--repo", type=Path, default=Path("local_outputs/triton_repository"))
+    parser.add_argument("--repo", type=Path, default=SERVING_REPOSITORY)
     args = parser.parse_args(argv)
     try:
         config = load_config(args.project)
