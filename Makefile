@@ -13,11 +13,17 @@ METRICS_PORT ?= 8002
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: help install triton-env pipeline compile rollback serve serve-status stop test test-fast \
-	lint format bench-pipeline bench-serve mlflow-ui clean
+PROM_PORT    ?= 9090
+PUSH_PORT    ?= 9091
+PROMETHEUS   := http://$(TRITON_HOST):$(PROM_PORT)
+PUSHGATEWAY  := http://$(TRITON_HOST):$(PUSH_PORT)
+
+.PHONY: help install system-deps triton-env pipeline compile rollback serve serve-status stop \
+	monitor-up monitor-status monitor-down simulate monitor report retrain test test-fast \
+	lint format bench-pipeline bench-serve bench-monitor mlflow-ui clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +32,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the platform with its dev tools
+
+system-deps: ## Debian packages the monitoring stack needs (prometheus, promtool, pushgateway)
+	@command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends prometheus prometheus-pushgateway >/dev/null; }
 
 triton-env: ## Create .venv-triton, Triton's own runtime (nvidia-pytriton, numpy<2, onnxruntime)
 	PYTHON=$(PYTHON) serving/triton/setup_env.sh
@@ -50,6 +61,28 @@ serve-status: $(STAMP) ## Is the local Triton running and ready?
 stop: $(STAMP) ## Stop the local Triton started by make serve
 	$(BIN)/python -m serving.launcher stop
 
+monitor-up: $(STAMP) ## Start Prometheus (:9090, repo rules) and the Pushgateway (:9091), scraping Triton
+	$(BIN)/python -m monitoring.stack up --prometheus-port $(PROM_PORT) \
+		--pushgateway-port $(PUSH_PORT) --triton-metrics $(TRITON_HOST):$(METRICS_PORT)
+
+monitor-status: $(STAMP) ## Are Prometheus and the Pushgateway running and ready?
+	$(BIN)/python -m monitoring.stack status
+
+monitor-down: $(STAMP) ## Stop Prometheus and the Pushgateway
+	$(BIN)/python -m monitoring.stack down
+
+simulate: $(STAMP) ## Replay PROJECT's later (drifted) traffic through Triton, labels arriving late
+	$(BIN)/python -m monitoring.simulate --project $(PROJECT) --url $(TRITON_HOST):$(HTTP_PORT)
+
+monitor: $(STAMP) ## Drift, quality and Evidently reports per window -> reports/monitoring/, Pushgateway
+	$(BIN)/python -m monitoring.monitor --project $(PROJECT) --pushgateway $(PUSHGATEWAY)
+
+report: $(STAMP) ## The KPI page (Markdown, HTML, plots) -> reports/kpi/, KPIs to the Pushgateway
+	$(BIN)/python -m monitoring.kpi --pushgateway $(PUSHGATEWAY)
+
+retrain: $(STAMP) ## Closed loop: if a drift or quality alert fires, retrain, gate, validate, deploy (FORCE=1: anyway)
+	$(BIN)/python -m monitoring.loop --project $(PROJECT) --prometheus $(PROMETHEUS) $(if $(FORCE),--force)
+
 lint: $(STAMP) ## Ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -58,7 +91,7 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint triton-env ## Lint, then the whole test suite with coverage (fails under 85%)
+test: lint triton-env system-deps ## Lint, then the whole test suite with coverage (fails under 85%)
 	$(BIN)/python -m pytest --cov --cov-report=term-missing --cov-report=xml
 
 test-fast: $(STAMP) ## Unit tests only, no coverage gate
@@ -69,6 +102,9 @@ bench-pipeline: $(STAMP) triton-env ## Benchmark kfp.local against the same step
 
 bench-serve: $(STAMP) triton-env ## Benchmark Triton against mlflow models serve on PROJECT's champion (needs wrk) -> reports/
 	$(BIN)/python -m benchmarks.bench_serve --project $(PROJECT)
+
+bench-monitor: $(STAMP) ## Benchmark the platform's drift check vs Evidently DataDriftPreset (1M x 20) -> reports/
+	$(BIN)/python -m benchmarks.bench_monitor
 
 mlflow-ui: $(STAMP) ## Browse runs and the registry of the embedded store on :5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --port 5000

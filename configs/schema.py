@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Metric = Literal["roc_auc", "pr_auc", "f1"]
 Family = Literal["gbdt", "mlp"]
@@ -174,6 +174,48 @@ class Serving(_Frozen):
     validation_rows: int = Field(500, ge=10, description="Holdout rows replayed through Triton.")
 
 
+class Simulation(_Frozen):
+    """Replayed production traffic (`make simulate`)."""
+
+    rows: int = Field(5000, ge=1, description="Rows replayed through the endpoint.")
+    rate_per_s: float = Field(500.0, gt=0, description="Rows sent per second.")
+    batch_rows: int = Field(50, ge=1, description="Rows per inference request.")
+    label_delay_s: float = Field(2.0, ge=0, description="Seconds until a row's label arrives.")
+    days: int = Field(7, ge=1, description="Simulated days the replayed traffic spans.")
+
+
+class Monitoring(_Frozen):
+    """Inference log, drift windows and the retraining loop."""
+
+    log_path: str = Field("local_outputs/inference_log", description="Inference log root.")
+    window: str = Field("1D", description="Window length (pandas offset alias, e.g. 1D, 6h).")
+    min_window_rows: int = Field(100, ge=1, description="Smaller windows are not reported.")
+    drift_share_threshold: float = Field(
+        0.5, gt=0, le=1, description="Dataset drift when at least this share of features drift."
+    )
+    report_sample_rows: int = Field(
+        20000, ge=100, description="Rows per side in the Evidently HTML/JSON report."
+    )
+    retrain_lookback_days: int = Field(
+        30, ge=1, description="Labelled rows of this many recent days train the new model."
+    )
+    retrain_trials: int | None = Field(
+        None, ge=1, description="Optuna trials for a retrain (default: tuning.n_trials)."
+    )
+    simulation: Simulation = Simulation()
+
+    @field_validator("window")
+    @classmethod
+    def _offset(cls, value: str) -> str:
+        import pandas as pd
+
+        try:
+            pd.tseries.frequencies.to_offset(value)
+        except ValueError as exc:
+            raise ValueError(f"not a pandas offset alias: {value!r}") from exc
+        return value
+
+
 class ProjectConfig(_Frozen):
     """One project: dataset, target, feature roles, search space, metric and gates."""
 
@@ -194,6 +236,7 @@ class ProjectConfig(_Frozen):
     gate: Gate = Gate()
     explain: Explain = Explain()
     serving: Serving = Serving()
+    monitoring: Monitoring = Monitoring()
 
     @model_validator(mode="after")
     def _consistent_columns(self) -> ProjectConfig:

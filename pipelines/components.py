@@ -136,15 +136,19 @@ def register_model(
     run_id: str,
     model: Input[Model],
     baseline: Input[Model],
+    train: Input[Dataset],
     test: Input[Dataset],
     evaluation: Input[Metrics],
     onnx_model: Input[Model],
     registered: Output[Artifact],
 ):
-    """Register the challenger in MLflow (alias `challenger`); needs a parity-checked ONNX."""
+    """Register the challenger in MLflow (alias `challenger`) with its drift reference; needs a
+    parity-checked ONNX."""
     from pipelines.steps import register_step
 
-    register_step(config_yaml, run_id, model, baseline, test, evaluation, onnx_model, registered)
+    register_step(
+        config_yaml, run_id, model, baseline, train, test, evaluation, onnx_model, registered
+    )
 
 
 @component

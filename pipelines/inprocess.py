@@ -90,6 +90,7 @@ def run_steps(
         **common,
         model=a["model"],
         baseline=a["baseline"],
+        train=a["train"],
         test=a["test"],
         evaluation=a["evaluation"],
         onnx_model=a["onnx"],

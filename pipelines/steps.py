@@ -563,26 +563,32 @@ def register_step(
     run_id: str,
     model: ArtifactLike,
     baseline: ArtifactLike,
+    train: ArtifactLike,
     test: ArtifactLike,
     evaluation: ArtifactLike,
     onnx_model: ArtifactLike,
     registered: ArtifactLike,
 ) -> None:
-    """Log challenger and baseline to MLflow and register the challenger as a new version."""
+    """Log challenger, baseline and the drift reference (training rows) to MLflow, and
+    register the challenger as a new version."""
     import mlflow
 
     from features.split import model_inputs
     from models.registry import load_model, log_model, register
+    from monitoring.reference import log_reference, reference_frame
     from serving.deploy import ONNX_ARTIFACT
 
     with stage("register", config_yaml, run_id) as config:
         example = model_inputs(_read_frame(test).head(50), config)
+        fitted = load_model(Path(model.path))
         log_model(load_model(Path(baseline.path)), example, name="baseline")
-        uri = log_model(load_model(Path(model.path)), example, name="model")
+        uri = log_model(fitted, example, name="model")
+        log_reference(reference_frame(_read_frame(train), config, fitted))
         run = mlflow.get_run(run_id)
         tags = {
             "family": str(model.metadata["family"]),
             "threshold": str(model.metadata["threshold"]),
+            "baseline.threshold": str(baseline.metadata["threshold"]),
             "dataset_sha256": run.data.tags.get("dataset_sha256", ""),
             "run_id": run_id,
             f"test.{evaluation.metadata['metric']}": f"{evaluation.metadata['challenger']:.6f}",

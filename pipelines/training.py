@@ -51,6 +51,7 @@ def training_pipeline(
     register = c.register_model(
         model=model,
         baseline=baseline,
+        train=train_set,
         test=test_set,
         evaluation=evaluate.outputs["evaluation"],
         onnx_model=export.outputs["onnx_model"],

@@ -9,15 +9,22 @@ the `threshold` parameter of its config), so the client needs no registry access
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from serving.onnx_export import MISSING_CATEGORY, PROBABILITIES_OUTPUT
+
+if TYPE_CHECKING:
+    from monitoring.inference_log import InferenceLogger
+
+log = logging.getLogger(__name__)
 
 PROTOCOLS = ("http", "grpc")
 
@@ -37,9 +44,19 @@ class ModelInfo:
 
 
 class TritonModelClient:
-    """Predict with one model on a Triton server over HTTP or gRPC (tritonclient)."""
+    """Predict with one model on a Triton server over HTTP or gRPC (tritonclient).
 
-    def __init__(self, model: str, url: str = "127.0.0.1:8000", protocol: str = "http") -> None:
+    With an `InferenceLogger`, every prediction is also handed to the inference log (without
+    waiting on it: logging never fails or slows a prediction).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        url: str = "127.0.0.1:8000",
+        protocol: str = "http",
+        logger: InferenceLogger | None = None,
+    ) -> None:
         if protocol not in PROTOCOLS:
             raise ClientError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
         if protocol == "http":
@@ -49,6 +66,8 @@ class TritonModelClient:
         self._module, self._protocol = module, protocol
         self._client = module.InferenceServerClient(url=url)
         self.info = self._describe(model)
+        self.logger = logger
+        self.last_version = self.info.version  # the version that answered the last request
 
     def _describe(self, model: str) -> ModelInfo:
         try:
@@ -66,8 +85,16 @@ class TritonModelClient:
         inputs = {i["name"]: i["datatype"] for i in metadata["inputs"]}
         return ModelInfo(model, str(metadata.get("versions", ["?"])[-1]), inputs, threshold)
 
-    def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """Probability of the positive class and the decision at the model's threshold."""
+    def predict(
+        self,
+        rows: pd.DataFrame,
+        request_ids: Sequence[str] | None = None,
+        timestamps: Sequence[pd.Timestamp] | None = None,
+    ) -> pd.DataFrame:
+        """Probability of the positive class and the decision at the model's threshold.
+
+        `request_ids` and `timestamps` (default: new ids, now) key the inference log rows.
+        """
         missing = [name for name in self.info.inputs if name not in rows.columns]
         if missing:
             raise ClientError(f"rows lack the model's input column(s): {missing}")
@@ -82,17 +109,47 @@ class TritonModelClient:
         except Exception as exc:  # noqa: BLE001
             raise ClientError(f"inference failed: {exc}") from exc
         probability = result.as_numpy(PROBABILITIES_OUTPUT)[:, 1].astype(float)
-        return pd.DataFrame(
+        predictions = pd.DataFrame(
             {
                 "probability": probability,
                 "decision": (probability >= self.info.threshold).astype(int),
             },
             index=rows.index,
         )
+        self.last_version = _served_version(result)
+        if self.logger is not None:
+            self._log(rows, predictions, self.last_version, request_ids, timestamps)
+        return predictions
+
+    def _log(self, rows, predictions, version, request_ids, timestamps) -> None:  # noqa: ANN001
+        from monitoring.inference_log import prediction_frame
+
+        try:
+            self.logger.log(
+                prediction_frame(
+                    model=self.info.name,
+                    version=version,
+                    features=rows[list(self.info.inputs)],
+                    scores=predictions["probability"].to_numpy(),
+                    decisions=predictions["decision"].to_numpy(),
+                    request_ids=request_ids,
+                    timestamps=timestamps,
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - a logging fault never fails a prediction
+            log.error("inference log: rows of %s not logged: %s", self.info.name, exc)
 
     def close(self) -> None:
         """Close the connection."""
         self._client.close()
+
+
+def _served_version(result) -> str:  # noqa: ANN001 - tritonclient http or grpc InferResult
+    """The model version that answered (not the latest known one: they differ during a swap)."""
+    response = result.get_response()
+    if isinstance(response, dict):
+        return str(response["model_version"])
+    return str(response.model_version)
 
 
 def _column(values: pd.Series, datatype: str) -> np.ndarray:

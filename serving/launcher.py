@@ -286,6 +286,7 @@ class TritonServer:
             f"--metrics-address={host}",
             f"--metrics-port={metrics_port}",
             "--allow-gpu-metrics=false",
+            "--metrics-config=summary_latencies=true",  # p50/p90/p99 summaries for alerts
             f"--model-control-mode={model_control}",
             "--disable-auto-complete-config",
             "--exit-timeout-secs=10",

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from models.registry import champion_version
+from monitoring.reference import SCORE_COLUMN, TARGET_COLUMN, load_reference
 from pipelines import steps
 from pipelines.inprocess import FileArtifact, run_steps
 from pipelines.steps import STAGES
@@ -97,6 +98,16 @@ def test_parity_failure_stops_before_registration(outputs, config_yaml, tmp_path
     assert not (tmp_path / "o").exists()
 
 
+def test_version_carries_its_drift_reference(outputs):
+    _, a = outputs
+    version = a["registered"].metadata["version"]
+    reference = load_reference("steps-test-classifier", version)
+    train = pd.read_parquet(a["train"].path)
+    assert len(reference) == len(train)
+    assert reference[SCORE_COLUMN].between(0, 1).all()
+    assert reference[TARGET_COLUMN].sum() == train["is_fraud"].sum()
+
+
 def test_first_challenger_becomes_champion_with_a_record(outputs):
     _, a = outputs
     decision = json.loads((Path(a["decision"].path) / steps.DECISION_FILE).read_text())
@@ -116,6 +127,7 @@ def _register_again(config_yaml, run_id, a, registered):
         run_id,
         a["model"],
         a["baseline"],
+        a["train"],
         a["test"],
         a["evaluation"],
         a["onnx"],

@@ -1,0 +1,62 @@
+"""The metric contract between the monitor, the KPI job, Triton, alert rules and dashboards.
+
+The monitor pushes its gauges to the Pushgateway under job `monitor` with the grouping label
+`project`; the KPI job pushes under job `kpi`. Triton's own metrics are scraped from its
+metrics port (names verified against tritonserver 2.51 started with
+`--metrics-config=summary_latencies=true`). Alert rules and dashboards may only use the
+names in `METRIC_NAMES` (tests/unit/monitoring/test_rules.py checks it).
+"""
+
+from __future__ import annotations
+
+MONITOR_JOB = "monitor"
+KPI_JOB = "kpi"
+GROUPING_LABEL = "project"
+
+# name -> labels besides the grouping label `project` (job/instance are added by the scrape).
+MONITOR_METRICS: dict[str, tuple[str, ...]] = {
+    "mlops_window_end_timestamp_seconds": (),
+    "mlops_window_rows": (),
+    "mlops_window_labelled_rows": (),
+    "mlops_serving_model_version": (),
+    "mlops_drift_share": (),
+    "mlops_dataset_drift": (),  # 0 or 1
+    "mlops_feature_drift_score": ("feature", "method"),
+    "mlops_feature_drift_detected": ("feature",),
+    "mlops_prediction_drift_score": (),
+    # model: champion|baseline; metric: f1|pr_auc|roc_auc
+    "mlops_model_quality": ("metric", "model"),
+    "mlops_model_quality_vs_baseline_pct": ("metric", "primary"),  # primary: "true"|"false"
+    "mlops_input_missing_values": ("feature",),
+    "mlops_input_unseen_categories": ("feature",),
+    "mlops_monitor_last_success_timestamp_seconds": (),
+}
+
+# name -> labels (pushed under job `kpi`; `project` is a plain label here, not a grouping key).
+KPI_METRICS: dict[str, tuple[str, ...]] = {
+    "mlops_kpi_projects_total": (),
+    "mlops_kpi_projects_monitored": (),
+    "mlops_kpi_production_readiness_ratio": (),
+    "mlops_kpi_model_performance_vs_baseline_pct": ("project",),
+    "mlops_kpi_deployment_lead_time_seconds": ("project",),
+    "mlops_kpi_test_coverage_ratio": (),
+}
+
+# Triton's per-model metrics (labels model, version; failures also carry `reason`:
+# OTHER|BACKEND|CANCELED|REJECTED). Counters are cumulative since the model loaded; the
+# *_summary_us families are summaries with quantile 0.5|0.9|0.95|0.99|0.999.
+TRITON_METRICS: dict[str, tuple[str, ...]] = {
+    "nv_inference_request_success": ("model", "version"),
+    "nv_inference_request_failure": ("model", "version", "reason"),
+    "nv_inference_count": ("model", "version"),
+    "nv_inference_exec_count": ("model", "version"),
+    "nv_inference_request_duration_us": ("model", "version"),
+    "nv_inference_queue_duration_us": ("model", "version"),
+    "nv_inference_compute_infer_duration_us": ("model", "version"),
+    "nv_inference_request_summary_us": ("model", "version", "quantile"),
+    "nv_inference_queue_summary_us": ("model", "version", "quantile"),
+}
+
+METRIC_NAMES: frozenset[str] = (
+    frozenset(MONITOR_METRICS) | frozenset(KPI_METRICS) | frozenset(TRITON_METRICS)
+)

@@ -1,0 +1,296 @@
+"""The role's KPIs on one page (`make report`), with the numbers behind each.
+
+    python -m monitoring.kpi [--projects fraud churn] [--pushgateway URL]
+
+- **Production readiness**: projects whose champion is deployed *and* monitored (the latest
+  monitored window was served by the current champion) / all projects.
+- **Production model performance**: the champion's primary metric on the latest labelled
+  production window against the logistic baseline scored on the same rows (%); the bar is to
+  maintain or beat it.
+- **Pipeline efficiency**: deployment lead time (registration to serving-ready, seconds) of
+  the current champion, and the manual steps between raw data and a served model (none: every
+  stage is a pipeline component).
+- **Code quality**: line coverage from the last `make test` (`coverage.xml`).
+
+Markdown, HTML and PNG plots go to `reports/kpi/`; the gauges can be pushed for Grafana.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import sys
+import xml.etree.ElementTree as ET  # noqa: N817 - parses our own coverage.xml, not input
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from configs import CONFIG_DIR, ConfigError, load_config
+from configs.schema import ProjectConfig
+from monitoring.monitor import REPORTS_ROOT
+from monitoring.pushgateway import PushError, Sample, push
+
+KPI_ROOT = Path("reports/kpi")
+COVERAGE_BAR = 0.85
+
+
+@dataclass
+class ProjectKpi:
+    """One project's standing."""
+
+    project: str
+    champion: str | None
+    deployed: bool
+    monitored: bool
+    primary_metric: str
+    champion_value: float = math.nan
+    baseline_value: float = math.nan
+    vs_baseline_pct: float = math.nan
+    lead_time_s: float = math.nan
+    windows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class KpiReport:
+    """All projects and the platform-wide numbers."""
+
+    projects: list[ProjectKpi]
+    coverage: float
+    automated_stages: int
+
+    @property
+    def ready(self) -> int:
+        return sum(p.deployed and p.monitored for p in self.projects)
+
+    @property
+    def readiness(self) -> float:
+        return self.ready / len(self.projects) if self.projects else math.nan
+
+
+def project_kpi(config: ProjectConfig, monitoring_root: Path = REPORTS_ROOT) -> ProjectKpi:
+    """Registry and monitoring facts of one project."""
+    import mlflow
+
+    from models.registry import champion_version
+
+    champion = champion_version(config.model_name)
+    history_file = monitoring_root / config.name / "history.json"
+    windows = json.loads(history_file.read_text()) if history_file.exists() else []
+    primary = config.evaluation.primary_metric
+    kpi = ProjectKpi(
+        project=config.name,
+        champion=champion,
+        deployed=champion is not None,
+        monitored=bool(windows) and champion is not None and windows[-1]["version"] == champion,
+        primary_metric=primary,
+        windows=windows,
+    )
+    labelled = [w for w in windows if "baseline" in w["quality"]]
+    if labelled:
+        latest = labelled[-1]["quality"]
+        kpi.champion_value = latest["champion"][primary]
+        kpi.baseline_value = latest["baseline"][primary]
+        kpi.vs_baseline_pct = labelled[-1]["vs_baseline_pct"].get(primary, math.nan)
+    if champion is not None:
+        run_id = mlflow.MlflowClient().get_model_version(config.model_name, champion).run_id
+        metrics = mlflow.get_run(run_id).data.metrics
+        kpi.lead_time_s = metrics.get("deployment_lead_time_s", math.nan)
+    return kpi
+
+
+def coverage_ratio(path: Path = Path("coverage.xml")) -> float:
+    """Line coverage of the last `make test`, NaN if it has not run here."""
+    if not path.exists():
+        return math.nan
+    return float(ET.parse(path).getroot().get("line-rate", "nan"))  # noqa: S314 - our own file
+
+
+def build_report(projects: Sequence[str], coverage_file: Path = Path("coverage.xml")) -> KpiReport:
+    from pipelines.steps import STAGES
+
+    configs = [load_config(p) for p in projects]
+    return KpiReport([project_kpi(c) for c in configs], coverage_ratio(coverage_file), len(STAGES))
+
+
+def samples(report: KpiReport) -> list[Sample]:
+    """KPI gauges, named as in `monitoring.contract`."""
+    out = [
+        Sample("mlops_kpi_projects_total", len(report.projects)),
+        Sample("mlops_kpi_projects_monitored", report.ready),
+        Sample("mlops_kpi_production_readiness_ratio", report.readiness),
+        Sample("mlops_kpi_test_coverage_ratio", report.coverage),
+    ]
+    for p in report.projects:
+        label = {"project": p.project}
+        out.append(Sample("mlops_kpi_model_performance_vs_baseline_pct", p.vs_baseline_pct, label))
+        out.append(Sample("mlops_kpi_deployment_lead_time_seconds", p.lead_time_s, label))
+    return out
+
+
+def _fmt(value: float, spec: str = ".3f", suffix: str = "") -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:{spec}}{suffix}"
+
+
+def markdown(report: KpiReport, plots: dict[str, str]) -> str:
+    """The one-page report."""
+    lines = [
+        "# KPI report",
+        "",
+        "| KPI | value | bar |",
+        "|---|---|---|",
+        f"| Production readiness | {report.ready}/{len(report.projects)} projects deployed and "
+        f"monitored ({_fmt(report.readiness, '.0%')}) | all projects |",
+    ]
+    for p in report.projects:
+        lines.append(
+            f"| Model performance, {p.project} | {p.primary_metric} "
+            f"{_fmt(p.champion_value)} vs baseline {_fmt(p.baseline_value)} "
+            f"({_fmt(p.vs_baseline_pct, '+.1f', '%')}) | >= +0% (goal +2..5%) |"
+        )
+    for p in report.projects:
+        lines.append(
+            f"| Deployment lead time, {p.project} | {_fmt(p.lead_time_s, '.1f', ' s')} "
+            "(registration to serving-ready) | |"
+        )
+    lines += [
+        f"| Manual steps, raw data to served model | 0 ({report.automated_stages} pipeline "
+        "stages automated) | 0 |",
+        f"| Test coverage | {_fmt(report.coverage, '.1%')} | >= {COVERAGE_BAR:.0%} |",
+        "",
+        "## Projects",
+        "",
+        "| project | champion | deployed | monitored | windows | labelled windows |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in report.projects:
+        labelled = sum(1 for w in p.windows if w["quality"])
+        lines.append(
+            f"| {p.project} | {p.champion or '-'} | {'yes' if p.deployed else 'no'} | "
+            f"{'yes' if p.monitored else 'no'} | {len(p.windows)} | {labelled} |"
+        )
+    for p in report.projects:
+        if p.windows:
+            lines += ["", f"## {p.project}: windows (before and after each model version)", ""]
+            lines += ["| window | version | rows | drift share | dataset drift | "
+                      f"{p.primary_metric} champion | baseline | vs baseline |",
+                      "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            for w in p.windows:
+                q = w["quality"]
+                champ = q.get("champion", {}).get(p.primary_metric, math.nan)
+                base = q.get("baseline", {}).get(p.primary_metric, math.nan)
+                drifted = "yes" if w["drift"]["dataset_drift"] else "no"
+                lines.append(
+                    f"| {w['start'][:16]} | {w['version']} | {w['rows']} | "
+                    f"{w['drift']['drift_share']:.2f} | {drifted}"
+                    f" | {_fmt(champ)} | {_fmt(base)} | "
+                    f"{_fmt(w['vs_baseline_pct'].get(p.primary_metric, math.nan), '+.1f', '%')} |"
+                )
+        if p.project in plots:
+            lines += ["", f"![{p.project}]({plots[p.project]})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_windows(project: ProjectKpi, out: Path) -> str | None:
+    """Drift share and labelled quality per window, one colour per model version."""
+    if not project.windows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (drift_ax, quality_ax) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    x = list(range(len(project.windows)))
+    versions = [w["version"] for w in project.windows]
+    drift_ax.bar(x, [w["drift"]["drift_share"] for w in project.windows],
+                 color=[f"C{sorted(set(versions)).index(v)}" for v in versions])  # fmt: skip
+    drift_ax.set_ylabel("drifted feature share")
+    drift_ax.set_ylim(0, 1)
+    for model, style in (("champion", "o-"), ("baseline", "s--")):
+        values = [w["quality"].get(model, {}).get(project.primary_metric, math.nan)
+                  for w in project.windows]  # fmt: skip
+        quality_ax.plot(x, values, style, label=model)
+    quality_ax.set_ylabel(project.primary_metric)
+    quality_ax.legend()
+    quality_ax.set_xticks(x, [f"{w['start'][5:10]} v{w['version']}" for w in project.windows],
+                          rotation=45, ha="right", fontsize=7)  # fmt: skip
+    fig.suptitle(f"{project.project}: windows by serving version")
+    fig.tight_layout()
+    name = f"{project.project}_windows.png"
+    fig.savefig(out / name, dpi=90)
+    plt.close(fig)
+    return name
+
+
+def to_html(markdown_text: str) -> str:
+    """A small, dependency-free rendering of the report's Markdown (tables, headings, images)."""
+    body, in_table = [], False
+    for line in markdown_text.splitlines():
+        if line.startswith("|"):
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= {"-"}:
+                continue
+            tag = "th" if not in_table else "td"
+            body.append(("<table>" if not in_table else "") + "<tr>"
+                        + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")  # fmt: skip
+            in_table = True
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+        elif line.startswith("!["):
+            src = line[line.index("(") + 1 : -1]
+            body.append(f'<img src="{html.escape(src)}" alt="{html.escape(src)}">')
+        elif line:
+            body.append(f"<p>{html.escape(line)}</p>")
+    if in_table:
+        body.append("</table>")
+    style = "body{font-family:sans-serif;max-width:60em}td,th{border:1px solid #ccc;padding:4px}"
+    return f"<!doctype html><title>KPI report</title><style>{style}</style>" + "\n".join(body)
+
+
+def write_report(report: KpiReport, out: Path = KPI_ROOT) -> Path:
+    """Write kpi.md, kpi.html, kpi.json and the plots; return the Markdown path."""
+    out.mkdir(parents=True, exist_ok=True)
+    plots = {p.project: name for p in report.projects if (name := plot_windows(p, out))}
+    text = markdown(report, plots)
+    (out / "kpi.md").write_text(text)
+    (out / "kpi.html").write_text(to_html(text))
+    projects = [asdict(p) | {"windows": len(p.windows)} for p in report.projects]
+    facts = {"readiness": report.readiness, "coverage": report.coverage, "projects": projects}
+    (out / "kpi.json").write_text(json.dumps(facts, indent=2, default=float))
+    return out / "kpi.md"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m monitoring.kpi", description=__doc__)
+    default = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    parser.add_argument("--projects", nargs="+", default=default, help="names or YAML paths")
+    parser.add_argument("--out", type=Path, default=KPI_ROOT)
+    parser.add_argument("--coverage", type=Path, default=Path("coverage.xml"))
+    parser.add_argument("--pushgateway", help="Pushgateway URL, e.g. http://127.0.0.1:9091")
+    args = parser.parse_args(argv)
+    from models.registry import configure_tracking
+
+    try:
+        configure_tracking(Path.cwd())
+        report = build_report(args.projects, args.coverage)
+        path = write_report(report, args.out)
+        if args.pushgateway:
+            push(args.pushgateway, "kpi", samples(report), {})
+    except (ConfigError, PushError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path.read_text().split("\n## ")[0])
+    print(f"report: {path} and {path.with_suffix('.html')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,382 @@
+"""Per-window monitoring of a served model: drift, data quality and labelled quality.
+
+    python -m monitoring.monitor --project fraud [--pushgateway http://127.0.0.1:9091]
+
+The inference log is cut into windows (`monitoring.window`) and by the model version that
+served them. Each window is compared with that version's reference (its training rows):
+per-feature and dataset drift (`monitoring.drift`, Evidently's default tests, exact and fast),
+prediction drift, missing values and categories unseen in training, and, for rows whose
+label has arrived, F1 / PR-AUC / ROC-AUC of the champion and of the run's logistic baseline
+on the same rows. Evidently 0.7 reports (HTML and JSON: drift, data summary, classification)
+go to `reports/monitoring/<project>/<window>_v<version>/`, everything is logged to one MLflow
+run, and the latest window is pushed to the Pushgateway for Prometheus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from configs import ConfigError, load_config
+from configs.schema import ProjectConfig
+from monitoring.drift import NUM, column_drift, detect_drift
+from monitoring.inference_log import DECISION, MODEL_VERSION, TIMESTAMP, read_log
+from monitoring.pushgateway import PushError, Sample, project_grouping, push
+from monitoring.reference import SCORE_COLUMN, TARGET_COLUMN, load_reference
+
+log = logging.getLogger(__name__)
+
+QUALITY_METRICS = ("f1", "pr_auc", "roc_auc")
+SUMMARY_FILE = "summary.json"
+REPORTS_ROOT = Path("reports/monitoring")
+
+
+class MonitorError(RuntimeError):
+    """Nothing to monitor, or a window cannot be assessed; the message says what to do."""
+
+
+@dataclass
+class WindowReport:
+    """Everything measured on one window served by one model version."""
+
+    project: str
+    model: str
+    version: str
+    start: str
+    end: str
+    rows: int
+    labelled_rows: int
+    drift: dict[str, Any]
+    prediction_drift: dict[str, Any]
+    missing_values: dict[str, int]
+    unseen_categories: dict[str, int]
+    quality: dict[str, dict[str, float]] = field(default_factory=dict)
+    vs_baseline_pct: dict[str, float] = field(default_factory=dict)
+    report_dir: str = ""
+
+
+@dataclass
+class _Version:
+    reference: pd.DataFrame
+    baseline: Any = None
+    baseline_threshold: float = 0.5
+    run_id: str = ""
+
+
+def windows(frame: pd.DataFrame, length: str) -> Iterator[tuple[pd.Timestamp, str, pd.DataFrame]]:
+    """(window start, served version, rows) in time order."""
+    starts = frame[TIMESTAMP].dt.floor(length) if _fixed(length) else _period_starts(frame, length)
+    for (start, version), rows in frame.groupby([starts, frame[MODEL_VERSION]], sort=True):
+        yield start, str(version), rows
+
+
+def _fixed(length: str) -> bool:
+    try:
+        pd.Timedelta(length)
+    except ValueError:
+        return False
+    return True
+
+
+def _period_starts(frame: pd.DataFrame, length: str) -> pd.Series:
+    naive = frame[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None)
+    return naive.dt.to_period(length).dt.start_time.dt.tz_localize("UTC")
+
+
+def assess(
+    rows: pd.DataFrame,
+    served: _Version,
+    config: ProjectConfig,
+) -> dict[str, Any]:
+    """Drift, input quality and labelled quality of one window (pure; no I/O)."""
+    reference = served.reference
+    drift = detect_drift(
+        reference,
+        rows,
+        config.numeric_features,
+        config.categorical_features,
+        config.monitoring.drift_share_threshold,
+    )
+    prediction = column_drift(reference[SCORE_COLUMN], rows[SCORE_COLUMN], NUM, SCORE_COLUMN)
+    unseen = {
+        c: int((rows[c].notna() & ~rows[c].isin(reference[c].dropna().unique())).sum())
+        for c in config.categorical_features
+    }
+    labelled = rows[rows[TARGET_COLUMN].notna()]
+    quality, versus = _quality(labelled, served, config) if len(labelled) else ({}, {})
+    return {
+        "drift": drift.to_dict(),
+        "prediction_drift": asdict(prediction),
+        "missing_values": {c: int(rows[c].isna().sum()) for c in config.features},
+        "unseen_categories": unseen,
+        "labelled_rows": len(labelled),
+        "quality": quality,
+        "vs_baseline_pct": versus,
+    }
+
+
+def _quality(
+    labelled: pd.DataFrame, served: _Version, config: ProjectConfig
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    from features.split import model_inputs
+
+    y = labelled[TARGET_COLUMN].to_numpy(int)
+    champion = _metrics(y, labelled[SCORE_COLUMN].to_numpy(), labelled[DECISION].to_numpy())
+    quality = {"champion": champion}
+    if served.baseline is not None:
+        p = served.baseline.predict_proba(model_inputs(labelled, config))[:, 1]
+        quality["baseline"] = _metrics(y, p, (p >= served.baseline_threshold).astype(int))
+    versus = {}
+    if "baseline" in quality:
+        for metric in QUALITY_METRICS:
+            base = quality["baseline"][metric]
+            if np.isfinite(base) and base > 0:
+                versus[metric] = round(100 * (champion[metric] - base) / base, 4)
+    return quality, versus
+
+
+def _metrics(y: np.ndarray, p: np.ndarray, decisions: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    from models.evaluate import score
+
+    return {
+        "f1": float(f1_score(y, decisions, zero_division=0)),
+        "pr_auc": score("pr_auc", y, p),
+        "roc_auc": score("roc_auc", y, p),
+        "positives": int(y.sum()),
+    }
+
+
+def evidently_reports(
+    reference: pd.DataFrame,
+    rows: pd.DataFrame,
+    config: ProjectConfig,
+    out: Path,
+    sample_rows: int,
+) -> None:
+    """Evidently 0.7 HTML and JSON: drift and data summary; classification if labelled."""
+    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently.presets import ClassificationPreset, DataDriftPreset, DataSummaryPreset
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    columns = [*config.features, SCORE_COLUMN]
+    definition = DataDefinition(
+        numerical_columns=[*config.numeric_features, SCORE_COLUMN],
+        categorical_columns=list(config.categorical_features),
+        classification=[
+            BinaryClassification(target=TARGET_COLUMN, prediction_probas=SCORE_COLUMN, pos_label=1)
+        ],
+    )
+
+    def dataset(frame: pd.DataFrame, with_label: bool) -> Any:
+        frame = frame.sample(min(len(frame), sample_rows), random_state=0)
+        keep = [*columns, TARGET_COLUMN] if with_label else columns
+        frame = frame[keep].assign(**({TARGET_COLUMN: frame[TARGET_COLUMN].astype(int)}
+                                      if with_label else {}))  # fmt: skip
+        return Dataset.from_pandas(frame.reset_index(drop=True), data_definition=definition)
+
+    out.mkdir(parents=True, exist_ok=True)
+    warnings.filterwarnings("ignore", category=UndefinedMetricWarning)  # few positives: fine
+    drift = Report([DataDriftPreset(columns=columns), DataSummaryPreset()]).run(
+        dataset(rows, False), dataset(reference, False)
+    )
+    drift.save_html(str(out / "drift.html"))
+    drift.save_json(str(out / "drift.json"))
+    labelled = rows[rows[TARGET_COLUMN].notna()]
+    if labelled[TARGET_COLUMN].nunique() == 2:
+        quality = Report([ClassificationPreset()]).run(
+            dataset(labelled, True), dataset(reference, True)
+        )
+        quality.save_html(str(out / "classification.html"))
+        quality.save_json(str(out / "classification.json"))
+
+
+def samples(report: WindowReport, primary_metric: str) -> list[Sample]:
+    """The gauges of one window, named as in `monitoring.contract`."""
+    out = [
+        Sample("mlops_window_end_timestamp_seconds", pd.Timestamp(report.end).timestamp()),
+        Sample("mlops_window_rows", report.rows),
+        Sample("mlops_window_labelled_rows", report.labelled_rows),
+        Sample("mlops_serving_model_version", float(report.version)),
+        Sample("mlops_drift_share", report.drift["drift_share"]),
+        Sample("mlops_dataset_drift", float(report.drift["dataset_drift"])),
+        Sample("mlops_prediction_drift_score", report.prediction_drift["score"]),
+        Sample("mlops_monitor_last_success_timestamp_seconds", time.time()),
+    ]
+    for column in report.drift["columns"]:
+        out.append(Sample("mlops_feature_drift_score", column["score"],
+                          {"feature": column["column"], "method": column["method"]}))  # fmt: skip
+        out.append(Sample("mlops_feature_drift_detected", float(column["drifted"]),
+                          {"feature": column["column"]}))  # fmt: skip
+    for model, metrics in report.quality.items():
+        for metric in QUALITY_METRICS:
+            out.append(Sample("mlops_model_quality", metrics[metric],
+                              {"metric": metric, "model": model}))  # fmt: skip
+    for metric, pct in report.vs_baseline_pct.items():
+        primary = str(metric == primary_metric).lower()
+        out.append(Sample("mlops_model_quality_vs_baseline_pct", pct,
+                          {"metric": metric, "primary": primary}))  # fmt: skip
+    for name, counts in (("mlops_input_missing_values", report.missing_values),
+                         ("mlops_input_unseen_categories", report.unseen_categories)):  # fmt: skip
+        out += [Sample(name, float(n), {"feature": c}) for c, n in counts.items()]
+    return out
+
+
+def run_monitor(
+    config: ProjectConfig,
+    *,
+    log_root: Path | None = None,
+    out_root: Path = REPORTS_ROOT,
+    since: pd.Timestamp | None = None,
+    pushgateway: str | None = None,
+    evidently: bool = True,
+) -> list[WindowReport]:
+    """Assess every window of the log since `since`; write, log and push the results.
+
+    Raises:
+        MonitorError: The log holds no rows of the project's model in the range.
+    """
+    settings = config.monitoring
+    log_root = Path(log_root or settings.log_path)
+    frame = read_log(log_root, config.model_name, start=since)
+    if frame.empty:
+        raise MonitorError(
+            f"no predictions of {config.model_name} under {log_root}"
+            + (f" since {since}" if since is not None else "")
+            + ": serve the model and send traffic first (make serve, make simulate)"
+        )
+    versions: dict[str, _Version] = {}
+    reports = []
+    for start, version, rows in windows(frame, settings.window):
+        if len(rows) < settings.min_window_rows:
+            log.info("window %s v%s: %d rows < min_window_rows, skipped", start, version, len(rows))
+            continue
+        served = versions.get(version) or versions.setdefault(
+            version, _load_version(config, version)
+        )
+        end = rows[TIMESTAMP].max()
+        report = WindowReport(
+            project=config.name,
+            model=config.model_name,
+            version=version,
+            start=start.isoformat(),
+            end=end.isoformat(),
+            rows=len(rows),
+            **assess(rows, served, config),
+        )
+        folder = out_root / config.name / f"{start:%Y%m%dT%H%M}_v{version}"
+        if evidently:
+            evidently_reports(served.reference, rows, config, folder, settings.report_sample_rows)
+        folder.mkdir(parents=True, exist_ok=True)
+        report.report_dir = str(folder)
+        (folder / SUMMARY_FILE).write_text(json.dumps(asdict(report), indent=2, default=float))
+        reports.append(report)
+    if not reports:
+        raise MonitorError(
+            f"no window of {config.model_name} has {settings.min_window_rows} rows "
+            f"(monitoring.min_window_rows); send more traffic or lower it"
+        )
+    _write_history(out_root / config.name, reports)
+    _log_to_mlflow(config, reports)
+    if pushgateway:
+        push(pushgateway, "monitor", samples(reports[-1], config.evaluation.primary_metric),
+             project_grouping(config.name))  # fmt: skip
+    return reports
+
+
+def _load_version(config: ProjectConfig, version: str) -> _Version:
+    import mlflow
+
+    from models.registry import load_registered
+
+    served = _Version(reference=load_reference(config.model_name, version))
+    details = mlflow.MlflowClient().get_model_version(config.model_name, version)
+    served.run_id = details.run_id
+    if "baseline.threshold" in details.tags:
+        served.baseline = load_registered(f"runs:/{details.run_id}/baseline")
+        served.baseline_threshold = float(details.tags["baseline.threshold"])
+    return served
+
+
+def _write_history(folder: Path, reports: list[WindowReport]) -> None:
+    """`history.json`: every window assessed so far (newest run wins for a window)."""
+    path = folder / "history.json"
+    known = json.loads(path.read_text()) if path.exists() else []
+    fresh = {(r.start, r.version) for r in reports}
+    kept = [w for w in known if (w["start"], w["version"]) not in fresh]
+    rows = sorted(kept + [asdict(r) for r in reports], key=lambda w: (w["start"], w["version"]))
+    path.write_text(json.dumps(rows, indent=1, default=float))
+
+
+def _log_to_mlflow(config: ProjectConfig, reports: list[WindowReport]) -> None:
+    import mlflow
+
+    from models.registry import experiment_id
+
+    with mlflow.start_run(
+        experiment_id=experiment_id(config.name),
+        run_name=f"monitor-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}",
+        tags={"kind": "monitoring", "model_name": config.model_name},
+    ):
+        for step, report in enumerate(reports):
+            values = {
+                "drift_share": report.drift["drift_share"],
+                "dataset_drift": float(report.drift["dataset_drift"]),
+                "prediction_drift": report.prediction_drift["score"],
+                "rows": report.rows,
+            }
+            for model, metrics in report.quality.items():
+                values |= {f"{model}.{m}": metrics[m] for m in QUALITY_METRICS}
+            finite = {k: float(v) for k, v in values.items() if np.isfinite(v)}
+            mlflow.log_metrics(finite, step=step)
+            mlflow.log_artifacts(report.report_dir, f"windows/{Path(report.report_dir).name}")
+
+
+def _print(reports: list[WindowReport], primary: str) -> None:
+    print(f"{'window':<26} {'ver':>3} {'rows':>6} {'labels':>6} {'drift':>6} {primary:>8} "
+          f"{'vs base':>8}")  # fmt: skip
+    for r in reports:
+        value = r.quality.get("champion", {}).get(primary, float("nan"))
+        versus = r.vs_baseline_pct.get(primary, float("nan"))
+        flag = " DRIFT" if r.drift["dataset_drift"] else ""
+        print(f"{r.start:<26} {r.version:>3} {r.rows:>6} {r.labelled_rows:>6} "
+              f"{r.drift['drift_share']:>6.2f} {value:>8.3f} {versus:>+7.1f}%{flag}")  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m monitoring.monitor", description=__doc__)
+    parser.add_argument("--project", default="fraud", help="config name or YAML path")
+    parser.add_argument("--log-path", type=Path, help="inference log root (monitoring.log_path)")
+    parser.add_argument("--since", type=pd.Timestamp, help="only windows from this time on")
+    parser.add_argument("--out", type=Path, default=REPORTS_ROOT, help="report folder root")
+    parser.add_argument("--pushgateway", help="Pushgateway URL, e.g. http://127.0.0.1:9091")
+    args = parser.parse_args(argv)
+    from models.registry import configure_tracking
+
+    try:
+        config = load_config(args.project)
+        configure_tracking(Path.cwd())
+        reports = run_monitor(config, log_root=args.log_path, out_root=args.out,
+                              since=args.since, pushgateway=args.pushgateway)  # fmt: skip
+    except (ConfigError, MonitorError, PushError, LookupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _print(reports, config.evaluation.primary_metric)
+    print(f"reports: {args.out / config.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""The whole monitoring loop for real, on small data: nothing here is faked.
+
+kfp.local trains a deliberately weak first champion (2,500 rows of the normal period); a real
+Triton serves it; the simulator replays the drifted period through the client with the
+inference log attached and labels arriving late; the monitor pushes to a real Pushgateway
+that a real Prometheus scrapes with the repo's rules; every dashboard panel's PromQL returns
+data; the drift alert fires; the loop retrains on the labelled log, the gate and infra
+validation pass, Triton swaps versions; the next drifted week is no longer drift for the new
+model (its reference is the drifted data it learned from).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from configs import load_config
+from models.registry import champion_version
+from monitoring import kpi, monitor, simulate
+from monitoring.inference_log import read_log
+from monitoring.loop import firing_alerts, run_loop
+from monitoring.stack import PrometheusStack, dashboard_queries, query, wait_for_query
+from pipelines import run_local
+from serving import launcher
+from serving.client import TritonModelClient
+from serving.deploy import SERVING_REPOSITORY
+from serving.launcher import free_ports
+from tests.conftest import write_config
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+PROJECT = "loop"
+MODEL = f"{PROJECT}-classifier"
+SIMULATION = {"rows": 20_000, "days": 28, "rate_per_s": 20_000, "batch_rows": 200,
+              "label_delay_s": 0.5}  # fmt: skip
+
+
+def wait_until(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tracking):
+    root = tmp_path_factory.mktemp("loop")
+    config_path = write_config(
+        root / "loop.yaml",
+        name=PROJECT,
+        data={"rows": 2_500, "seed": 3},
+        tuning={"n_trials": 2},
+        gate={"min_gain_over_baseline": -1.0, "min_slice_metric": 0.0},
+        monitoring={
+            "window": "7D",
+            "min_window_rows": 200,
+            "retrain_lookback_days": 60,
+            "retrain_trials": 3,
+            "simulation": SIMULATION,
+        },  # fmt: skip
+    )
+    cwd = os.getcwd()
+    os.chdir(root)
+    triton = launcher.TritonServer(
+        run_dir=root / "tritonserver-run"
+    )  # not "triton/": torch imports that
+    stack = PrometheusStack(run_dir=root / "prometheus")
+    try:
+        assert run_local.main(["--project", str(config_path), "--reports", "reports/first"]) == 0
+        assert champion_version(MODEL) == "1"
+        http, grpc, metrics, prom, push = free_ports(5)
+        triton.start(root / SERVING_REPOSITORY, http_port=http, grpc_port=grpc,
+                     metrics_port=metrics, model_control="poll", poll_seconds=1)  # fmt: skip
+        stack.start(prometheus_port=prom, pushgateway_port=push,
+                    triton_metrics=f"127.0.0.1:{metrics}", scrape_interval="1s")  # fmt: skip
+        yield SimpleNamespace(
+            root=root,
+            config_path=config_path,
+            config=load_config(config_path),
+            url=f"127.0.0.1:{http}",
+            prometheus=stack.prometheus_url,
+            pushgateway=stack.pushgateway_url,
+        )
+    finally:
+        stack.stop()
+        triton.stop()
+        os.chdir(cwd)
+
+
+COVERAGE_XML = '<?xml version="1.0" ?><coverage line-rate="0.91" version="7"></coverage>'
+
+
+def run_monitor_and_kpis(world) -> list[monitor.WindowReport]:
+    reports = monitor.run_monitor(world.config, pushgateway=world.pushgateway)
+    coverage = world.root / "coverage.xml"  # input fixture: what `make test` leaves behind
+    coverage.write_text(COVERAGE_XML)
+    report = kpi.build_report([str(world.config_path)], coverage)
+    kpi.write_report(report)
+    kpi.push(world.pushgateway, "kpi", kpi.samples(report), {})
+    return reports
+
+
+@pytest.fixture(scope="module")
+def first_week(world):
+    args = ["--project", str(world.config_path), "--url", world.url]
+    assert simulate.main(args) == 0
+    return run_monitor_and_kpis(world)
+
+
+def test_traffic_is_logged_with_late_labels(world, first_week):
+    log = read_log(world.root / world.config.monitoring.log_path, MODEL)
+    assert len(log) > 15_000
+    assert log["label"].notna().all()  # every label arrived (after the delay)
+    assert set(log["model_version"]) == {"1"}
+    assert log["request_id"].is_unique
+
+
+def test_drifted_weeks_are_flagged_against_the_training_data(first_week):
+    assert len(first_week) >= 4
+    assert all(w.drift["dataset_drift"] for w in first_week)
+    assert all(w.quality["champion"]["positives"] > 0 for w in first_week)
+    folder = Path(first_week[-1].report_dir)
+    for name in ("drift.html", "drift.json", "classification.html", "summary.json"):
+        assert (folder / name).is_file(), name
+
+
+def test_every_dashboard_panel_returns_data(world, first_week):
+    queries = dashboard_queries()
+    assert len(queries) >= 20
+    empty = []
+    for dashboard, title, expr in queries:
+        try:
+            wait_for_query(world.prometheus, expr, timeout_s=20)
+        except Exception as exc:  # noqa: BLE001 - collect them all
+            empty.append(f"{dashboard} / {title}: {expr} ({exc})")
+    assert not empty, "\n".join(empty)
+
+
+def test_drift_alert_fires(world, first_week):
+    firing = wait_until(lambda: firing_alerts(world.prometheus, PROJECT), 120, "drift alert")
+    assert "DataDriftDetected" in firing
+
+
+def test_alert_retrains_and_triton_swaps_to_the_winner(world, first_week):
+    wait_until(lambda: firing_alerts(world.prometheus, PROJECT), 120, "drift alert")
+    outcome = run_loop(world.config, prometheus=world.prometheus)
+    assert outcome.triggered_by and outcome.retrained
+    assert outcome.rows > 15_000
+    assert outcome.promoted and outcome.deployed, outcome.reasons
+    assert champion_version(MODEL) == outcome.version == "2"
+    client = TritonModelClient(MODEL, world.url)
+    rows = simulate.traffic(world.config, 50, 7).drop(columns=["request_id", "timestamp", "label"])
+
+    def serves_new_version():
+        client.predict(rows)
+        return client.last_version == "2"
+
+    wait_until(serves_new_version, 60, "Triton to serve version 2")
+    client.close()
+
+
+def test_the_next_drifted_week_is_no_longer_drift(world, first_week):
+    assert champion_version(MODEL) == "2", "needs the retraining test before it"
+    args = ["--project", str(world.config_path), "--url", world.url, "--seed-offset", "2"]
+    assert simulate.main(args) == 0
+    reports = run_monitor_and_kpis(world)
+    after = [w for w in reports if w.version == "2" and w.rows >= 1000]
+    before = [w for w in reports if w.version == "1"]
+    assert after and before
+    assert not any(w.drift["dataset_drift"] for w in after)
+    assert max(w.drift["drift_share"] for w in after) < min(w.drift["drift_share"] for w in before)
+    wait_for_query(
+        world.prometheus, f'mlops_dataset_drift{{project="{PROJECT}"}} == 0', timeout_s=30
+    )
+    assert query(world.prometheus, f'mlops_serving_model_version{{project="{PROJECT}"}}')
+    page = (world.root / "reports" / "kpi" / "kpi.md").read_text()
+    assert "1/1 projects deployed and monitored" in page
+    assert "| Test coverage | 91.0% |" in page
+    history = json.loads((world.root / "reports/monitoring" / PROJECT / "history.json").read_text())
+    assert {w["version"] for w in history} == {"1", "2"}

@@ -1,0 +1,243 @@
+"""The real local monitoring stack: Debian's prometheus and prometheus-pushgateway on free ports.
+
+Metrics are pushed with plain HTTP (text exposition format), as the monitor does; Prometheus
+scrapes them every second here. Fails (not skips) when a binary is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import requests
+
+from monitoring import stack
+from monitoring.contract import KPI_METRICS, MONITOR_METRICS
+from monitoring.stack import (
+    MonitoringError,
+    PrometheusStack,
+    dashboard_queries,
+    query,
+    wait_for_query,
+    wait_for_targets,
+)
+from serving.launcher import free_ports
+
+pytestmark = pytest.mark.integration
+
+FEATURES = ("amount", "merchant")
+
+
+def exposition(samples: list[tuple[str, dict[str, str], float]], kinds: dict[str, str]) -> str:
+    """Prometheus text exposition of `samples` (name, labels, value), one TYPE line a name."""
+    lines, typed = [], set()
+    for name, labels, value in samples:
+        family = name.removesuffix("_sum").removesuffix("_count")
+        family = family if family in kinds else name
+        if family not in typed:
+            lines.append(f"# TYPE {family} {kinds.get(family, 'gauge')}")
+            typed.add(family)
+        rendered = ",".join(f'{key}="{val}"' for key, val in labels.items())
+        lines.append(f"{name}{{{rendered}}} {value}" if rendered else f"{name} {value}")
+    return "\n".join(lines) + "\n"
+
+
+def monitor_samples(now: float) -> list[tuple[str, dict[str, str], float]]:
+    """One window of every monitor metric for a project (grouping label not repeated)."""
+    samples = []
+    for name, labels in MONITOR_METRICS.items():
+        if "feature" in labels:
+            for n, feature in enumerate(FEATURES):
+                extra = {"feature": feature, **({"method": "psi"} if "method" in labels else {})}
+                value = 1 - n if name == "mlops_feature_drift_detected" else 0.1 * (n + 1)
+                samples.append((name, extra, value))
+        elif name == "mlops_model_quality":
+            for model, value in (("champion", 0.81), ("baseline", 0.62)):
+                samples.append((name, {"metric": "pr_auc", "model": model}, value))
+        elif name == "mlops_model_quality_vs_baseline_pct":
+            samples.append((name, {"metric": "pr_auc", "primary": "true"}, 30.6))
+            samples.append((name, {"metric": "roc_auc", "primary": "false"}, -1.5))
+        elif name.endswith("_timestamp_seconds"):
+            samples.append((name, {}, now))
+        else:
+            samples.append(
+                (name, {}, {"mlops_drift_share": 0.4, "mlops_dataset_drift": 1}.get(name, 7))
+            )
+    return samples
+
+
+def kpi_samples() -> list[tuple[str, dict[str, str], float]]:
+    values = {"mlops_kpi_projects_total": 2, "mlops_kpi_projects_monitored": 1}
+    return [
+        (name, {"project": "fraud"} if labels else {}, values.get(name, 0.9))
+        for name, labels in KPI_METRICS.items()
+    ]
+
+
+def triton_samples(step: int) -> list[tuple[str, dict[str, str], float]]:
+    """What Triton 2.51 exposes for one model (names and labels as the real server's),
+    counters advancing with `step`; pushed because this test runs no Triton."""
+    model = {"model": "fraud", "version": "1"}
+    samples = [
+        ("nv_inference_request_success", model, 100.0 * step),
+        ("nv_inference_request_failure", {**model, "reason": "BACKEND"}, 1.0 * step),
+        ("nv_inference_count", model, 400.0 * step),
+        ("nv_inference_exec_count", model, 50.0 * step),
+        ("nv_inference_request_duration_us", model, 90_000.0 * step),
+        ("nv_inference_queue_duration_us", model, 20_000.0 * step),
+        ("nv_inference_compute_infer_duration_us", model, 60_000.0 * step),
+    ]
+    for family in ("nv_inference_request_summary_us", "nv_inference_queue_summary_us"):
+        for quantile in ("0.5", "0.9", "0.95", "0.99", "0.999"):
+            samples.append((family, {**model, "quantile": quantile}, 900.0))
+        samples += [(f"{family}_count", model, 100.0 * step), (f"{family}_sum", model, 9e4 * step)]
+    return samples
+
+
+TRITON_KINDS = {
+    "nv_inference_request_summary_us": "summary",
+    "nv_inference_queue_summary_us": "summary",
+    **{name: "counter" for name, _, _ in triton_samples(0) if "summary" not in name},
+}
+
+
+def push(url: str, grouping: str, body: str) -> None:
+    response = requests.put(f"{url}/metrics/{grouping}", data=body.encode(), timeout=5)
+    assert response.status_code in (200, 202), f"{grouping}: {response.status_code} {response.text}"
+
+
+@pytest.fixture(scope="module")
+def monitoring_stack(tmp_path_factory):
+    """The stack on free ports; Triton's target is a free port where nothing listens."""
+    run_dir = tmp_path_factory.mktemp("monitoring") / "run"
+    server = PrometheusStack(run_dir)
+    (triton_port,) = free_ports(1)
+    began = time.monotonic()
+    try:
+        state = server.start(
+            prometheus_port=0,
+            pushgateway_port=0,
+            triton_metrics=f"127.0.0.1:{triton_port}",
+            scrape_interval="1s",
+            timeout_s=20,
+        )
+    except MonitoringError as exc:
+        pytest.fail(str(exc))
+    state["start_seconds"] = time.monotonic() - began
+    try:
+        yield server, state
+    finally:
+        server.stop()
+    assert not [pid for pid in state["pids"].values() if stack._pid_alive(pid)]
+
+
+def test_stack_starts_ready_with_its_files_in_the_run_dir(monitoring_stack):
+    server, state = monitoring_stack
+    assert state["start_seconds"] < 15
+    status = server.status()
+    assert status["prometheus"]["ready"] and status["pushgateway"]["ready"]
+    assert (server.run_dir / "prometheus.yml").is_file()
+    assert (server.run_dir / "prometheus-data").is_dir()
+    assert all((server.run_dir / f"{name}.pid").is_file() for name in stack.BINARIES)
+    with pytest.raises(MonitoringError, match="already runs"):
+        server.start(prometheus_port=0, pushgateway_port=0)
+    with pytest.raises(MonitoringError, match=f"port {state['prometheus_port']} .* in use"):
+        PrometheusStack(server.run_dir.parent / "other").start(
+            prometheus_port=state["prometheus_port"], pushgateway_port=0
+        )
+    assert stack.main(["status", "--run-dir", str(server.run_dir)]) == 0
+    # --web.enable-lifecycle: the rules can be reloaded without a restart
+    assert requests.post(f"{server.prometheus_url}/-/reload", timeout=10).status_code == 200
+
+
+def test_pushed_metrics_are_scraped_and_queryable(monitoring_stack):
+    server, _ = monitoring_stack
+    now = time.time()
+    push(server.pushgateway_url, "job/monitor/project/fraud", exposition(monitor_samples(now), {}))
+    push(server.pushgateway_url, "job/kpi", exposition(kpi_samples(), {}))
+    targets = wait_for_targets(server.prometheus_url, ("prometheus", "pushgateway"), timeout_s=15)
+    assert {target["labels"]["job"] for target in targets} == {"prometheus", "pushgateway"}
+
+    (drift,) = wait_for_query(server.prometheus_url, "mlops_drift_share", timeout_s=15)
+    # honor_labels: the push's job and grouping label, not job="pushgateway"
+    assert drift["metric"]["job"] == "monitor" and drift["metric"]["project"] == "fraud"
+    assert float(drift["value"][1]) == 0.4
+    scores = query(server.prometheus_url, 'mlops_feature_drift_score{project="fraud"}')
+    assert {s["metric"]["feature"]: float(s["value"][1]) for s in scores} == {
+        "amount": 0.1,
+        "merchant": 0.2,
+    }
+    wait_for_query(server.prometheus_url, 'mlops_kpi_projects_total{job="kpi"} == 2', timeout_s=5)
+    with pytest.raises(MonitoringError, match="parse error"):
+        query(server.prometheus_url, "sum(")
+
+
+def test_alert_rules_are_loaded_and_evaluated(monitoring_stack):
+    """mlops_dataset_drift=1 was pushed: DataDriftDetected is pending (for: 1m)."""
+    server, _ = monitoring_stack
+    wait_for_query(server.prometheus_url, "mlops_dataset_drift == 1", timeout_s=15)
+    (alert,) = wait_for_query(
+        server.prometheus_url, 'ALERTS{alertname="DataDriftDetected"}', timeout_s=10
+    )
+    assert alert["metric"]["project"] == "fraud" and alert["metric"]["alertstate"] == "pending"
+    body = requests.get(f"{server.prometheus_url}/api/v1/rules", timeout=5).json()
+    names = {rule["name"] for group in body["data"]["groups"] for rule in group["rules"]}
+    assert {"DataDriftDetected", "TritonErrorRateHigh", "MonitorStale"} <= names
+
+
+def test_every_dashboard_panel_query_returns_data(monitoring_stack):
+    server, _ = monitoring_stack
+    for step in (1, 2):  # two scrapes with advancing counters, so rate() has something
+        push(
+            server.pushgateway_url,
+            "job/triton-fixture",
+            exposition(triton_samples(step), TRITON_KINDS),
+        )
+        wait_for_query(
+            server.prometheus_url, f"nv_inference_request_success == {100 * step}", timeout_s=10
+        )
+    wait_for_query(server.prometheus_url, "mlops_kpi_test_coverage_ratio", timeout_s=10)
+    empty = [
+        f"{uid}: {title}: {expr}"
+        for uid, title, expr in dashboard_queries()
+        if not query(server.prometheus_url, expr)
+    ]
+    assert not empty, "panels without data:\n" + "\n".join(empty)
+    (batch,) = query(
+        server.prometheus_url,
+        next(e for _, title, e in dashboard_queries() if title == "Average batch size"),
+    )
+    assert float(batch["value"][1]) == pytest.approx(8.0)
+
+
+def test_stop_leaves_no_process_and_frees_the_ports(tmp_path):
+    server = PrometheusStack(tmp_path / "run")
+    state = server.start(prometheus_port=0, pushgateway_port=0, timeout_s=20)
+    pids = state["pids"]
+    assert stack.main(["down", "--run-dir", str(server.run_dir)]) == 0
+    for process in server.processes.values():  # our children: reap them
+        process.wait(timeout=10)
+    for name, pid in pids.items():
+        assert not stack._pid_alive(pid), f"{name} ({pid}) still runs"
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)  # nothing left in its process group either
+    for port in (state["prometheus_port"], state["pushgateway_port"]):
+        assert stack._port_free("127.0.0.1", port)
+    assert stack.main(["status", "--run-dir", str(server.run_dir)]) == 3
+    assert server.stop() is False
+
+
+def test_a_server_that_exits_during_start_is_reported_with_its_log(tmp_path):
+    """A rule file Prometheus cannot load: start fails naming it, the Pushgateway is stopped."""
+    template = tmp_path / "prometheus.yml"
+    template.write_text(
+        stack.PROMETHEUS_CONFIG.read_text().replace("- alerts.yml", "- broken_rules.yml")
+    )
+    (tmp_path / "broken_rules.yml").write_text("groups:\n  - name: g\n    rules:\n      - x: 1\n")
+    server = PrometheusStack(tmp_path / "run", template=template)
+    with pytest.raises(
+        MonitoringError, match=r"prometheus exited with code \d+(.|\n)*broken_rules"
+    ):
+        server.start(prometheus_port=0, pushgateway_port=0, timeout_s=20)
+    assert server.running_pids() == {} and server.processes == {}

@@ -1,0 +1,264 @@
+"""Alert rules, scrape config and dashboards as code, checked with the real promtool.
+
+promtool comes from the Debian package `prometheus`; the tests fail (not skip) without it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from monitoring import stack
+from monitoring.contract import KPI_METRICS, METRIC_NAMES, MONITOR_METRICS, TRITON_METRICS
+from monitoring.stack import DASHBOARDS_DIR, MonitoringError, dashboard_queries, render_config
+
+PROMETHEUS_DIR = stack.MONITORING_DIR / "prometheus"
+ALERTS = PROMETHEUS_DIR / "alerts.yml"
+ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
+PROVISIONING = stack.MONITORING_DIR / "grafana" / "provisioning"
+DASHBOARD_FILES = sorted(DASHBOARDS_DIR.glob("*.json"))
+DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+ALERT_NAMES = {
+    "DataDriftDetected",
+    "ModelQualityBelowBaseline",
+    "TritonErrorRateHigh",
+    "TritonLatencySLOBreach",
+    "MonitorStale",
+}
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.fail("promtool not found on PATH: sudo apt-get install -y prometheus")
+    return found
+
+
+def run_promtool(promtool: str, *args: str | Path) -> str:
+    done = subprocess.run(
+        [promtool, *map(str, args)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, f"promtool {' '.join(map(str, args))}:\n{done.stdout}{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def alert_rules() -> list[dict]:
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+# -- metric names out of PromQL ----------------------------------------------------------------
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_BRACES = re.compile(r"\{[^}]*\}|\[[^\]]*\]")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_IDENTIFIER = re.compile(r"(?<![\w:.])([A-Za-z_:][\w:]*)(?![\w:])(?!\s*\()")
+_KEYWORDS = {"and", "or", "unless", "bool", "offset", "group_left", "group_right", "inf", "nan"}
+
+
+def metric_names(promql: str) -> set[str]:
+    """Metric names in `promql`: identifiers that are not functions, keywords, labels or numbers."""
+    text = _STRINGS.sub('""', promql)
+    text = _BRACES.sub(" ", text)  # label matchers, ranges and subqueries
+    text = _GROUPING.sub(" ", text)
+    return {name for name in _IDENTIFIER.findall(text) if name.lower() not in _KEYWORDS}
+
+
+def test_metric_name_parser_finds_names_and_nothing_else():
+    promql = (
+        "sum by (model, version) (rate(a_total{x=\"b{c}\", y=~'d|e'}[5m] offset 1h))"
+        " / on (model) group_left (version) b:recorded > bool 1e3"
+        " unless histogram_quantile(0.99, c_bucket) or time() - d_seconds"
+    )
+    assert metric_names(promql) == {"a_total", "b:recorded", "c_bucket", "d_seconds"}
+
+
+# -- alert rules ---------------------------------------------------------------------------------
+
+
+def test_promtool_check_rules(promtool):
+    assert "SUCCESS: 5 rules found" in run_promtool(promtool, "check", "rules", ALERTS)
+
+
+def test_promtool_rule_unit_tests_pass(promtool):
+    assert "SUCCESS" in run_promtool(promtool, "test", "rules", ALERTS_TEST)
+
+
+def test_every_alert_is_tested_firing_and_not_firing():
+    tests = yaml.safe_load(ALERTS_TEST.read_text())["tests"]
+    cases = [case for test in tests for case in test["alert_rule_test"]]
+    fired = {case["alertname"] for case in cases if case.get("exp_alerts")}
+    quiet = {case["alertname"] for case in cases if not case.get("exp_alerts")}
+    assert {rule["alert"] for rule in alert_rules()} == ALERT_NAMES
+    assert fired == ALERT_NAMES and quiet == ALERT_NAMES
+
+
+def test_alerts_carry_severity_summary_description_and_runbook():
+    for rule in alert_rules():
+        name = rule["alert"]
+        assert rule["labels"]["severity"] in {"warning", "critical"}, name
+        annotations = rule["annotations"]
+        assert set(annotations) == {"summary", "description", "runbook"}, name
+        assert annotations["runbook"] == f"docs/runbook.md#{name.lower()}"
+        label = "$labels.model" if name.startswith("Triton") else "$labels.project"
+        assert label in annotations["summary"] and label in annotations["description"], name
+        assert rule["for"], f"{name} has no for:"
+
+
+# -- scrape config ------------------------------------------------------------------------------
+
+
+def test_repo_and_rendered_prometheus_configs_pass_promtool(promtool, tmp_path):
+    run_promtool(promtool, "check", "config", PROMETHEUS_DIR / "prometheus.yml")
+    rendered = tmp_path / "prometheus.yml"
+    rendered.write_text(
+        render_config(
+            prometheus="127.0.0.1:19090",
+            pushgateway="127.0.0.1:19091",
+            triton="10.0.0.5:18002",
+            scrape_interval="1s",
+        )
+    )
+    out = run_promtool(promtool, "check", "config", rendered)
+    assert "SUCCESS: 1 rule files found" in out
+    config = yaml.safe_load(rendered.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = {name: job["static_configs"][0]["targets"] for name, job in jobs.items()}
+    assert targets == {
+        "prometheus": ["127.0.0.1:19090"],
+        "pushgateway": ["127.0.0.1:19091"],
+        "triton": ["10.0.0.5:18002"],
+    }
+    assert jobs["pushgateway"]["honor_labels"] is True
+    assert config["rule_files"] == [str(ALERTS)]
+    assert config["global"]["scrape_interval"] == config["global"]["scrape_timeout"] == "1s"
+
+
+def test_render_config_names_the_file_and_the_missing_job(tmp_path):
+    template = tmp_path / "prometheus.yml"
+    template.write_text("scrape_configs:\n  - job_name: prometheus\n    static_configs: []\n")
+    with pytest.raises(MonitoringError, match=rf"{template}: .*no job 'prometheus'"):
+        render_config(prometheus="a:1", pushgateway="b:2", triton="c:3", template=template)
+
+
+def test_a_missing_binary_error_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(MonitoringError, match="apt-get install -y prometheus-pushgateway"):
+        stack.find_binary("pushgateway")
+    with pytest.raises(MonitoringError, match="prometheus not found on PATH"):
+        stack.PrometheusStack(tmp_path / "run").start()
+
+
+# -- dashboards ---------------------------------------------------------------------------------
+
+
+def test_dashboards_are_complete_and_point_at_the_prometheus_datasource():
+    assert [path.stem for path in DASHBOARD_FILES] == ["kpis", "model-health", "serving"]
+    for path in DASHBOARD_FILES:
+        dashboard = json.loads(path.read_text())
+        assert dashboard["uid"] == path.stem and dashboard["title"]
+        assert 36 <= dashboard["schemaVersion"] <= 41, path
+        panels = dashboard["panels"]
+        ids = [panel["id"] for panel in panels]
+        assert len(ids) == len(set(ids)), f"{path}: duplicate panel ids {ids}"
+        for panel in panels:
+            where = f"{path.name}: panel {panel['id']} {panel.get('title')!r}"
+            assert panel.get("title") and panel.get("gridPos"), where
+            assert panel["datasource"] == DATASOURCE, where
+            assert panel["targets"], f"{where} has no target"
+            ref_ids = [target["refId"] for target in panel["targets"]]
+            assert len(ref_ids) == len(set(ref_ids)), where
+            for target in panel["targets"]:
+                assert target["datasource"] == DATASOURCE, where
+                assert target.get("expr", "").strip(), f"{where}: empty expr"
+        for variable in dashboard["templating"]["list"]:
+            assert variable["datasource"] == DATASOURCE, f"{path.name}: ${variable['name']}"
+
+
+def test_every_dashboard_expr_is_valid_promql(promtool, tmp_path):
+    """promtool parses each panel's PromQL (variables substituted) as a recording rule."""
+    queries = dashboard_queries()
+    assert len(queries) >= 25
+    rules = [
+        {"record": f"dashboard:{uid.replace('-', '_')}:{n}", "expr": expr}
+        for n, (uid, _, expr) in enumerate(queries)
+    ]
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    assert f"SUCCESS: {len(rules)} rules found" in run_promtool(promtool, "check", "rules", path)
+    assert not [expr for _, _, expr in queries if "$" in expr]
+
+
+def test_dashboard_queries_substitutes_variables_and_rejects_unknown_ones(tmp_path):
+    dashboard = {
+        "uid": "d",
+        "templating": {"list": [{"name": "project", "allValue": "fraud|churn"}, {"name": "m"}]},
+        "panels": [
+            {
+                "title": "row",
+                "type": "row",
+                "panels": [
+                    {
+                        "title": "p",
+                        "targets": [
+                            {"expr": 'rate(x{project=~"$project",m=~"${m}"}[$__rate_interval])'}
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(dashboard))
+    assert dashboard_queries(path) == [("d", "p", 'rate(x{project=~"fraud|churn",m=~".*"}[1m])')]
+    dashboard["panels"][0]["panels"][0]["targets"][0]["expr"] = "x{a=~'$nope'}"
+    path.write_text(json.dumps(dashboard))
+    with pytest.raises(ValueError, match=r"d.json: panel 'p': unknown variable \$nope"):
+        dashboard_queries(path)
+
+
+def _used_names() -> dict[str, set[str]]:
+    used: dict[str, set[str]] = {}
+    for uid, title, expr in dashboard_queries():
+        used.setdefault(f"{uid}: {title}", set()).update(metric_names(expr))
+    for path in DASHBOARD_FILES:
+        for variable in json.loads(path.read_text())["templating"]["list"]:
+            query = variable["query"]["query"]
+            used[f"{path.stem}: ${variable['name']}"] = set(
+                re.findall(r"label_values\(\s*([\w:]+)\s*,", query)
+            )
+    for rule in alert_rules():
+        used[f"alert {rule['alert']}"] = metric_names(rule["expr"])
+    return used
+
+
+def test_dashboards_and_rules_use_only_contract_metric_names():
+    used = _used_names()
+    unknown = {where: names - METRIC_NAMES for where, names in used.items() if names - METRIC_NAMES}
+    assert not unknown, f"not in monitoring/contract.py: {unknown}"
+    assert all(used.values()), [where for where, names in used.items() if not names]
+
+
+def test_every_contract_metric_is_on_a_dashboard():
+    on_dashboards = set().union(
+        *(names for where, names in _used_names().items() if not where.startswith("alert"))
+    )
+    assert set(MONITOR_METRICS) | set(KPI_METRICS) | set(TRITON_METRICS) == METRIC_NAMES
+    assert sorted(METRIC_NAMES - on_dashboards) == []
+
+
+def test_grafana_provisioning_points_at_the_datasource_and_a_dashboards_folder():
+    datasources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
+    (source,) = datasources["datasources"]
+    assert source["uid"] == "prometheus" and source["type"] == "prometheus"
+    assert source["url"] == "${PROMETHEUS_URL}"
+    providers = yaml.safe_load((PROVISIONING / "dashboards" / "dashboards.yml").read_text())
+    (provider,) = providers["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"].startswith("/")
