@@ -57,7 +57,7 @@ def traffic(config: ProjectConfig, rows: int, days: int, seed_offset: int = 1) -
         from features.fraud_data import generate_transactions
 
         months = 6  # the generator's default period length
-        n = max(config.data.rows, rows * months * 31 // days)  # ~`rows` rows in `days` days
+        n = max(100, rows * months * 31 * 5 // (4 * days))  # `rows` in `days`, 25% to spare
         seed = config.data.seed + seed_offset - 1
         raw = generate_transactions(n, seed=seed, months=months, drifted=True)
         clean = clean_rows(raw, config).clean
