@@ -20,7 +20,7 @@ PUSHGATEWAY  := http://$(TRITON_HOST):$(PUSH_PORT)
 
 .PHONY: help install system-deps triton-env pipeline compile rollback serve serve-status stop \
 	monitor-up monitor-status monitor-down simulate monitor report retrain test test-fast \
-	lint format bench-pipeline bench-serve bench-monitor mlflow-ui clean
+	lint format bench-pipeline bench-serve bench-monitor gpu-check mlflow-ui clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -105,6 +105,9 @@ bench-serve: $(STAMP) triton-env ## Benchmark Triton against mlflow models serve
 
 bench-monitor: $(STAMP) ## Benchmark the platform's drift check vs Evidently DataDriftPreset (1M x 20) -> reports/
 	$(BIN)/python -m benchmarks.bench_monitor
+
+gpu-check: ## Champion on Triton on the GPU vs CPU, concurrency 8 and 64 -> reports/ (NVIDIA GPU; not CI)
+	$(BIN)/python -m benchmarks.gpu_check --project $(PROJECT)
 
 mlflow-ui: $(STAMP) ## Browse runs and the registry of the embedded store on :5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --port 5000

@@ -47,6 +47,7 @@ def configure_tracking(root: Path) -> str:
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     check_tracking(uri)
     os.environ["MLFLOW_TRACKING_URI"] = uri  # inherited by the pipeline's components
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # clean CLI output
     mlflow.set_tracking_uri(uri)
     return uri
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import shutil
 import sys
 import time
@@ -144,10 +143,13 @@ def _report_failure(project: str, run_id: str, exc: Exception) -> int:
     if stage is None:
         stage, message = "pipeline", str(exc).strip().splitlines()[-1]
     print(f"\n[{project}] FAILED at stage '{stage}': {message}", file=sys.stderr)
-    print(
-        f"[{project}] nothing was registered or promoted; MLflow run {run_id} is marked FAILED",
-        file=sys.stderr,
+    version = tags.get("model_version")
+    outcome = (
+        f"version {version} is registered as challenger only; the champion did not change"
+        if version
+        else "nothing was registered or promoted"
     )
+    print(f"[{project}] {outcome}; MLflow run {run_id} is marked FAILED", file=sys.stderr)
     return 1
 
 
@@ -155,7 +157,6 @@ def write_summary(run_id: str, run_name: str, reports: Path, wall_seconds: float
     """Download the run's reports and write `run_summary.json` beside them."""
     import mlflow
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if reports.exists():
         shutil.rmtree(reports)
     reports.mkdir(parents=True)
