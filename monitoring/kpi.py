@@ -2,10 +2,10 @@
 
     python -m monitoring.kpi [--projects fraud churn] [--pushgateway URL]
 
-- **Production readiness**: projects whose champion is deployed *and* monitored (the latest
-  monitored window was served by the current champion) / all projects.
-- **Production model performance**: the champion's primary metric on the latest labelled
-  production window against the logistic baseline scored on the same rows (%); the bar is to
+- **Production readiness**: projects whose champion is deployed *and* monitored (windows
+  served by the current champion have been assessed) / all projects.
+- **Production model performance**: the champion's primary metric on the newest labelled
+  window it served, against the logistic baseline scored on the same rows (%); the bar is to
   maintain or beat it.
 - **Pipeline efficiency**: deployment lead time (registration to serving-ready, seconds) of
   the current champion, and the manual steps between raw data and a served model (none: every
@@ -80,15 +80,16 @@ def project_kpi(config: ProjectConfig, monitoring_root: Path = REPORTS_ROOT) -> 
     history_file = monitoring_root / config.name / "history.json"
     windows = json.loads(history_file.read_text()) if history_file.exists() else []
     primary = config.evaluation.primary_metric
+    served = [w for w in windows if w["version"] == champion]
     kpi = ProjectKpi(
         project=config.name,
         champion=champion,
         deployed=champion is not None,
-        monitored=bool(windows) and champion is not None and windows[-1]["version"] == champion,
+        monitored=bool(served),
         primary_metric=primary,
         windows=windows,
     )
-    labelled = [w for w in windows if "baseline" in w["quality"]]
+    labelled = [w for w in served if "baseline" in w["quality"]]
     if labelled:
         latest = labelled[-1]["quality"]
         kpi.champion_value = latest["champion"][primary]

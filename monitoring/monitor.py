@@ -291,9 +291,19 @@ def run_monitor(
     _write_history(out_root / config.name, reports)
     _log_to_mlflow(config, reports)
     if pushgateway:
-        push(pushgateway, "monitor", samples(reports[-1], config.evaluation.primary_metric),
+        latest = _latest_of_champion(config.model_name, reports)
+        push(pushgateway, "monitor", samples(latest, config.evaluation.primary_metric),
              project_grouping(config.name))  # fmt: skip
     return reports
+
+
+def _latest_of_champion(model_name: str, reports: list[WindowReport]) -> WindowReport:
+    """The newest window served by the current champion (what the gauges and alerts are
+    about); the newest window of any version if the champion served none of these."""
+    from models.registry import champion_version
+
+    served = [r for r in reports if r.version == champion_version(model_name)]
+    return served[-1] if served else reports[-1]
 
 
 def _load_version(config: ProjectConfig, version: str) -> _Version:
