@@ -269,7 +269,8 @@ def measure(route: str | None, model: Model, args: argparse.Namespace, workdir: 
     """Serve one variant (route None: CPU, as `make serve`), load it, stop it, copy its log."""
     import tritonclient.http as http
 
-    from serving.launcher import TritonError, TritonServer, free_ports
+    from serving.launcher import TritonError, TritonServer
+    from serving.processes import free_ports
 
     key = "gpu" if route else "cpu"
     repo = write_repository(workdir / key / "repository", model, route)

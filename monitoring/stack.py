@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,7 +37,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from serving.launcher import free_ports
+from serving.processes import client_host, free_ports, http_ok, pid_alive, port_free, runs_binary
 
 log = logging.getLogger(__name__)
 
@@ -122,49 +121,6 @@ def find_binary(name: str) -> Path:
     )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (our own child not reaped yet) is not alive
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _runs_binary(pid: int, name: str) -> bool:
-    """Guard against a recycled pid: only ever signal the binary we started."""
-    try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-    except OSError:
-        return False
-    return Path(os.fsdecode(argv0)).name in BINARIES[name][0]
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _http_ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        return requests.get(url, timeout=timeout).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-def _client_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104
-
-
 def _tail(path: Path, lines: int = 15) -> str:
     """The log's error lines (Prometheus and the Pushgateway log `level=error`), else its tail."""
     try:
@@ -231,7 +187,7 @@ class PrometheusStack:
                 pid = int(self.pid_file(name).read_text().strip())
             except (OSError, ValueError):
                 continue
-            if _pid_alive(pid) and _runs_binary(pid, name):
+            if pid_alive(pid) and runs_binary(pid, BINARIES[name][0]):
                 pids[name] = pid
         return pids
 
@@ -281,15 +237,15 @@ class PrometheusStack:
         if running:
             raise MonitoringError(f"the monitoring stack in {self.run_dir} already runs: {running}")
         wanted = {"prometheus": prometheus_port, "pushgateway": pushgateway_port}
-        spare = iter(free_ports(2, host=_client_host(host)))
+        spare = iter(free_ports(2, host=client_host(host)))
         ports = {name: port or next(spare) for name, port in wanted.items()}
         for name, port in ports.items():
             # Else readiness could be answered by another server already on the port.
-            if not _port_free(host, port):
+            if not port_free(host, port):
                 raise MonitoringError(f"{name} port {port} on {host} is already in use")
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        client = _client_host(host)
+        client = client_host(host)
         urls = {name: f"http://{client}:{port}" for name, port in ports.items()}
         config_path = self.run_dir / CONFIG_FILE
         config_path.write_text(
@@ -353,7 +309,7 @@ class PrometheusStack:
                         f"{name} exited with code {code} during start; log "
                         f"{self.log_file(name)}:\n{_tail(self.log_file(name))}"
                     )
-                if _http_ok(f"{pending[name]}/-/ready", timeout=0.5):
+                if http_ok(f"{pending[name]}/-/ready", timeout=0.5):
                     del pending[name]
             if pending and time.monotonic() > deadline:
                 self.stop()
@@ -382,7 +338,7 @@ class PrometheusStack:
             while time.monotonic() < deadline:
                 if process is not None and process.poll() is not None:
                     break
-                if process is None and not _pid_alive(pid):
+                if process is None and not pid_alive(pid):
                     break
                 time.sleep(0.1)
             else:
@@ -408,7 +364,7 @@ class PrometheusStack:
             summary[name] = {
                 "pid": pids.get(name),
                 "running": name in pids,
-                "ready": name in pids and bool(url) and _http_ok(f"{url}/-/ready"),
+                "ready": name in pids and bool(url) and http_ok(f"{url}/-/ready"),
             }
         return summary
 

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from serving.client import TritonModelClient
-from serving.launcher import TritonServer, free_ports
+from serving.launcher import TritonServer
 from serving.model_repository import triton_config, write_version
+from serving.processes import free_ports
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,7 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
+from serving.processes import client_host, http_ok, pid_alive, port_free, runs_binary
 
 log = logging.getLogger(__name__)
 
@@ -125,60 +124,6 @@ class TritonEnv:
         return env
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive (our own child that nobody reaped yet)
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _is_tritonserver(pid: int) -> bool:
-    """Guard against a recycled pid: only ever signal a tritonserver process."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-    except OSError:
-        return False
-    return Path(os.fsdecode(cmdline)).name == "tritonserver"
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """`count` distinct ports that are free on `host` right now (the OS picks them)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind((host, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _http_ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        return requests.get(url, timeout=timeout).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 def log_tail(path: Path, lines: int = 30) -> str:
     """The log's error lines and its last `lines` lines, without Triton's ASCII tables."""
     try:
@@ -224,7 +169,7 @@ class TritonServer:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _pid_alive(pid) and _is_tritonserver(pid) else None
+        return pid if pid_alive(pid) and runs_binary(pid, ("tritonserver",)) else None
 
     def start(
         self,
@@ -272,7 +217,7 @@ class TritonServer:
 
         for port in (http_port, grpc_port, metrics_port):
             # Else readiness could be answered by another server already on the port.
-            if not _port_free(host, port):
+            if not port_free(host, port):
                 raise TritonError(f"port {port} on {host} is already in use")
 
         cmd = [
@@ -310,7 +255,7 @@ class TritonServer:
                 start_new_session=True,
             )
         self.pid_file.write_text(f"{self.process.pid}\n")
-        base = f"http://{_client_host(host)}"
+        base = f"http://{client_host(host)}"
         state = {
             "pid": self.process.pid,
             "repo": str(repo),
@@ -320,7 +265,7 @@ class TritonServer:
             "metrics_port": metrics_port,
             "model_control": model_control,
             "http_url": f"{base}:{http_port}",
-            "grpc_url": f"{_client_host(host)}:{grpc_port}",
+            "grpc_url": f"{client_host(host)}:{grpc_port}",
             "metrics_url": f"{base}:{metrics_port}/metrics",
             "log": str(self.log_file),
             "cmd": cmd,
@@ -337,7 +282,7 @@ class TritonServer:
                     f"tritonserver exited with code {code} during start; log {self.log_file}:\n"
                     + log_tail(self.log_file)
                 )
-            if _http_ok(ready_url, timeout=0.5):
+            if http_ok(ready_url, timeout=0.5):
                 break
             if time.monotonic() > deadline:
                 self.stop()
@@ -358,7 +303,7 @@ class TritonServer:
             True when a server was running and was stopped, False when none ran.
         """
         pid = self.process.pid if self.process is not None else self.running_pid()
-        if pid is None or not _pid_alive(pid):
+        if pid is None or not pid_alive(pid):
             self._forget()
             return False
         with contextlib.suppress(ProcessLookupError):
@@ -367,7 +312,7 @@ class TritonServer:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 break
-            if self.process is None and not _pid_alive(pid):
+            if self.process is None and not pid_alive(pid):
                 break
             time.sleep(0.1)
         else:
@@ -387,11 +332,7 @@ class TritonServer:
     def is_ready(self) -> bool:
         """Whether the recorded server answers /v2/health/ready with 200."""
         state = self.state()
-        return bool(state) and _http_ok(f"{state['http_url']}/v2/health/ready")
-
-
-def _client_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104
+        return bool(state) and http_ok(f"{state['http_url']}/v2/health/ready")
 
 
 def _parser() -> argparse.ArgumentParser:

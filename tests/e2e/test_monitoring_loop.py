@@ -29,7 +29,7 @@ from pipelines import run_local
 from serving import launcher
 from serving.client import TritonModelClient
 from serving.deploy import SERVING_REPOSITORY
-from serving.launcher import free_ports
+from serving.processes import free_ports
 from tests.conftest import write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -22,7 +22,7 @@ from monitoring.stack import (
     wait_for_query,
     wait_for_targets,
 )
-from serving.launcher import free_ports
+from serving.processes import free_ports, pid_alive, port_free
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +129,7 @@ def monitoring_stack(tmp_path_factory):
         yield server, state
     finally:
         server.stop()
-    assert not [pid for pid in state["pids"].values() if stack._pid_alive(pid)]
+    assert not [pid for pid in state["pids"].values() if pid_alive(pid)]
 
 
 def test_stack_starts_ready_with_its_files_in_the_run_dir(monitoring_stack):
@@ -219,11 +219,11 @@ def test_stop_leaves_no_process_and_frees_the_ports(tmp_path):
     for process in server.processes.values():  # our children: reap them
         process.wait(timeout=10)
     for name, pid in pids.items():
-        assert not stack._pid_alive(pid), f"{name} ({pid}) still runs"
+        assert not pid_alive(pid), f"{name} ({pid}) still runs"
         with pytest.raises(ProcessLookupError):
             os.killpg(pid, 0)  # nothing left in its process group either
     for port in (state["prometheus_port"], state["pushgateway_port"]):
-        assert stack._port_free("127.0.0.1", port)
+        assert port_free("127.0.0.1", port)
     assert stack.main(["status", "--run-dir", str(server.run_dir)]) == 3
     assert server.stop() is False
 

@@ -19,8 +19,8 @@ import requests
 from onnx import TensorProto, checker, helper, numpy_helper
 
 from serving import launcher, model_repository
-from serving.launcher import free_ports
 from serving.model_repository import list_versions, remove_version, triton_config, write_version
+from serving.processes import free_ports
 
 pytestmark = pytest.mark.integration
 
