@@ -13,6 +13,8 @@ METRICS_PORT ?= 8002
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
+IMAGE        ?= ghcr.io/tabular-mlops/pipeline-python:0.1.0
+OVERLAY      ?= cpu
 PROM_PORT    ?= 9090
 PUSH_PORT    ?= 9091
 PROMETHEUS   := http://$(TRITON_HOST):$(PROM_PORT)
@@ -20,7 +22,8 @@ PUSHGATEWAY  := http://$(TRITON_HOST):$(PUSH_PORT)
 
 .PHONY: help install system-deps triton-env pipeline compile rollback serve serve-status stop \
 	monitor-up monitor-status monitor-down simulate monitor report retrain test test-fast \
-	lint format bench-pipeline bench-serve bench-monitor gpu-check mlflow-ui clean
+	lint format bench-pipeline bench-serve bench-monitor gpu-check mlflow-ui clean \
+	image image-lock k8s-tools k8s-secrets k8s-render
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -44,8 +47,25 @@ triton-env: ## Create .venv-triton, Triton's own runtime (nvidia-pytriton, numpy
 pipeline: $(STAMP) triton-env ## Run the training pipeline locally via kfp.local (PROJECT=fraud|churn|path.yaml)
 	$(BIN)/python -m pipelines.run_local --project $(PROJECT)
 
-compile: $(STAMP) ## Write the Kubeflow pipeline YAML to pipelines/compiled/
-	$(BIN)/python -m pipelines.compile --project $(PROJECT)
+compile: $(STAMP) ## Write the Kubeflow pipeline YAML to pipelines/compiled/ (steps run IMAGE)
+	PIPELINE_IMAGE=$(IMAGE) $(BIN)/python -m pipelines.compile --project $(PROJECT)
+
+image: ## Build the pipeline image IMAGE from the Dockerfile (needs a Docker engine)
+	@command -v docker >/dev/null 2>&1 || { echo "make image: docker not found: install Docker Engine, or build the Dockerfile with podman/buildah/kaniko" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine answers (docker info failed): start dockerd or set DOCKER_HOST" >&2; exit 1; }
+	docker build --build-arg GIT_COMMIT=$$(git rev-parse HEAD 2>/dev/null || echo unknown) -t $(IMAGE) .
+
+image-lock: $(STAMP) ## Re-pin infra/image/requirements.lock from .venv (after changing dependencies)
+	$(BIN)/python -m pipelines.image lock
+
+k8s-tools: ## Create .venv-k8s with the manifest checkers (checkov, kubernetes-validate)
+	PYTHON=$(PYTHON) infra/k8s/setup_tools.sh
+
+k8s-secrets: ## Write infra/k8s/base/secrets/*.env with random passwords where missing
+	@infra/k8s/make_secrets.sh
+
+k8s-render: ## Print the platform manifests for OVERLAY=cpu|gpu (pipe into kubectl apply --server-side -f -)
+	@infra/k8s/kustomize.sh infra/k8s/overlays/$(OVERLAY)
 
 rollback: $(STAMP) ## Move PROJECT's champion alias back to the previous champion
 	$(BIN)/python -m pipelines.rollback --project $(PROJECT)
@@ -91,7 +111,7 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint triton-env system-deps ## Lint, then the whole test suite with coverage (fails under 85%)
+test: lint triton-env system-deps k8s-tools ## Lint, then the whole test suite with coverage (fails under 85%)
 	$(BIN)/python -m pytest --cov --cov-report=term-missing --cov-report=xml
 
 test-fast: $(STAMP) ## Unit tests only, no coverage gate

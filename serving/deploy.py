@@ -2,6 +2,7 @@
 registry version), from the parity-checked ONNX the pipeline logged with it.
 
     python -m serving.deploy --project fraud --repo local_outputs/triton_repository
+    python -m serving.deploy --project fraud --repo /models --backend onnxruntime --kind KIND_GPU
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from pathlib import Path
 
 from configs import ConfigError, load_config
 from models.registry import RegistryError, champion_version, configure_tracking
-from serving.model_repository import list_versions, remove_version, triton_config, write_version
+from serving.model_repository import (
+    BACKENDS,
+    KINDS,
+    list_versions,
+    remove_version,
+    triton_config,
+    write_version,
+)
 
 ONNX_ARTIFACT = "onnx/model.onnx"  # where the pipeline's export step logs the ONNX in the run
 SERVING_REPOSITORY = Path("local_outputs/triton_repository")  # what `make serve` serves
@@ -45,11 +53,16 @@ def champion_onnx(model_name: str) -> tuple[str, bytes, dict[str, str]]:
         return version, Path(path).read_bytes(), dict(info.tags)
 
 
-def deploy_champion(model_name: str, repo: Path) -> tuple[str, bool]:
+def deploy_champion(
+    model_name: str, repo: Path, *, backend: str = "python", kind: str = "KIND_CPU"
+) -> tuple[str, bool]:
     """Make the champion the version Triton serves; returns (version, written).
 
     The champion is written unless present, and newer versions (left by a champion that was
     rolled back) are removed, since Triton serves the latest version in the repository.
+    `backend` and `kind` choose the variant (see `triton_config`): the local Triton runs the
+    python backend on CPU; the cluster's Triton image runs "onnxruntime", on KIND_GPU or
+    KIND_CPU.
     """
     version, onnx_bytes, tags = champion_onnx(model_name)
     for newer in [v for v in list_versions(repo, model_name) if v > int(version)]:
@@ -57,8 +70,10 @@ def deploy_champion(model_name: str, repo: Path) -> tuple[str, bool]:
     if int(version) in list_versions(repo, model_name):
         return version, False
     parameters = {"threshold": tags["threshold"], "registry_version": version}
-    config = triton_config(model_name, onnx_bytes, parameters=parameters)
-    write_version(repo, model_name, int(version), onnx_bytes, config)
+    config = triton_config(
+        model_name, onnx_bytes, parameters=parameters, backend=backend, kind=kind
+    )
+    write_version(repo, model_name, int(version), onnx_bytes, config, backend=backend)
     return version, True
 
 
@@ -66,11 +81,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", default="fraud")
     parser.add_argument("--repo", type=Path, default=SERVING_REPOSITORY)
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="python",
+        help="python: the local Triton (make serve); onnxruntime: Triton's own ONNX Runtime "
+        "backend, as the cluster's official Triton image runs it",
+    )
+    parser.add_argument(
+        "--kind", choices=KINDS, default="KIND_CPU", help="KIND_GPU needs --backend onnxruntime"
+    )
     args = parser.parse_args(argv)
+    if args.backend == "python" and args.kind == "KIND_GPU":
+        parser.error("--kind KIND_GPU needs --backend onnxruntime")
     try:
         config = load_config(args.project)
         configure_tracking(Path.cwd())
-        version, written = deploy_champion(config.model_name, args.repo)
+        version, written = deploy_champion(
+            config.model_name, args.repo, backend=args.backend, kind=args.kind
+        )
     except (ConfigError, RegistryError, DeployError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -204,6 +204,22 @@ def test_champion_deploys_to_a_triton_repository_once(outputs, tmp_path):
         deploy_champion("no-such-model", tmp_path)
 
 
+def test_cluster_variant_is_triton_onnxruntime_on_gpu(outputs, tmp_path):
+    from serving.deploy import deploy_champion, main
+
+    _, a = outputs
+    version = a["registered"].metadata["version"]
+    assert deploy_champion(
+        "steps-test-classifier", tmp_path, backend="onnxruntime", kind="KIND_GPU"
+    ) == (version, True)
+    model_dir = tmp_path / "steps-test-classifier"
+    config = (model_dir / "config.pbtxt").read_text()
+    assert 'backend: "onnxruntime"' in config and "KIND_GPU" in config
+    assert not (model_dir / version / "model.py").exists()
+    with pytest.raises(SystemExit):  # the python backend runs on CPU only
+        main(["--repo", str(tmp_path), "--backend", "python", "--kind", "KIND_GPU"])
+
+
 def test_promoted_challenger_is_infra_validated_then_deployed(outputs):
     run_id, a = outputs
     record = json.loads(Path(a["deployment"].path).read_text())

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Create the credentials the platform's Secrets are generated from, idempotently:
+#   infra/k8s/make_secrets.sh [DIR]      (DIR defaults to infra/k8s/base/secrets)
+# For every DIR/NAME.env.example without a DIR/NAME.env, writes NAME.env (mode 600) with each
+# value CHANGE_ME replaced by a fresh random password (48 hex characters: URL-safe, so it can
+# sit inside MLflow's database URL). An existing NAME.env is never touched: rotate a password
+# by editing or deleting its file and applying again. The *.env files are gitignored.
+set -euo pipefail
+
+DIR="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/base/secrets}"
+say() { echo "make_secrets.sh: $*" >&2; }  # stderr: stdout stays clean for pipes
+[ -d "$DIR" ] || { echo "make_secrets.sh: ERROR: no directory $DIR" >&2; exit 1; }
+
+random_password() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
+
+umask 077
+shopt -s nullglob
+examples=("$DIR"/*.env.example)
+[ ${#examples[@]} -gt 0 ] || { echo "make_secrets.sh: ERROR: no *.env.example in $DIR" >&2; exit 1; }
+for example in "${examples[@]}"; do
+    target="${example%.example}"
+    if [ -e "$target" ]; then
+        say "kept $target (exists)"
+        continue
+    fi
+    tmp="$target.tmp.$$"
+    trap 'rm -f "$tmp"' EXIT
+    while IFS= read -r line || [ -n "$line" ]; do
+        if [[ "$line" == *=CHANGE_ME ]]; then
+            printf '%s%s\n' "${line%CHANGE_ME}" "$(random_password)"
+        else
+            printf '%s\n' "$line"
+        fi
+    done <"$example" >"$tmp"
+    mv "$tmp" "$target"
+    say "wrote $target"
+done
