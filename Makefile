@@ -23,7 +23,7 @@ PUSHGATEWAY  := http://$(TRITON_HOST):$(PUSH_PORT)
 .PHONY: help install system-deps triton-env pipeline compile rollback serve serve-status stop \
 	monitor-up monitor-status monitor-down simulate monitor report retrain test test-fast \
 	lint format bench-pipeline bench-serve bench-monitor gpu-check mlflow-ui clean \
-	image image-lock k8s-tools k8s-secrets k8s-render
+	image image-lock k8s-tools k8s-secrets k8s-render deploy
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -49,6 +49,10 @@ pipeline: $(STAMP) triton-env ## Run the training pipeline locally via kfp.local
 
 compile: $(STAMP) ## Write the Kubeflow pipeline YAML to pipelines/compiled/ (steps run IMAGE)
 	PIPELINE_IMAGE=$(IMAGE) $(BIN)/python -m pipelines.compile --project $(PROJECT)
+
+deploy: $(STAMP) ## Compile and submit to Kubeflow at KFP_HOST (RECURRING=1: on the config's schedule)
+	$(BIN)/python -m pipelines.submit --project $(PROJECT) $(if $(RECURRING),--recurring) \
+		$(if $(STUDY_STORAGE),--study-storage $(STUDY_STORAGE))
 
 image: ## Build the pipeline image IMAGE from the Dockerfile (needs a Docker engine)
 	@command -v docker >/dev/null 2>&1 || { echo "make image: docker not found: install Docker Engine, or build the Dockerfile with podman/buildah/kaniko" >&2; exit 1; }

@@ -237,6 +237,20 @@ class ProjectConfig(_Frozen):
     explain: Explain = Explain()
     serving: Serving = Serving()
     monitoring: Monitoring = Monitoring()
+    schedule: str | None = Field(
+        None,
+        description="Recurring run on Kubeflow (make deploy RECURRING=1): 6-field cron, "
+        "seconds first, e.g. '0 0 3 * * *'.",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 6:
+            raise ValueError(
+                f"needs 6 cron fields (seconds minutes hours day month weekday), got {value!r}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent_columns(self) -> ProjectConfig:
