@@ -15,6 +15,7 @@ STAMP   := $(VENV)/.installed
 
 IMAGE        ?= ghcr.io/tabular-mlops/pipeline-python:0.1.0
 OVERLAY      ?= cpu
+WORKERS      ?= 3
 PROM_PORT    ?= 9090
 PUSH_PORT    ?= 9091
 PROMETHEUS   := http://$(TRITON_HOST):$(PROM_PORT)
@@ -23,7 +24,7 @@ PUSHGATEWAY  := http://$(TRITON_HOST):$(PUSH_PORT)
 .PHONY: help install system-deps triton-env pipeline compile rollback serve serve-status stop \
 	monitor-up monitor-status monitor-down simulate monitor report retrain test test-fast \
 	lint format bench-pipeline bench-serve bench-monitor gpu-check mlflow-ui clean \
-	image image-lock k8s-tools k8s-secrets k8s-render deploy
+	image image-lock k8s-tools k8s-secrets k8s-render deploy tune-distributed bench-tune
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -36,10 +37,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the platform with its dev tools
 
-system-deps: ## Debian packages the monitoring stack needs (prometheus, promtool, pushgateway)
-	@command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/null || \
+system-deps: ## Debian packages the tests use: prometheus, promtool, pushgateway, postgresql
+	@command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/null && \
+		ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		--no-install-recommends prometheus prometheus-pushgateway >/dev/null; }
+		--no-install-recommends prometheus prometheus-pushgateway postgresql >/dev/null; }
 
 triton-env: ## Create .venv-triton, Triton's own runtime (nvidia-pytriton, numpy<2, onnxruntime)
 	PYTHON=$(PYTHON) serving/triton/setup_env.sh
@@ -126,6 +128,13 @@ bench-pipeline: $(STAMP) triton-env ## Benchmark kfp.local against the same step
 
 bench-serve: $(STAMP) triton-env ## Benchmark Triton against mlflow models serve on PROJECT's champion (needs wrk) -> reports/
 	$(BIN)/python -m benchmarks.bench_serve --project $(PROJECT)
+
+tune-distributed: $(STAMP) ## WORKERS Optuna processes on PROJECT's study in PostgreSQL (STORAGE=postgresql+psycopg://…, TRIALS=N)
+	$(BIN)/python -m pipelines.tune_distributed --project $(PROJECT) --workers $(WORKERS) \
+		$(if $(STORAGE),--storage $(STORAGE)) $(if $(TRIALS),--trials $(TRIALS))
+
+bench-tune: $(STAMP) ## Benchmark 1 vs WORKERS tuning workers on one PostgreSQL study -> reports/
+	$(BIN)/python -m benchmarks.bench_tune --project $(PROJECT) --workers $(WORKERS)
 
 bench-monitor: $(STAMP) ## Benchmark the platform's drift check vs Evidently DataDriftPreset (1M x 20) -> reports/
 	$(BIN)/python -m benchmarks.bench_monitor

@@ -3,13 +3,23 @@
 The study lives in RDB storage (SQLite file by default, any SQLAlchemy URL) and is named by
 project, data and config hash, so a rerun of the same inputs resumes it instead of redoing
 it, and several workers can share it.
+
+Sharing (a PostgreSQL storage): each worker claims its next trial under an advisory lock,
+so the workers together run exactly `n_trials` finished trials. Running trials send
+heartbeats; a worker that dies mid-trial stops beating, and after the grace period the next
+worker to claim fails that trial and re-queues its parameters (`RetryHeartbeatStaleTrialCallback`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import time
+import warnings
+from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +32,10 @@ from models.families import build_estimator, params_of_trial, suggest_params
 log = logging.getLogger(__name__)
 
 GBDT_STAGES = 4
+HEARTBEAT_S = 10  # a running trial's heartbeat period; stale after GRACE_BEATS missed beats
+GRACE_BEATS = 3
+MAX_RETRY = 2  # a trial whose worker died is re-run at most this often (then a fresh trial)
+POLL_S = 1.0  # how often a worker with nothing left to claim checks the study
 
 
 @dataclass(frozen=True)
@@ -55,8 +69,13 @@ def tune_model(
     storage: str,
     study_name: str,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
+    worker: int = 0,
+    heartbeat_s: int = HEARTBEAT_S,
 ) -> TuneResult:
     """Run (or resume) the study until it holds `config.tuning.n_trials` finished trials.
+
+    Any number of workers may call this at once on one PostgreSQL study; each returns when
+    the study holds the budget, including trials the others ran.
 
     Args:
         config: The project config (search space, budget, metric, seeds).
@@ -65,19 +84,15 @@ def tune_model(
         storage: SQLAlchemy URL of the study storage.
         study_name: Name of the study in the storage.
         on_trial: Called with a summary dict after each trial (progress output).
+        worker: This worker's index: offsets the sampler seed (workers must not draw the same
+            parameters) and is recorded on its trials (user attribute `worker`).
+        heartbeat_s: Heartbeat period of running trials in a server database.
     """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tuning, metric = config.tuning, config.evaluation.primary_metric
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=storage,
-        direction="maximize",
-        load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=tuning.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
-    )
+    rdb = open_storage(storage, heartbeat_s)
 
     def objective(trial: optuna.Trial) -> float:
         family = trial.suggest_categorical("family", list(tuning.families))
@@ -104,11 +119,31 @@ def tune_model(
         if on_trial is not None:
             on_trial(_trial_row(trial) | {"best": _best_value(study)})
 
-    remaining = tuning.n_trials - _finished(study)
-    if remaining > 0:
-        study.optimize(
-            objective, n_trials=remaining, timeout=tuning.timeout_s, callbacks=[progress]
-        )
+    with closing(_StudyLock(storage, study_name)) as lock:
+        with lock:  # serialised: first workers on a new database would race creating it
+            study = optuna.create_study(
+                study_name=study_name,
+                storage=rdb,
+                direction="maximize",
+                load_if_exists=True,
+                sampler=optuna.samplers.TPESampler(seed=tuning.seed + worker),
+                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+            )
+
+        def claimed(trial: optuna.Trial) -> float:
+            lock.release()  # the trial is ours and beating: the other workers may claim theirs
+            trial.set_user_attr("worker", worker)
+            return objective(trial)
+
+        deadline = time.monotonic() + (tuning.timeout_s or math.inf)
+        while time.monotonic() < deadline:
+            with lock:
+                if _claim_next(study, rdb, tuning.n_trials):
+                    study.optimize(claimed, n_trials=1, callbacks=[progress])
+                    continue
+                if _finished(study) >= tuning.n_trials:
+                    break
+            time.sleep(POLL_S)  # the rest of the budget runs elsewhere (or goes stale there)
     best = study.best_trial
     family = best.params["family"]
     trials = [_trial_row(t) for t in study.trials]
@@ -123,6 +158,101 @@ def tune_model(
         trials_pruned=sum(t["state"] == "PRUNED" for t in trials),
         trials=trials,
     )
+
+
+def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> Any:
+    """The study storage for `url`: SQLite as is (one writer), a server database with heartbeats.
+
+    A trial whose heartbeat stops for `GRACE_BEATS` periods is failed and re-queued with its
+    parameters (at most `MAX_RETRY` times) by the next worker that claims a trial.
+    """
+    if url.startswith("sqlite"):
+        return url
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs={"pool_pre_ping": True},
+            heartbeat_interval=heartbeat_s,
+            grace_period=GRACE_BEATS * heartbeat_s,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=MAX_RETRY
+            ),
+        )
+
+
+def _claim_next(study: Any, rdb: Any, budget: int) -> bool:
+    """Queue this worker's next trial if the budget allows (call under the study lock).
+
+    The budget counts finished, queued and running trials (running ones in a heartbeat
+    storage only: elsewhere they are leftovers of a dead run). The queued trial gets its
+    first heartbeat before `optimize` pops it, so a worker killed at any point leaves a
+    queued trial or a beating one, never a running trial that cannot go stale.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    beating = not isinstance(rdb, str)
+    if beating:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # re-queues a dead worker's trial
+    states = Counter(t.state for t in study.get_trials(deepcopy=False))
+    finished = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
+    if finished >= budget:
+        return False
+    if not states[TrialState.WAITING]:
+        if finished + beating * states[TrialState.RUNNING] >= budget:
+            return False
+        study.enqueue_trial({})
+    if beating:
+        queued = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        rdb.record_heartbeat(queued[0]._trial_id)  # `optimize` pops the first queued trial
+    return True
+
+
+class _StudyLock:
+    """A PostgreSQL advisory lock keyed by the study name (a no-op for other storages).
+
+    Held on its own connection, so the server releases it if the worker dies holding it;
+    `release` may be called early (the objective does) and again on exit.
+    """
+
+    def __init__(self, url: str, study_name: str) -> None:
+        self._connection, self._held = None, False
+        self._key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], signed=True)
+        if url.startswith("postgresql"):
+            import sqlalchemy
+
+            engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+            self._connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def _call(self, function: str) -> None:
+        import sqlalchemy
+
+        if self._connection is not None:
+            self._connection.execute(sqlalchemy.text(f"SELECT {function}(:k)"), {"k": self._key})
+
+    def __enter__(self) -> _StudyLock:
+        self._call("pg_advisory_lock")
+        self._held = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._call("pg_advisory_unlock")
+
+    def close(self) -> None:
+        self.release()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def _finished(study: Any) -> int:
@@ -145,6 +275,7 @@ def _trial_row(trial: Any) -> dict[str, Any]:
         "state": trial.state.name,
         "value": trial.value,
         "family": trial.params.get("family"),
+        "worker": trial.user_attrs.get("worker"),
         "params": trial.params,
         "seconds": trial.duration.total_seconds() if trial.duration else None,
     }

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -255,6 +256,37 @@ def default_study_storage(root: Path) -> str:
     return f"sqlite:///{(root / 'mlruns' / 'optuna.db').resolve()}"
 
 
+@dataclass(frozen=True)
+class TuningInputs:
+    """What the tune stage and every distributed worker need: matrices and the study name."""
+
+    X_train: Any
+    y_train: Any
+    X_valid: Any
+    y_valid: Any
+    study_name: str
+
+
+def tuning_inputs(config: ProjectConfig, train: pd.DataFrame, valid: pd.DataFrame) -> TuningInputs:
+    """Subsample to `tuning.tune_rows`, fit the preprocessing, name the study by data and config
+    (`<project>-<data hash>-<config hash>`: the same inputs resume the same study)."""
+    from features.sources import hash_frame
+    from features.split import features_and_target
+
+    if config.tuning.tune_rows and len(train) > config.tuning.tune_rows:
+        train = train.sample(config.tuning.tune_rows, random_state=config.tuning.seed)
+    preprocess, X, y = _fit_preprocessor(config, train)
+    X_valid, y_valid = features_and_target(valid, config)
+    fingerprint = hash_frame(train)[:10] + "-" + _config_hash(config)[:8]
+    return TuningInputs(
+        preprocess.transform(X),
+        y.to_numpy(),
+        preprocess.transform(X_valid),
+        y_valid.to_numpy(),
+        f"{config.name}-{fingerprint}",
+    )
+
+
 def tune_step(
     config_yaml: str,
     run_id: str,
@@ -266,30 +298,21 @@ def tune_step(
     """Run or resume the Optuna study; write the winning family and parameters."""
     import mlflow
 
-    from features.sources import hash_frame
-    from features.split import features_and_target
     from models.tune import tune_model
 
     with stage("tune", config_yaml, run_id) as config:
-        train_frame, valid_frame = _read_frame(train), _read_frame(valid)
-        if config.tuning.tune_rows and len(train_frame) > config.tuning.tune_rows:
-            train_frame = train_frame.sample(
-                config.tuning.tune_rows, random_state=config.tuning.seed
-            )
-        preprocess, X, y = _fit_preprocessor(config, train_frame)
-        X_valid, y_valid = features_and_target(valid_frame, config)
+        inputs = tuning_inputs(config, _read_frame(train), _read_frame(valid))
         storage = config.tuning.storage or study_storage or default_study_storage(Path.cwd())
         if storage.startswith("sqlite:///"):
             Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        fingerprint = hash_frame(train_frame)[:10] + "-" + _config_hash(config)[:8]
         result = tune_model(
             config,
-            preprocess.transform(X),
-            y.to_numpy(),
-            preprocess.transform(X_valid),
-            y_valid.to_numpy(),
+            inputs.X_train,
+            inputs.y_train,
+            inputs.X_valid,
+            inputs.y_valid,
             storage=storage,
-            study_name=f"{config.name}-{fingerprint}",
+            study_name=inputs.study_name,
             on_trial=lambda t: say(
                 config.name,
                 "tune",

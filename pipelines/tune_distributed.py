@@ -1,0 +1,271 @@
+"""Distributed tuning: N worker processes run the trials of one Optuna study in PostgreSQL.
+
+    python -m pipelines.tune_distributed --project fraud --workers 3 \\
+        --storage postgresql+psycopg://user@host:5432/optuna [--trials N]
+
+The study is the pipeline's own: the same train and validation data (loaded, cleaned and split
+as the pipeline does), the same name `<project>-<data hash>-<config hash>` and the storage the
+tune stage would use (`--storage`, else `tuning.storage`, else the SQLite default). A pipeline
+run on that storage resumes the study and runs only the trials still missing. SQLite takes one
+writer at a time: without a PostgreSQL URL the run falls back to one worker, with a warning.
+On a cluster each kfp `ParallelFor` item calls `tune_worker_step`.
+
+Exit status: 0 done, 1 a worker failed, 2 the config or the storage is unusable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from configs import ConfigError, ProjectConfig, load_config
+from models.tune import HEARTBEAT_S
+from pipelines import steps
+from pipelines.steps import TuningInputs, tuning_inputs
+
+
+def pipeline_frames(config: ProjectConfig) -> tuple[Any, Any]:
+    """Train and validation frames as the tune stage reads them (each stage's Parquet included)."""
+    import pandas as pd
+
+    from features.contract import clean_rows
+    from features.sources import load_raw
+    from features.split import split_data
+
+    def parquet(frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.read_parquet(io.BytesIO(frame.to_parquet(index=False)))
+
+    raw = load_raw(config.data)
+    mixed = [c for c in raw.columns if raw[c].dtype == object]  # as the load step stores them
+    raw[mixed] = raw[mixed].astype("string")
+    train, valid, _ = split_data(parquet(clean_rows(parquet(raw), config).clean), config)
+    return parquet(train), parquet(valid)
+
+
+def usable_workers(storage: str, workers: int) -> int:
+    """`workers`, or 1 with a warning where the storage cannot take concurrent workers."""
+    if workers > 1 and not storage.startswith("postgresql"):
+        print(
+            f"warning: {shown(storage)} is not safe for concurrent workers (only a PostgreSQL "
+            "storage is locked per trial); running 1 worker. Pass --storage "
+            "postgresql+psycopg://USER@HOST:PORT/DB for parallel workers.",
+            file=sys.stderr,
+        )
+        return 1
+    return workers
+
+
+def start_workers(
+    config: ProjectConfig,
+    inputs: TuningInputs,
+    storage: str,
+    workers: int,
+    heartbeat_s: int = HEARTBEAT_S,
+) -> list[multiprocessing.process.BaseProcess]:
+    """Start `workers` OS processes on one study; the CPU cores are split between them."""
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    processes = [
+        context.Process(
+            target=_work,
+            args=(config, inputs, storage, worker, threads, heartbeat_s),
+            name=f"tune-worker-{worker}",
+        )
+        for worker in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    return processes
+
+
+def _work(
+    config: ProjectConfig,
+    inputs: TuningInputs,
+    storage: str,
+    worker: int,
+    threads: int,
+    heartbeat_s: int,
+) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from models.tune import tune_model
+
+    torch.set_num_threads(threads)
+    with threadpool_limits(threads):
+        tune_model(
+            config,
+            inputs.X_train,
+            inputs.y_train,
+            inputs.X_valid,
+            inputs.y_valid,
+            storage=storage,
+            study_name=inputs.study_name,
+            worker=worker,
+            heartbeat_s=heartbeat_s,
+            on_trial=lambda t: steps.say(config.name, "tune", f"w{worker} {_trial_line(t)}"),
+        )
+
+
+def study_summary(storage: str, study_name: str) -> dict[str, Any]:
+    """Trial states overall and per worker, and the best trial, read back from the storage."""
+    import optuna
+
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    per_worker: dict[Any, Counter] = {}
+    for trial in trials:
+        per_worker.setdefault(trial.user_attrs.get("worker"), Counter())[trial.state.name] += 1
+    best = study.best_trial
+    return {
+        "states": dict(Counter(t.state.name for t in trials)),
+        "per_worker": {k: dict(v) for k, v in sorted(per_worker.items(), key=str)},
+        "numbers": [t.number for t in trials],
+        "trial_seconds": round(sum(t.duration.total_seconds() for t in trials if t.duration), 1),
+        "best": {"number": best.number, "family": best.params["family"], "value": best.value},
+    }
+
+
+def tune_worker_step(
+    config_yaml: str,
+    study_storage: str,
+    train: steps.ArtifactLike,
+    valid: steps.ArtifactLike,
+    worker: int,
+) -> None:
+    """One parallel worker of the pipeline's tune stage (a kfp `ParallelFor` item, worker >= 1).
+
+    Raises:
+        ValueError: The study storage is not PostgreSQL (workers would not be coordinated).
+    """
+    from models.tune import tune_model
+
+    config = steps.config_from_yaml(config_yaml)
+    storage = config.tuning.storage or study_storage
+    if not storage.startswith("postgresql"):
+        raise ValueError(
+            "parallel tune workers need a PostgreSQL study storage (pipeline parameter "
+            f"study_storage or tuning.storage); got {shown(storage)!r}"
+        )
+    inputs = tuning_inputs(config, steps._read_frame(train), steps._read_frame(valid))
+    result = tune_model(
+        config,
+        inputs.X_train,
+        inputs.y_train,
+        inputs.X_valid,
+        inputs.y_valid,
+        storage=storage,
+        study_name=inputs.study_name,
+        worker=worker,
+        on_trial=lambda t: steps.say(config.name, "tune", f"w{worker} {_trial_line(t)}"),
+    )
+    steps.say(config.name, "tune", f"w{worker} done: study best {result.value:.4f}")
+
+
+def shown(url: str) -> str:
+    """The URL without its password (for messages)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _trial_line(t: dict[str, Any]) -> str:
+    return (
+        f"trial {t['number']:>2} {t['family']:<4} {t['state']:<8} value={steps._num(t['value'])} "
+        f"best={steps._num(t['best'])} ({steps._num(t['seconds'], 1)}s)"
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", default="fraud", help="config name or YAML path")
+    parser.add_argument("--workers", type=int, default=3, help="worker processes (default 3)")
+    parser.add_argument(
+        "--storage",
+        help="SQLAlchemy URL of the study (default: tuning.storage, else the pipeline's SQLite)",
+    )
+    parser.add_argument(
+        "--trials", type=int, help="finished trials to reach (default: tuning.n_trials)"
+    )
+    args = parser.parse_args(argv)
+    if args.workers < 1 or (args.trials is not None and args.trials < 1):
+        parser.error("--workers and --trials must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = parse_args(argv)
+    try:
+        config = load_config(args.project)
+        storage = args.storage or config.tuning.storage or steps.default_study_storage(Path.cwd())
+        check_storage(storage)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    workers = usable_workers(storage, args.workers)
+    inputs = tuning_inputs(config, *pipeline_frames(config))
+    if args.trials:  # the budget only: the study name stays the pipeline's
+        tuning = config.tuning.model_copy(update={"n_trials": args.trials})
+        config = config.model_copy(update={"tuning": tuning})
+    say = partial(steps.say, config.name, "tune")
+    say(f"{workers} worker(s) on study {inputs.study_name} in {shown(storage)}")
+    started = time.perf_counter()
+    processes = start_workers(config, inputs, storage, workers)
+    for process in processes:
+        process.join()
+    wall = time.perf_counter() - started
+    failed = [p.name for p in processes if p.exitcode]
+    if failed:
+        print(f"error: {failed} failed; see their output above", file=sys.stderr)
+        return 1
+    summary = study_summary(storage, inputs.study_name)
+    for worker, states in summary["per_worker"].items():
+        say(f"worker {worker}: {sum(states.values())} trials {states}")
+    best = summary["best"]
+    say(
+        f"best trial {best['number']} {best['family']} "
+        f"{config.evaluation.primary_metric}={best['value']:.4f}; {summary['states']} "
+        f"in {wall:.1f}s"
+    )
+    return 0
+
+
+def check_storage(url: str) -> None:
+    """Fail early, naming the URL, where the study storage cannot be reached or opened.
+
+    Raises:
+        ValueError: Bad URL, missing driver or unreachable database.
+    """
+    import sqlalchemy
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        with engine.connect():
+            pass
+    except ImportError as exc:
+        raise ValueError(
+            f"study storage {shown(url)}: driver missing ({exc.name}); for PostgreSQL use "
+            "postgresql+psycopg://USER@HOST:PORT/DB"
+        ) from exc
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ValueError(f"study storage {shown(url)} is unusable: {reason}") from exc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
