@@ -46,6 +46,7 @@ RUN pip install --no-deps --index-url "${TORCH_INDEX_URL}" \
 
 # 2. Triton's own runtime for the deploy step's infra validation (the real server from the
 #    nvidia-pytriton wheel, numpy<2), built by the same script as locally (make triton-env).
+COPY infra/pinned_venv.sh infra/
 COPY serving/triton/requirements.txt serving/triton/setup_env.sh serving/triton/
 RUN PYTHON=python3.11 serving/triton/setup_env.sh
 

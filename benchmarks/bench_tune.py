@@ -24,7 +24,7 @@ from typing import Any
 
 from configs import load_config
 from pipelines.steps import tuning_inputs
-from pipelines.tune_distributed import pipeline_frames, start_workers, study_summary
+from pipelines.tune_distributed import pipeline_frames, run_to_budget, study_summary
 
 
 def run_workers(config: Any, inputs: Any, storage: str, workers: int) -> dict[str, Any]:
@@ -32,12 +32,7 @@ def run_workers(config: Any, inputs: Any, storage: str, workers: int) -> dict[st
     inputs = dataclasses.replace(
         inputs, study_name=f"{inputs.study_name}-bench-{workers}w-{time.time():.0f}"
     )
-    started = time.perf_counter()
-    processes = start_workers(config, inputs, storage, workers)
-    for process in processes:
-        process.join()
-    wall = time.perf_counter() - started
-    failed = [p.name for p in processes if p.exitcode]
+    wall, failed = run_to_budget(config, inputs, storage, workers)
     if failed:
         raise RuntimeError(f"worker(s) {failed} failed on study {inputs.study_name}")
     return {"workers": workers, "wall_s": round(wall, 1)} | study_summary(

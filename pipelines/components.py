@@ -71,6 +71,26 @@ def tune_model(
 
 
 @component
+def tune_worker_ids(tune_workers: int) -> list:
+    """Ids of the extra tuning workers (1 .. tune_workers - 1; the tune stage is worker 0)."""
+    return list(range(1, tune_workers))
+
+
+@component
+def tune_worker(
+    config_yaml: str,
+    study_storage: str,
+    train: Input[Dataset],
+    valid: Input[Dataset],
+    worker: int,
+):
+    """One more worker on the tune stage's study (needs PostgreSQL `study_storage`)."""
+    from pipelines.tune_distributed import tune_worker_step
+
+    tune_worker_step(config_yaml, study_storage, train, valid, worker)
+
+
+@component
 def train_model(
     config_yaml: str,
     run_id: str,

@@ -266,6 +266,11 @@ class TuningInputs:
     y_valid: Any
     study_name: str
 
+    @property
+    def matrices(self) -> tuple[Any, Any, Any, Any]:
+        """(X_train, y_train, X_valid, y_valid), as `models.tune.tune_model` takes them."""
+        return self.X_train, self.y_train, self.X_valid, self.y_valid
+
 
 def tuning_inputs(config: ProjectConfig, train: pd.DataFrame, valid: pd.DataFrame) -> TuningInputs:
     """Subsample to `tuning.tune_rows`, fit the preprocessing, name the study by data and config
@@ -307,10 +312,7 @@ def tune_step(
             Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         result = tune_model(
             config,
-            inputs.X_train,
-            inputs.y_train,
-            inputs.X_valid,
-            inputs.y_valid,
+            *inputs.matrices,
             storage=storage,
             study_name=inputs.study_name,
             on_trial=lambda t: say(

@@ -24,6 +24,7 @@ def training_pipeline(
     pipeline_run: str = "manual",
     study_storage: str = "",
     serving_repository: str = "",
+    tune_workers: int = 1,
 ) -> dsl.Artifact:
     """Run one project end to end.
 
@@ -33,6 +34,8 @@ def training_pipeline(
         pipeline_run: A name for this run (MLflow run name and tag).
         study_storage: SQLAlchemy URL of the Optuna storage (default: the config's or SQLite).
         serving_repository: Triton model repository a deployed champion is published to.
+        tune_workers: Parallel Optuna workers on the study (> 1 needs a PostgreSQL
+            `study_storage`); the tune stage is worker 0 and waits for the whole budget.
     """
     load = c.load_data(
         config_yaml=config_yaml, mlflow_run_id=mlflow_run_id, pipeline_run=pipeline_run
@@ -43,6 +46,11 @@ def training_pipeline(
     split = c.split_data(clean_data=validate.outputs["clean_data"], **common)
     train_set, valid_set, test_set = (split.outputs[k] for k in ("train", "valid", "test"))
     tune = c.tune_model(study_storage=study_storage, train=train_set, valid=valid_set, **common)
+    with dsl.If(tune_workers > 1, name="parallel-tuning"):
+        workers = c.tune_worker_ids(tune_workers=tune_workers)
+        with dsl.ParallelFor(workers.output) as worker:
+            c.tune_worker(config_yaml=config_yaml, study_storage=study_storage,
+                          train=train_set, valid=valid_set, worker=worker)  # fmt: skip
     train = c.train_model(train=train_set, valid=valid_set, best=tune.outputs["best"], **common)
     model, baseline = train.outputs["model"], train.outputs["baseline"]
     evaluate = c.evaluate_model(model=model, baseline=baseline, test=test_set, **common)

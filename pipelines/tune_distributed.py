@@ -97,22 +97,35 @@ def _work(
     import torch
     from threadpoolctl import threadpool_limits
 
-    from models.tune import tune_model
-
     torch.set_num_threads(threads)
     with threadpool_limits(threads):
-        tune_model(
-            config,
-            inputs.X_train,
-            inputs.y_train,
-            inputs.X_valid,
-            inputs.y_valid,
-            storage=storage,
-            study_name=inputs.study_name,
-            worker=worker,
-            heartbeat_s=heartbeat_s,
-            on_trial=lambda t: steps.say(config.name, "tune", f"w{worker} {_trial_line(t)}"),
-        )
+        _tune(config, inputs, storage, worker, heartbeat_s=heartbeat_s)
+
+
+def _tune(config: ProjectConfig, inputs: TuningInputs, storage: str, worker: int, **options: Any):  # noqa: ANN202
+    """Worker `worker`'s share of the study's trials (see `models.tune.tune_model`)."""
+    from models.tune import tune_model
+
+    return tune_model(
+        config,
+        *inputs.matrices,
+        storage=storage,
+        study_name=inputs.study_name,
+        worker=worker,
+        on_trial=lambda t: steps.say(config.name, "tune", f"w{worker} {_trial_line(t)}"),
+        **options,
+    )
+
+
+def run_to_budget(
+    config: ProjectConfig, inputs: TuningInputs, storage: str, workers: int
+) -> tuple[float, list[str]]:
+    """Start `workers` processes and wait for them: (wall seconds, names of failed workers)."""
+    started = time.perf_counter()
+    processes = start_workers(config, inputs, storage, workers)
+    for process in processes:
+        process.join()
+    return time.perf_counter() - started, [p.name for p in processes if p.exitcode]
 
 
 def study_summary(storage: str, study_name: str) -> dict[str, Any]:
@@ -146,7 +159,6 @@ def tune_worker_step(
     Raises:
         ValueError: The study storage is not PostgreSQL (workers would not be coordinated).
     """
-    from models.tune import tune_model
 
     config = steps.config_from_yaml(config_yaml)
     storage = config.tuning.storage or study_storage
@@ -156,17 +168,7 @@ def tune_worker_step(
             f"study_storage or tuning.storage); got {shown(storage)!r}"
         )
     inputs = tuning_inputs(config, steps._read_frame(train), steps._read_frame(valid))
-    result = tune_model(
-        config,
-        inputs.X_train,
-        inputs.y_train,
-        inputs.X_valid,
-        inputs.y_valid,
-        storage=storage,
-        study_name=inputs.study_name,
-        worker=worker,
-        on_trial=lambda t: steps.say(config.name, "tune", f"w{worker} {_trial_line(t)}"),
-    )
+    result = _tune(config, inputs, storage, worker)
     steps.say(config.name, "tune", f"w{worker} done: study best {result.value:.4f}")
 
 
@@ -222,12 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         config = config.model_copy(update={"tuning": tuning})
     say = partial(steps.say, config.name, "tune")
     say(f"{workers} worker(s) on study {inputs.study_name} in {shown(storage)}")
-    started = time.perf_counter()
-    processes = start_workers(config, inputs, storage, workers)
-    for process in processes:
-        process.join()
-    wall = time.perf_counter() - started
-    failed = [p.name for p in processes if p.exitcode]
+    wall, failed = run_to_budget(config, inputs, storage, workers)
     if failed:
         print(f"error: {failed} failed; see their output above", file=sys.stderr)
         return 1

@@ -13,10 +13,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-PYTHON="${PYTHON:-python3.11}"
 VENV="${TRITON_VENV:-$ROOT/.venv-triton}"
 REQUIREMENTS="$ROOT/serving/triton/requirements.txt"
-STAMP="$VENV/.requirements.sha256"
 BACKENDS="$VENV/triton-backends"
 started=$SECONDS
 
@@ -26,30 +24,11 @@ die() {
     exit 1
 }
 
-command -v "$PYTHON" >/dev/null 2>&1 || die "'$PYTHON' not found (set PYTHON=/path/to/python3.11)"
-[ -f "$REQUIREMENTS" ] || die "missing $REQUIREMENTS"
-
-# 1. The venv.
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "" 2>/dev/null; then
-    say "reusing $VENV"
-else
-    rm -rf "$VENV"
-    "$PYTHON" -m venv "$VENV" || die "'$PYTHON -m venv $VENV' failed (Debian: apt-get install python3.11-venv)"
-    say "created $VENV with $("$VENV/bin/python" --version 2>&1)"
-fi
+# 1-2. The venv and its pinned packages.
+# shellcheck source=../../infra/pinned_venv.sh
+source "$ROOT/infra/pinned_venv.sh"
+pinned_venv "$VENV" "$REQUIREMENTS"
 VPY="$VENV/bin/python"
-
-# 2. The pinned packages (skipped when requirements.txt did not change since the last success).
-want="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
-    say "packages up to date ($REQUIREMENTS unchanged)"
-else
-    rm -f "$STAMP"
-    "$VPY" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS" ||
-        die "pip install -r $REQUIREMENTS into $VENV failed"
-    echo "$want" >"$STAMP"
-    say "installed $REQUIREMENTS"
-fi
 "$VPY" -c 'import numpy, onnxruntime, sys
 if int(numpy.__version__.split(".")[0]) >= 2:
     sys.exit(f"numpy {numpy.__version__}: the Triton python backend needs numpy<2")' ||

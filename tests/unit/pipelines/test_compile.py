@@ -13,6 +13,7 @@ STEPS = [
     "validate-data",
     "split-data",
     "tune-model",
+    "condition-1",  # parallel tuning workers when tune_workers > 1
     "train-model",
     "evaluate-model",
     "explain-model",
@@ -44,6 +45,11 @@ def test_compiled_pipeline_loads_back_with_every_step(tmp_path):
     assert images == {PIPELINE_IMAGE}
     default = spec["root"]["inputDefinitions"]["parameters"]["config_yaml"]["defaultValue"]
     assert yaml.safe_load(default)["name"] == "churn"
+    parallel = tasks["condition-1"]
+    assert "tune_workers']) > 1" in parallel["triggerPolicy"]["condition"]
+    loop = spec["components"]["comp-condition-1"]["dag"]["tasks"]["for-loop-2"]
+    assert loop["parameterIterator"]["items"]["inputParameter"]
+    assert list(spec["components"]["comp-for-loop-2"]["dag"]["tasks"]) == ["tune-worker"]
 
 
 def test_bad_project_fails_before_writing(tmp_path):
