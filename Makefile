@@ -54,7 +54,7 @@ compile: $(STAMP) ## Write the Kubeflow pipeline YAML to pipelines/compiled/ (st
 
 deploy: $(STAMP) ## Compile and submit to Kubeflow at KFP_HOST (RECURRING=1: on the config's schedule)
 	$(BIN)/python -m pipelines.submit --project $(PROJECT) $(if $(RECURRING),--recurring) \
-		$(if $(STUDY_STORAGE),--study-storage $(STUDY_STORAGE))
+		$(if $(STUDY_STORAGE),--study-storage $(STUDY_STORAGE)) $(if $(TUNE_WORKERS),--tune-workers $(TUNE_WORKERS))
 
 image: ## Build the pipeline image IMAGE from the Dockerfile (needs a Docker engine)
 	@command -v docker >/dev/null 2>&1 || { echo "make image: docker not found: install Docker Engine, or build the Dockerfile with podman/buildah/kaniko" >&2; exit 1; }

@@ -1,6 +1,7 @@
 """Compile the training pipeline and submit it to Kubeflow Pipelines (`make deploy`).
 
-    python -m pipelines.submit --project fraud --host $KFP_HOST [--recurring] [--study-storage URL]
+    python -m pipelines.submit --project fraud --host $KFP_HOST [--recurring]
+        [--study-storage URL --tune-workers N]
 
 A one-off run by default; `--recurring` creates a recurring run on the project's `schedule`
 (6-field cron, seconds first, as Kubeflow reads it). On the cluster the champion reaches
@@ -62,11 +63,18 @@ def submit(
     *,
     recurring: bool,
     study_storage: str = "",
+    tune_workers: int = 1,
     experiment: str | None = None,
 ) -> Submission:
     """Create a run (or a recurring run on `config.schedule`) of the compiled `package`."""
+    if tune_workers > 1 and not study_storage.startswith("postgresql"):
+        raise SubmitError(
+            f"--tune-workers {tune_workers} needs a PostgreSQL --study-storage "
+            "(the workers share one Optuna study)"
+        )
     experiment = experiment or config.name
-    arguments = {"study_storage": study_storage, "serving_repository": ""}
+    arguments = {"study_storage": study_storage, "serving_repository": "",
+                 "tune_workers": tune_workers}  # fmt: skip
     name = f"{config.name}-training"
     if not recurring:
         result = client.create_run_from_pipeline_package(
@@ -99,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("KFP_HOST"), help="default: $KFP_HOST")
     parser.add_argument("--recurring", action="store_true", help="on the config's schedule")
     parser.add_argument("--study-storage", default="", help="Optuna storage URL (PostgreSQL)")
+    parser.add_argument("--tune-workers", type=int, default=1, help="parallel Optuna workers")
     parser.add_argument("--experiment", help="Kubeflow experiment (default: project name)")
     args = parser.parse_args(argv)
     try:
@@ -107,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             package = compile_pipeline(Path(tmp) / "training_pipeline.yaml", args.project)
             done = submit(client, config, package, recurring=args.recurring,
-                          study_storage=args.study_storage, experiment=args.experiment)  # fmt: skip
+                          study_storage=args.study_storage, tune_workers=args.tune_workers,
+                          experiment=args.experiment)  # fmt: skip
     except (ConfigError, SubmitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -43,15 +43,19 @@ def package(tmp_path_factory):
 
 def test_a_run_gets_the_compiled_pipeline_and_cluster_arguments(package):
     client = RecordingKfpClient()
+    storage = "postgresql+psycopg://optuna@db/optuna"
     done = submit.submit(client, load_config("fraud"), package, recurring=False,
-                         study_storage="postgresql+psycopg://optuna@db/optuna")  # fmt: skip
+                         study_storage=storage, tune_workers=3)  # fmt: skip
     assert done == submit.Submission("run", "run-1", "fraud-training", "fraud")
     kind, spec, kwargs = client.calls[0]
     assert kind == "run" and spec["pipelineInfo"]["name"] == "tabular-training"
     assert kwargs["arguments"] == {
-        "study_storage": "postgresql+psycopg://optuna@db/optuna",
+        "study_storage": storage,
         "serving_repository": "",  # the cluster's Triton syncs from the registry
+        "tune_workers": 3,
     }
+    with pytest.raises(submit.SubmitError, match="needs a PostgreSQL --study-storage"):
+        submit.submit(client, load_config("fraud"), package, recurring=False, tune_workers=2)
 
 
 def test_a_recurring_run_uses_the_config_schedule(package):
