@@ -24,7 +24,7 @@ PUSHGATEWAY  := http://$(TRITON_HOST):$(PUSH_PORT)
 .PHONY: help install system-deps triton-env pipeline compile rollback serve serve-status stop \
 	monitor-up monitor-status monitor-down simulate monitor report retrain test test-fast \
 	lint format bench-pipeline bench-serve bench-monitor gpu-check mlflow-ui clean \
-	image image-lock k8s-tools k8s-secrets k8s-render deploy tune-distributed bench-tune
+	image image-lock k8s-tools k8s-secrets k8s-render deploy tune-distributed bench-tune docs
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -108,6 +108,9 @@ report: $(STAMP) ## The KPI page (Markdown, HTML, plots) -> reports/kpi/, KPIs t
 
 retrain: $(STAMP) ## Closed loop: if a drift or quality alert fires, retrain, gate, validate, deploy (FORCE=1: anyway)
 	$(BIN)/python -m monitoring.loop --project $(PROJECT) --prometheus $(PROMETHEUS) $(if $(FORCE),--force)
+
+docs: $(STAMP) ## Regenerate docs/configuration.md from the config schema
+	$(BIN)/python -m configs.reference
 
 lint: $(STAMP) ## Ruff lint and format check
 	$(BIN)/ruff check .

@@ -219,16 +219,24 @@ class Monitoring(_Frozen):
 class ProjectConfig(_Frozen):
     """One project: dataset, target, feature roles, search space, metric and gates."""
 
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
-    description: str = ""
+    name: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-z][a-z0-9_-]*$",
+            description="Project name; the model is <name>-classifier.",
+        ),
+    ]
+    description: str = Field("", description="One line for people.")
     data: DataSource
-    target: str
-    positive_label: str | int = 1
-    id_column: str | None = None
-    time_column: str | None = None
-    numeric_features: tuple[str, ...] = ()
-    categorical_features: tuple[str, ...] = ()
-    slices: tuple[str, ...] = ()
+    target: str = Field(description="The label column.")
+    positive_label: str | int = Field(1, description="The target value that counts as 1.")
+    id_column: str | None = Field(None, description="Unique row id (checked, not a feature).")
+    time_column: str | None = Field(None, description="Event time: the split is by time if set.")
+    numeric_features: tuple[str, ...] = Field((), description="Numbers: imputed and scaled.")
+    categorical_features: tuple[str, ...] = Field(
+        (), description="Categories: imputed and one-hot encoded (unseen values are scored)."
+    )
+    slices: tuple[str, ...] = Field((), description="Columns whose values are evaluated apart.")
     contract: Contract = Contract()
     split: Split = Split()
     tuning: Tuning = Tuning()
