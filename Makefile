@@ -27,7 +27,7 @@ PUSHGATEWAY  := http://$(TRITON_HOST):$(PUSH_PORT)
 	image image-lock k8s-tools k8s-secrets k8s-render deploy tune-distributed bench-tune docs
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -132,7 +132,7 @@ bench-pipeline: $(STAMP) triton-env ## Benchmark kfp.local against the same step
 bench-serve: $(STAMP) triton-env ## Benchmark Triton against mlflow models serve on PROJECT's champion (needs wrk) -> reports/
 	$(BIN)/python -m benchmarks.bench_serve --project $(PROJECT)
 
-tune-distributed: $(STAMP) ## WORKERS Optuna processes on PROJECT's study in PostgreSQL (STORAGE=postgresql+psycopg://…, TRIALS=N)
+tune-distributed: $(STAMP) ## WORKERS Optuna processes share PROJECT's study in PostgreSQL (STORAGE=url, TRIALS=N)
 	$(BIN)/python -m pipelines.tune_distributed --project $(PROJECT) --workers $(WORKERS) \
 		$(if $(STORAGE),--storage $(STORAGE)) $(if $(TRIALS),--trials $(TRIALS))
 
