@@ -188,7 +188,6 @@ def evidently_reports(
         return Dataset.from_pandas(frame.reset_index(drop=True), data_definition=definition)
 
     out.mkdir(parents=True, exist_ok=True)
-    warnings.filterwarnings("ignore", category=UndefinedMetricWarning)  # few positives: fine
     drift = Report([DataDriftPreset(columns=columns), DataSummaryPreset()]).run(
         dataset(rows, False), dataset(reference, False)
     )
@@ -196,9 +195,11 @@ def evidently_reports(
     drift.save_json(str(out / "drift.json"))
     labelled = rows[rows[TARGET_COLUMN].notna()]
     if labelled[TARGET_COLUMN].nunique() == 2:
-        quality = Report([ClassificationPreset()]).run(
-            dataset(labelled, True), dataset(reference, True)
-        )
+        with warnings.catch_warnings():  # windows with few positives: precision may be 0/0
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            quality = Report([ClassificationPreset()]).run(
+                dataset(labelled, True), dataset(reference, True)
+            )
         quality.save_html(str(out / "classification.html"))
         quality.save_json(str(out / "classification.json"))
 
@@ -263,9 +264,9 @@ def run_monitor(
         if len(rows) < settings.min_window_rows:
             log.info("window %s v%s: %d rows < min_window_rows, skipped", start, version, len(rows))
             continue
-        served = versions.get(version) or versions.setdefault(
-            version, _load_version(config, version)
-        )
+        if version not in versions:
+            versions[version] = _load_version(config, version)
+        served = versions[version]
         end = rows[TIMESTAMP].max()
         report = WindowReport(
             project=config.name,

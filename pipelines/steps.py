@@ -109,6 +109,13 @@ def _git_commit() -> str:
 # --- load ------------------------------------------------------------------------------------
 
 
+def as_stored(raw: pd.DataFrame) -> pd.DataFrame:
+    """The raw table as the load step stores it: mixed-type text columns (numbers with junk)
+    kept as text, so Parquet can hold them."""
+    mixed = [c for c in raw.columns if raw[c].dtype == object]
+    return raw.astype(dict.fromkeys(mixed, "string"))
+
+
 def load_step(
     config_yaml: str, mlflow_run_id: str, pipeline_run: str, raw_data: ArtifactLike
 ) -> str:
@@ -130,10 +137,7 @@ def load_step(
         started = time.perf_counter()
         frame = load_raw(config.data)
         digest = hash_frame(frame)
-        # Mixed-type text columns (numbers with junk) are kept as text for Parquet.
-        mixed = [c for c in frame.columns if frame[c].dtype == object]
-        frame[mixed] = frame[mixed].astype("string")
-        _write_frame(frame, raw_data, sha256=digest)
+        _write_frame(as_stored(frame), raw_data, sha256=digest)
         mlflow.set_tags(
             {
                 "project": config.name,

@@ -43,9 +43,7 @@ def pipeline_frames(config: ProjectConfig) -> tuple[Any, Any]:
     def parquet(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(frame.to_parquet(index=False)))
 
-    raw = load_raw(config.data)
-    mixed = [c for c in raw.columns if raw[c].dtype == object]  # as the load step stores them
-    raw[mixed] = raw[mixed].astype("string")
+    raw = steps.as_stored(load_raw(config.data))
     train, valid, _ = split_data(parquet(clean_rows(parquet(raw), config).clean), config)
     return parquet(train), parquet(valid)
 
