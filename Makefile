@@ -12,6 +12,8 @@ GRPC_PORT    ?= 8001
 METRICS_PORT ?= 8002
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+# The platform's Python packages: type-checked (pyproject.toml [tool.mypy]) and audited.
+PACKAGES := configs features models pipelines serving monitoring benchmarks
 
 IMAGE        ?= ghcr.io/tabular-mlops/pipeline-python:0.1.0
 OVERLAY      ?= cpu
@@ -21,10 +23,17 @@ PUSH_PORT    ?= 9091
 PROMETHEUS   := http://$(TRITON_HOST):$(PROM_PORT)
 PUSHGATEWAY  := http://$(TRITON_HOST):$(PUSH_PORT)
 
+# LOG_LEVEL=DEBUG|INFO|WARNING|ERROR: how much every command, and the pipeline's steps, log
+# (make pipeline LOG_LEVEL=DEBUG also echoes the full kfp.local log). See configs/console.py.
+ifdef LOG_LEVEL
+export MLOPS_LOG_LEVEL := $(LOG_LEVEL)
+endif
+
 .PHONY: help install system-deps triton-env pipeline compile rollback serve serve-status stop \
 	monitor-up monitor-status monitor-down simulate monitor report retrain test test-fast \
 	lint format bench-pipeline bench-serve bench-monitor gpu-check mlflow-ui clean \
-	image image-lock k8s-tools k8s-secrets k8s-render deploy tune-distributed bench-tune docs
+	image image-lock k8s-tools k8s-secrets k8s-render deploy tune-distributed bench-tune docs \
+	typecheck audit hooks
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -112,15 +121,31 @@ retrain: $(STAMP) ## Closed loop: if a drift or quality alert fires, retrain, ga
 docs: $(STAMP) ## Regenerate docs/configuration.md from the config schema
 	$(BIN)/python -m configs.reference
 
+.PHONY: notebooks
+notebooks: $(STAMP) ## Run notebooks/ top to bottom (small config); executed copies -> reports/notebooks/
+	@rm -rf reports/notebooks && mkdir -p reports/notebooks && cp notebooks/*.ipynb reports/notebooks/
+	NOTEBOOK_WORKDIR=$(CURDIR)/reports/notebooks/work MPLBACKEND=Agg \
+		$(BIN)/jupyter-execute --inplace --timeout=600 reports/notebooks/*.ipynb
+
 lint: $(STAMP) ## Ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## Mypy on the packages (settings in pyproject.toml [tool.mypy])
+	$(BIN)/mypy
+
+audit: $(STAMP) ## Security: ruff's bandit rules, noqa reasons, pip-audit of the image lock (needs PyPI; not CI)
+	$(BIN)/ruff check --select S $(PACKAGES)
+	$(BIN)/python -m pipelines.audit $(PACKAGES)
+
+hooks: $(STAMP) ## Install the git pre-commit hooks (ruff, mypy, notebook outputs stripped)
+	$(BIN)/pre-commit install
 
 format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint triton-env system-deps k8s-tools ## Lint, then the whole test suite with coverage (fails under 85%)
+test: lint typecheck triton-env system-deps k8s-tools ## Lint, type check, then the whole test suite with coverage (fails under 85%)
 	$(BIN)/python -m pytest --cov --cov-report=term-missing --cov-report=xml
 
 test-fast: $(STAMP) ## Unit tests only, no coverage gate
@@ -149,4 +174,4 @@ mlflow-ui: $(STAMP) ## Browse runs and the registry of the embedded store on :50
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --port 5000
 
 clean: ## Remove local runs, registry, reports and caches (keeps .venv)
-	rm -rf mlruns local_outputs reports .pytest_cache .ruff_cache .coverage coverage.xml
+	rm -rf mlruns local_outputs reports .pytest_cache .ruff_cache .mypy_cache .coverage coverage.xml

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from configs.console import cli_parser, highlight, setup_logging
 from monitoring.drift import CAT, NUM, ColumnDrift, DriftResult, detect_drift_parquet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -240,7 +241,7 @@ def compare(platform: DriftResult, evidently: DriftResult) -> list[dict[str, Any
     Evidently's score is within ±0.01 of its threshold) or "NO".
     """
     ours = {c.column: c for c in platform.columns}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ev in evidently.columns:
         pl = ours.get(ev.column)
         if pl is not None and pl.method == ev.method and pl.drifted == ev.drifted:
@@ -283,7 +284,7 @@ def run_benchmark(
         reference, current, numeric, categorical = make_frames(
             reference_rows, current_rows, columns, seed
         )
-        spec = {
+        spec: dict[str, Any] = {
             "reference": str(tmp_path / "reference.parquet"),
             "current": str(tmp_path / "current.parquet"),
             "numeric": numeric,
@@ -385,23 +386,32 @@ def render(s: Mapping[str, Any], platform: DriftResult, evidently: DriftResult) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference-rows", type=int, default=1_000_000)
-    parser.add_argument("--current-rows", type=int, default=500_000)
-    parser.add_argument("--columns", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser = cli_parser(
+        __doc__, prog="python -m benchmarks.bench_monitor", make="make bench-monitor"
+    )
+    parser.add_argument(
+        "--reference-rows", type=int, default=1_000_000, help="reference rows (default 1M)"
+    )
+    parser.add_argument(
+        "--current-rows", type=int, default=500_000, help="current rows (default 500k)"
+    )
+    parser.add_argument("--columns", type=int, default=20, help="columns (default 20)")
+    parser.add_argument("--seed", type=int, default=7, help="data seed (default 7)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports"), help="report directory (default reports)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    setup_logging(args.log_level)
     if args.child:
         args.child_out.write_text(json.dumps(_child(args.child, json.loads(args.spec.read_text()))))
         return 0
     summary = run_benchmark(
         args.reference_rows, args.current_rows, args.columns, args.seed, args.out
     )
-    print((args.out / "bench_monitor.md").read_text(), end="")
+    print(highlight((args.out / "bench_monitor.md").read_text(), ("PASS", "FAIL")), end="")
     return 0 if summary["bar_passed"] else 1
 
 

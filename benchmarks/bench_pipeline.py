@@ -7,7 +7,6 @@ resumes the other's study. Also measures kfp.local's own cost per component with
 component. Writes `reports/bench_pipeline.md` and `.json`.
 """
 
-import argparse
 import contextlib
 import io
 import json
@@ -17,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from configs import ConfigError, load_config
+from configs.console import cli_parser, fail, progress, setup_logging
 from pipelines.steps import STAGES
 
 REPORT = Path("reports/bench_pipeline")
@@ -46,7 +47,7 @@ def time_kfp_local(project: str, root: Path) -> dict[str, float]:
     finally:
         os.chdir(cwd)
     if status != 0:
-        raise SystemExit(f"kfp.local run failed with status {status}")
+        raise BenchError(f"the kfp.local run failed with status {status}")
     summary = json.loads((root / "reports" / "run_summary.json").read_text())
     return {"wall": wall, "stages": sum(summary["stage_seconds"].values())}
 
@@ -99,16 +100,34 @@ def time_noop_components(root: Path, n: int = 5) -> float:
     return (time.perf_counter() - started) / n
 
 
+class BenchError(RuntimeError):
+    """A run the benchmark needs failed."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--project", default="fraud")
+    parser = cli_parser(
+        __doc__,
+        prog="python -m benchmarks.bench_pipeline",
+        make="make bench-pipeline [PROJECT=...]",
+    )
+    parser.add_argument("--project", default="fraud", help="config name or YAML path")
     args = parser.parse_args(argv)
+    setup_logging(args.log_level)
     project = str(Path(args.project).resolve()) if args.project.endswith(".yaml") else args.project
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp)
-        kfp = time_kfp_local(project, tmp_path / "kfp")
-        plain = time_in_process(project, tmp_path / "plain")
-        noop = time_noop_components(tmp_path)
+    phases = {"kfp.local": time_kfp_local, "in process": time_in_process}
+    try:
+        load_config(project)  # a bad config fails here, not inside the first run
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp_path = Path(tmp)
+            walls = {}
+            for name in progress(phases, desc="bench-pipeline", unit="run"):
+                walls[name] = phases[name](project, tmp_path / name.replace(" ", "-"))
+            noop = time_noop_components(tmp_path)
+    except ConfigError as exc:
+        return fail(exc)
+    except BenchError as exc:
+        return fail(exc, f"make pipeline PROJECT={args.project} shows the failing stage", code=1)
+    kfp, plain = walls["kfp.local"], walls["in process"]
     components = len(STAGES)
     rows = {
         "kfp.local (make pipeline)": kfp,

@@ -38,6 +38,7 @@ import pandas as pd
 import requests
 
 from configs import ConfigError, ProjectConfig, load_config
+from configs.console import UserError, cli_parser, fail, highlight, setup_logging
 
 REPORT = Path("reports/bench_serve")
 LUA_SCRIPT = Path(__file__).resolve().parent / "wrk" / "post_bodies.lua"
@@ -47,7 +48,7 @@ MAX_P99_RATIO = 0.1  # Triton p99 over mlflow p99, at most
 _UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
 
 
-class BenchError(RuntimeError):
+class BenchError(UserError, RuntimeError):
     """The benchmark cannot run or its inputs are wrong; the message says why."""
 
 
@@ -139,7 +140,7 @@ def triton_server(model_name: str, workdir: Path) -> Iterator[tuple[str, str]]:
     version, _ = deploy_champion(model_name, repo)
     server = TritonServer(run_dir=workdir / "triton_run")
     try:
-        server.start(
+        process = server.start(
             repo,
             http_port=free_port(),
             grpc_port=free_port(),
@@ -147,8 +148,11 @@ def triton_server(model_name: str, workdir: Path) -> Iterator[tuple[str, str]]:
             model_control="none",
             timeout_s=180,
         )
-        url = server.state()["http_url"]
-        _wait_http(f"{url}/v2/models/{model_name}/ready", server.process, server.log_file, 60)
+        state = server.state()
+        if state is None:  # start() records it before it returns
+            raise BenchError(f"Triton recorded no state in {server.run_dir}")
+        url = state["http_url"]
+        _wait_http(f"{url}/v2/models/{model_name}/ready", process, server.log_file, 60)
         yield url, version
     finally:
         server.stop()
@@ -289,7 +293,7 @@ def find_wrk() -> str:
     """Path of the `wrk` binary, or BenchError saying how to install it."""
     path = shutil.which("wrk")
     if path is None:
-        raise BenchError("wrk is not on PATH; install with: apt-get install -y wrk")
+        raise BenchError("wrk is not on PATH", hint="sudo apt-get install -y wrk")
     return path
 
 
@@ -466,7 +470,7 @@ def versions(triton_url: str | None = None) -> dict[str, str]:
                 found[f"{dist.metadata['Name']} (.venv-triton)"] = dist.version
     with contextlib.suppress(Exception):
         cmd = [find_wrk(), "-v"]
-        wrk = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+        wrk = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603 - wrk -v
         found["wrk"] = (wrk.stdout or wrk.stderr).split()[1]
     if triton_url:
         with contextlib.suppress(Exception):
@@ -568,7 +572,10 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict:
     name = config.model_name
     version = champion_version(name)
     if version is None:
-        raise BenchError(f"model '{name}' has no champion: run `make pipeline` first")
+        raise BenchError(
+            f"model '{name}' has no champion (no version passed the gate yet)",
+            hint=f"make pipeline PROJECT={args.project}",
+        )
     onnx_version, onnx_bytes, _ = champion_onnx(name)
     if onnx_version != version:
         raise BenchError(f"champion moved from {version} to {onnx_version} during setup")
@@ -639,8 +646,10 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit status 0 bar passed, 1 bar failed, 2 cannot run, 130 Ctrl-C."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--project", default="fraud")
+    parser = cli_parser(
+        __doc__, prog="python -m benchmarks.bench_serve", make="make bench-serve [PROJECT=...]"
+    )
+    parser.add_argument("--project", default="fraud", help="config name or YAML path")
     parser.add_argument("--duration", type=int, default=20, help="seconds of load per server")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (-c)")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of wrk warm-up per server")
@@ -648,6 +657,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rows < 300 or args.duration < 1 or args.connections < WRK_THREADS:
         parser.error(f"needs --rows >= 300, --duration >= 1, --connections >= {WRK_THREADS}")
+    setup_logging(args.log_level)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # SIGTERM unwinds like Ctrl-C, so the servers are stopped either way.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -659,12 +669,11 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench_serve-") as tmp:
             result = benchmark(args, Path(tmp))
     except (BenchError, ConfigError, RegistryError, DeployError, TritonError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     except KeyboardInterrupt:
         print("interrupted; both servers stopped", file=sys.stderr)
         return 130
-    print(write_report(result))
+    print(highlight(write_report(result), ("PASS", "FAIL")))
     return 0 if result["passed"] else 1
 
 

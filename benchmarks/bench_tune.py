@@ -12,7 +12,6 @@ server is started (Debian `postgresql`). Writes `<out>/bench_tune.md` and `.json
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
@@ -22,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from configs import load_config
+from configs import ConfigError, load_config
+from configs.console import cli_parser, fail, setup_logging
 from pipelines.steps import tuning_inputs
 from pipelines.tune_distributed import pipeline_frames, run_to_budget, study_summary
 
@@ -77,26 +77,35 @@ def render(config: Any, runs: list[dict[str, Any]], budget: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli_parser(
+        __doc__, prog="python -m benchmarks.bench_tune", make="make bench-tune [WORKERS=3]"
+    )
     parser.add_argument("--workers", type=int, default=3, help="parallel workers (default 3)")
     parser.add_argument("--project", default="fraud", help="config name or YAML path")
     parser.add_argument("--trials", type=int, help="budget (default: tuning.n_trials)")
     parser.add_argument("--storage", help="PostgreSQL URL (default: a throwaway local server)")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="report directory")
     args = parser.parse_args(argv)
-    config = load_config(args.project)
+    setup_logging(args.log_level)
+    try:
+        config = load_config(args.project)
+    except ConfigError as exc:
+        return fail(exc)
     budget = args.trials or config.tuning.n_trials
     inputs = tuning_inputs(config, *pipeline_frames(config))
     config = config.model_copy(
         update={"tuning": config.tuning.model_copy(update={"n_trials": budget})}
     )
-    with contextlib.ExitStack() as stack:
-        storage = args.storage
-        if storage is None:
-            from tests.postgres import running_postgres
+    try:
+        with contextlib.ExitStack() as stack:
+            storage = args.storage
+            if storage is None:
+                from tests.postgres import running_postgres
 
-            storage = stack.enter_context(running_postgres())
-        runs = [run_workers(config, inputs, storage, n) for n in sorted({1, args.workers})]
+                storage = stack.enter_context(running_postgres())
+            runs = [run_workers(config, inputs, storage, n) for n in sorted({1, args.workers})]
+    except FileNotFoundError as exc:  # no PostgreSQL server binaries for the throwaway server
+        return fail(exc, "make system-deps, or pass --storage postgresql+psycopg://...")
     report = render(config, runs, budget)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_tune.md").write_text(report)

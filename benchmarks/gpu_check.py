@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from configs.console import UserError, cli_parser, fail, setup_logging
+
 EXIT_OK, EXIT_FAILED, EXIT_CANNOT_RUN, EXIT_NO_GPU, EXIT_NO_GPU_PATH = 0, 1, 2, 3, 4
 REPORT_NAME = "gpu_check"
 CUDA = "CUDAExecutionProvider"
@@ -42,11 +44,13 @@ LABELS = {  # by GPU route; None is the CPU variant
 _CPU_PROVIDERS = 'providers=["CPUExecutionProvider"]'  # as serving/triton/model.py has it
 
 
-class CheckError(RuntimeError):
-    """The check cannot go on; `code` is the exit status."""
+class CheckError(UserError, RuntimeError):
+    """The check cannot go on; `code` is the exit status, `hint` what to do about it."""
 
-    def __init__(self, message: str, code: int = EXIT_CANNOT_RUN) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, code: int = EXIT_CANNOT_RUN, *, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
         self.code = code
 
 
@@ -57,7 +61,7 @@ def find_gpus() -> tuple[list[str], str]:
         return [], "nvidia-smi not found on PATH"
     cmd = [smi, "--query-gpu=name", "--format=csv,noheader"]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)  # noqa: S603
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)  # noqa: S603 - nvidia-smi, fixed args
     except (OSError, subprocess.SubprocessError) as exc:
         return [], f"nvidia-smi failed to run ({exc})"
     names = [line.strip() for line in out.stdout.splitlines() if line.strip()]
@@ -73,7 +77,7 @@ def gpu_route(env: Any) -> tuple[str | None, list[str]]:
         return "onnxruntime", []
     probe = "import json, onnxruntime; print(json.dumps(onnxruntime.get_available_providers()))"
     cmd = [str(env.venv / "bin" / "python"), "-c", probe]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)  # noqa: S603
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)  # noqa: S603 - our venv's python
     providers = json.loads(out.stdout.splitlines()[-1]) if out.returncode == 0 else []
     if CUDA in providers:
         return "python", []
@@ -149,7 +153,8 @@ def load_model(args: argparse.Namespace) -> Model:
         configure_tracking(Path.cwd())
         version, onnx, tags = champion_onnx(config.model_name)
     except (ConfigError, RegistryError, DeployError) as exc:
-        raise CheckError(f"no champion for {args.project} ({exc}): run `make pipeline`") from exc
+        hint = getattr(exc, "hint", None) or f"make pipeline PROJECT={args.project}"
+        raise CheckError(f"no champion for {args.project} ({exc})", hint=hint) from exc
     parameters = {"threshold": tags["threshold"], "registry_version": version}
     source = f"models:/{config.model_name}@champion (version {version})"
     return Model(config.model_name, version, onnx, parameters, source, config)
@@ -275,13 +280,20 @@ def measure(route: str | None, model: Model, args: argparse.Namespace, workdir: 
     key = "gpu" if route else "cpu"
     repo = write_repository(workdir / key / "repository", model, route)
     server = TritonServer(run_dir=workdir / key / "run")
-    ports = dict(zip(("http_port", "grpc_port", "metrics_port"), free_ports(3), strict=True))
+    http_port, grpc_port, metrics_port = free_ports(3)
     try:
         try:
-            server.start(repo, **ports, model_control="none", timeout_s=180)
+            server.start(
+                repo,
+                http_port=http_port,
+                grpc_port=grpc_port,
+                metrics_port=metrics_port,
+                model_control="none",
+                timeout_s=180,
+            )
         except TritonError as exc:
             raise CheckError(f"{LABELS[route]}: Triton did not serve the model: {exc}") from exc
-        url = f"127.0.0.1:{ports['http_port']}"
+        url = f"127.0.0.1:{http_port}"
         client = http.InferenceServerClient(url)
         version = client.get_server_metadata()["version"]
         inputs = client.get_model_metadata(model.name)["inputs"]
@@ -358,7 +370,7 @@ def run_check(args: argparse.Namespace, gpus: list[str], gpu_status: str) -> dic
     try:
         env = TritonEnv.discover()
     except TritonError as exc:
-        raise CheckError(f"no usable Triton environment: {exc}") from exc
+        raise CheckError(f"no usable Triton environment: {exc}", hint=exc.hint) from exc
     route, missing = (None, []) if args.cpu_only else gpu_route(env)
     if missing:
         raise CheckError(
@@ -389,33 +401,41 @@ def run_check(args: argparse.Namespace, gpus: list[str], gpu_status: str) -> dic
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the check; see the module docstring for the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__)
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--project", default="fraud")
+    parser = cli_parser(
+        __doc__, prog="python -m benchmarks.gpu_check", make="make gpu-check [PROJECT=...]"
+    )
+    parser.add_argument("--project", default="fraud", help="whose champion to serve")
     parser.add_argument("--onnx", type=Path, help="serve this ONNX file instead of the champion")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per cell")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per cell")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 64])
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[8, 64],
+        help="concurrent requests per cell (default 8 64)",
+    )
     parser.add_argument("--out", type=Path, default=Path("reports"), help="report directory")
     parser.add_argument("--cpu-only", action="store_true", help="only the CPU half (no GPU needed)")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.warmup < 0 or min(args.concurrency) < 1:
         parser.error("needs --seconds > 0, --warmup >= 0 and --concurrency >= 1")
+    setup_logging(args.log_level)
     gpus, gpu_status = find_gpus()
     if not gpus and not args.cpu_only:
-        print(
-            f"gpu-check: no NVIDIA GPU found ({gpu_status}). This check needs an NVIDIA GPU and "
-            "its driver; it is not part of CI. Nothing was started; --cpu-only runs the CPU half.",
-            file=sys.stderr,
+        return fail(
+            f"no NVIDIA GPU found ({gpu_status}). This check needs an NVIDIA GPU and its driver; "
+            "it is not part of CI. Nothing was started.",
+            "run it on a machine with an NVIDIA GPU, or only the CPU half here: "
+            "python -m benchmarks.gpu_check --cpu-only",
+            code=EXIT_NO_GPU,
         )
-        return EXIT_NO_GPU
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds like Ctrl-C: stops servers
     try:
         result = run_check(args, gpus, gpu_status)
     except CheckError as exc:
-        print(f"gpu-check: {exc}", file=sys.stderr)
-        return exc.code
+        return fail(exc, code=exc.code)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{REPORT_NAME}.md").write_text(markdown := render_markdown(result))
     (args.out / f"{REPORT_NAME}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -7,7 +7,9 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
+from configs.console import UserError
 from configs.schema import ProjectConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -15,7 +17,7 @@ CONFIG_DIR = Path(__file__).resolve().parent
 __all__ = ["CONFIG_DIR", "ConfigError", "ProjectConfig", "load_config", "resolve_config_path"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that cannot be used; the message names the key and what is allowed."""
 
 
@@ -39,13 +41,19 @@ def load_config(project: str | Path) -> ProjectConfig:
     path = resolve_config_path(project)
     if not path.is_file():
         known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise ConfigError(f"config not found: {path} (known projects: {', '.join(known)})")
+        raise ConfigError(
+            f"config not found: {path} (known projects: {', '.join(known)})",
+            hint=f"PROJECT={' or PROJECT='.join(known)}, or a path: PROJECT=path/to/my.yaml "
+            "(README: Adding a dataset)",
+        )
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {exc}", hint="fix the YAML syntax") from exc
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(
+            f"{path}: expected a mapping at the top level", hint="start from configs/churn.yaml"
+        )
     return parse_config(raw, source=str(path))
 
 
@@ -55,10 +63,13 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> ProjectConfig
         return ProjectConfig.model_validate(raw)
     except ValidationError as exc:
         lines = [_describe(err) for err in exc.errors()]
-        raise ConfigError(f"{source}: invalid config\n  " + "\n  ".join(lines)) from None
+        raise ConfigError(
+            f"{source}: invalid config\n  " + "\n  ".join(lines),
+            hint="every key and what it allows: docs/configuration.md",
+        ) from None
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: ErrorDetails) -> str:
     key = ".".join(str(p) for p in err["loc"]) or "<top level>"
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(err["loc"][:-1])

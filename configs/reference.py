@@ -6,7 +6,6 @@ python -m configs.reference --check    # exit 1 if the file differs from the sch
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import sys
 import typing
@@ -17,6 +16,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from configs import schema
+from configs.console import cli_parser, fail, setup_logging
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 HEADER = """# Configuration reference
@@ -85,14 +85,16 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m configs.reference", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail if the file is stale")
+    parser = cli_parser(__doc__, prog="python -m configs.reference", make="make docs")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the file differs from the schema"
+    )
     args = parser.parse_args(argv)
+    setup_logging(args.log_level)
     text = render()
     if args.check:
         if not REFERENCE.exists() or REFERENCE.read_text() != text:
-            print(f"{REFERENCE} is stale: run `make docs`", file=sys.stderr)
-            return 1
+            return fail(f"{REFERENCE} is stale (configs/schema.py changed)", "make docs", code=1)
         return 0
     REFERENCE.write_text(text)
     print(f"wrote {REFERENCE}")

@@ -270,13 +270,12 @@ class ProjectConfig(_Frozen):
             raise ValueError(f"feature(s) listed twice: {twice}")
         if self.target in features:
             raise ValueError(f"target '{self.target}' is also listed as a feature")
-        known = set(features) | {self.target, self.id_column, self.time_column}
+        named = (self.target, self.id_column, self.time_column)
+        known = set(features) | {column for column in named if column is not None}
         for key, columns in (("slices", self.slices), ("contract.columns", self.contract.columns)):
             unknown = sorted(set(columns) - known)
             if unknown:
-                raise ValueError(
-                    f"{key} names unknown column(s) {unknown}; known: {sorted(known - {None})}"
-                )
+                raise ValueError(f"{key} names unknown column(s) {unknown}; known: {sorted(known)}")
         return self
 
     @property

@@ -119,7 +119,7 @@ class ValidationReport:
         )
 
 
-def build_suite(config: ProjectConfig):  # noqa: ANN201 - returns a gx.ExpectationSuite
+def build_suite(config: ProjectConfig):
     """The Great Expectations suite for a project's clean table."""
     import great_expectations as gx
 
@@ -208,7 +208,7 @@ def _run_suite(frame: pd.DataFrame, config: ProjectConfig) -> list[CheckResult]:
     return [_describe(r) for r in outcome.results]
 
 
-def _describe(result) -> CheckResult:  # noqa: ANN001 - a gx ExpectationValidationResult
+def _describe(result) -> CheckResult:
     config = result.expectation_config
     kwargs = {k: v for k, v in config.kwargs.items() if k not in {"column", "batch_id"}}
     details = result.result or {}

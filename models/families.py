@@ -52,6 +52,8 @@ def suggest_params(trial: Any, family: str, space: dict[str, ParamRange]) -> dic
         key = f"{family}.{name}"
         if spec.type == "categorical":
             params[name] = trial.suggest_categorical(key, list(spec.choices or ()))
+        elif spec.low is None or spec.high is None:  # ParamRange's validator rules this out
+            raise ValueError(f"{key}: a numeric range needs 'low' and 'high'")
         elif spec.type == "int":
             params[name] = trial.suggest_int(key, int(spec.low), int(spec.high), log=spec.log)
         else:

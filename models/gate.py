@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
 from configs.schema import ProjectConfig
-from models.evaluate import bootstrap_indices, bootstrap_scores, interval, score
+from models.evaluate import SliceRow, bootstrap_indices, bootstrap_scores, interval, score
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,9 @@ class Decision:
     metric: str
     confidence: float
     comparisons: list[Comparison] = field(default_factory=list)
-    slice_failures: list[dict[str, object]] = field(default_factory=list)
+    slice_failures: list[SliceRow] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the decision record artifact)."""
         out = asdict(self)
         for row, comparison in zip(out["comparisons"], self.comparisons, strict=True):
@@ -92,7 +93,7 @@ def decide_promotion(
     challenger: tuple[np.ndarray, float],
     baseline: tuple[np.ndarray, float],
     champion: tuple[np.ndarray, float] | None,
-    challenger_slices: list[dict[str, object]],
+    challenger_slices: list[SliceRow],
     champion_note: str = "",
 ) -> Decision:
     """Decide whether the challenger replaces the champion.

@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from configs.console import UserError
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"
@@ -29,7 +31,7 @@ TRUSTED_TYPES = (
 )
 
 
-class RegistryError(RuntimeError):
+class RegistryError(UserError, RuntimeError):
     """The tracking store is unreachable or the registry is not in the expected state."""
 
 
@@ -63,8 +65,9 @@ def check_tracking(uri: str, timeout_s: float = 5.0) -> None:
     except requests.RequestException as exc:
         raise RegistryError(
             f"MLflow tracking server unreachable at MLFLOW_TRACKING_URI={uri} "
-            f"({exc.__class__.__name__}); start the server, or unset MLFLOW_TRACKING_URI "
-            "to use the embedded store"
+            f"({exc.__class__.__name__})",
+            hint="start that server, or `unset MLFLOW_TRACKING_URI` to use the embedded store "
+            "(mlruns/)",
         ) from None
 
 

@@ -21,11 +21,11 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from configs.schema import ProjectConfig
+from configs.schema import Family, ProjectConfig
 from models.evaluate import choose_threshold, score
 from models.families import build_estimator, params_of_trial, suggest_params
 
@@ -83,7 +83,8 @@ def tune_model(
         X_valid, y_valid: Preprocessed validation matrix and labels (the objective).
         storage: SQLAlchemy URL of the study storage.
         study_name: Name of the study in the storage.
-        on_trial: Called with a summary dict after each trial (progress output).
+        on_trial: Called after each trial with its summary dict, plus the study's `best` value
+            and how many trials it has `finished` (COMPLETE or PRUNED, all workers).
         worker: This worker's index: offsets the sampler seed (workers must not draw the same
             parameters) and is recorded on its trials (user attribute `worker`).
         heartbeat_s: Heartbeat period of running trials in a server database.
@@ -95,7 +96,8 @@ def tune_model(
     rdb = open_storage(storage, heartbeat_s)
 
     def objective(trial: optuna.Trial) -> float:
-        family = trial.suggest_categorical("family", list(tuning.families))
+        # one of tuning.families (typed `str` by optuna)
+        family = cast(Family, trial.suggest_categorical("family", list(tuning.families)))
         params = suggest_params(trial, family, tuning.search_space.get(family, {}))
         estimator = build_estimator(family, params, tuning.seed)
 
@@ -117,7 +119,7 @@ def tune_model(
 
     def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial is not None:
-            on_trial(_trial_row(trial) | {"best": _best_value(study)})
+            on_trial(_trial_row(trial) | {"best": _best_value(study), "finished": _finished(study)})
 
     with closing(_StudyLock(storage, study_name)) as lock:
         with lock:  # serialised: first workers on a new database would race creating it
@@ -150,7 +152,7 @@ def tune_model(
     return TuneResult(
         family=family,
         params=params_of_trial(family, best.params),
-        value=float(best.value),
+        value=float(study.best_value),
         metric=metric,
         study_name=study_name,
         storage=storage,

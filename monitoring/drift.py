@@ -31,7 +31,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from os import PathLike
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -54,7 +54,7 @@ METHODS = {
     "z": (0.05, lambda s, t: s < t),
 }
 
-ArrayLike = np.ndarray | pd.Series | pa.Array | pa.ChunkedArray
+ArrayLike: TypeAlias = np.ndarray | pd.Series | pa.Array | pa.ChunkedArray
 
 
 @dataclass(frozen=True)

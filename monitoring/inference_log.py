@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import EllipsisType
 
 import numpy as np
 import pandas as pd
@@ -176,7 +177,7 @@ def _read_kind(folder: Path, start: pd.Timestamp | None, end: pd.Timestamp | Non
         return pd.DataFrame()
     try:
         return pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types
+    except Exception as exc:
         raise InferenceLogError(f"cannot read the inference log under {folder}: {exc}") from exc
 
 
@@ -230,6 +231,7 @@ class InferenceLogger:
     def _run(self) -> None:
         stop = False
         while not stop:
+            item: pd.DataFrame | EllipsisType | None  # ...: timed out, flush what is waiting
             try:
                 item = self._queue.get(timeout=self._flush_interval_s)
             except queue.Empty:

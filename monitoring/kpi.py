@@ -17,18 +17,18 @@ Markdown, HTML and PNG plots go to `reports/kpi/`; the gauges can be pushed for 
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import math
 import sys
-import xml.etree.ElementTree as ET  # noqa: N817 - parses our own coverage.xml, not input
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from configs import CONFIG_DIR, ConfigError, load_config
+from configs.console import cli_parser, fail, setup_logging
 from configs.schema import ProjectConfig
 from monitoring.monitor import REPORTS_ROOT
 from monitoring.pushgateway import PushError, Sample, push
@@ -97,8 +97,9 @@ def project_kpi(config: ProjectConfig, monitoring_root: Path = REPORTS_ROOT) -> 
         kpi.vs_baseline_pct = labelled[-1]["vs_baseline_pct"].get(primary, math.nan)
     if champion is not None:
         run_id = mlflow.MlflowClient().get_model_version(config.model_name, champion).run_id
-        metrics = mlflow.get_run(run_id).data.metrics
-        kpi.lead_time_s = metrics.get("deployment_lead_time_s", math.nan)
+        if run_id is not None:  # a version registered without a run has no lead time
+            metrics = mlflow.get_run(run_id).data.metrics
+            kpi.lead_time_s = metrics.get("deployment_lead_time_s", math.nan)
     return kpi
 
 
@@ -270,14 +271,22 @@ def write_report(report: KpiReport, out: Path = KPI_ROOT) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monitoring.kpi", description=__doc__)
+    parser = cli_parser(__doc__, prog="python -m monitoring.kpi", make="make report")
     default = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-    parser.add_argument("--projects", nargs="+", default=default, help="names or YAML paths")
-    parser.add_argument("--out", type=Path, default=KPI_ROOT)
-    parser.add_argument("--coverage", type=Path, default=Path("coverage.xml"))
+    parser.add_argument(
+        "--projects", nargs="+", default=default, help="names or YAML paths (default: all)"
+    )
+    parser.add_argument("--out", type=Path, default=KPI_ROOT, help=f"default: {KPI_ROOT}")
+    parser.add_argument(
+        "--coverage",
+        type=Path,
+        default=Path("coverage.xml"),
+        help="coverage report of the last make test (default: coverage.xml)",
+    )
     parser.add_argument("--pushgateway", help="Pushgateway URL, e.g. http://127.0.0.1:9091")
     args = parser.parse_args(argv)
-    from models.registry import configure_tracking
+    setup_logging(args.log_level)
+    from models.registry import RegistryError, configure_tracking
 
     try:
         configure_tracking(Path.cwd())
@@ -285,9 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write_report(report, args.out)
         if args.pushgateway:
             push(args.pushgateway, "kpi", samples(report), {})
-    except (ConfigError, PushError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (ConfigError, PushError, RegistryError) as exc:
+        return fail(exc)
     print(path.read_text().split("\n## ")[0])
     print(f"report: {path} and {path.with_suffix('.html')}")
     return 0

@@ -13,7 +13,6 @@ reach the serving repository, where Triton swaps to it without downtime.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ import requests
 import yaml
 
 from configs import ConfigError, load_config, parse_config
+from configs.console import UserError, cli_parser, fail, setup_logging
 from configs.schema import ProjectConfig
 from monitoring.inference_log import REQUEST_ID, TIMESTAMP, read_log
 from monitoring.reference import TARGET_COLUMN
@@ -33,7 +33,7 @@ TRIGGER_ALERTS = ("DataDriftDetected", "ModelQualityBelowBaseline")
 RETRAIN_ROOT = Path("local_outputs/retrain")
 
 
-class LoopError(RuntimeError):
+class LoopError(UserError, RuntimeError):
     """The loop cannot decide or cannot build a dataset; the message says what to do."""
 
 
@@ -59,7 +59,9 @@ def firing_alerts(prometheus: str, project: str) -> list[str]:
         alerts = requests.get(url, timeout=10).json()["data"]["alerts"]
     except (requests.RequestException, ValueError, KeyError) as exc:
         raise LoopError(
-            f"cannot read alerts from {url}: {exc} (is `make monitor-up` running?)"
+            f"cannot read alerts from {url}: {exc}",
+            hint="make monitor-up (then make monitor-status), or retrain anyway: make retrain "
+            "FORCE=1",
         ) from exc
     return sorted(
         {
@@ -141,7 +143,10 @@ def run_loop(
     status = run_local.main(["--project", str(config_path), "--reports", str(folder / "run")])
     summary_path = folder / "run" / "run_summary.json"
     if status != 0 or not summary_path.exists():
-        raise LoopError(f"the retraining pipeline failed (exit {status}); see {folder}")
+        raise LoopError(
+            f"the retraining pipeline failed (exit {status}); see {folder}",
+            hint=f"the failed stage is named above; its data and config are in {folder}",
+        )
     summary = json.loads(summary_path.read_text())
     outcome.summary = str(summary_path)
     outcome.version = summary["model"]["version"]
@@ -152,19 +157,21 @@ def run_loop(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monitoring.loop", description=__doc__)
+    parser = cli_parser(
+        __doc__, prog="python -m monitoring.loop", make="make retrain [PROJECT=...] [FORCE=1]"
+    )
     parser.add_argument("--project", default="fraud", help="config name or YAML path")
     parser.add_argument("--prometheus", default="http://127.0.0.1:9090", help="Prometheus URL")
     parser.add_argument("--force", action="store_true", help="retrain without an alert")
     parser.add_argument("--log-path", type=Path, help="inference log root (monitoring.log_path)")
     args = parser.parse_args(argv)
+    setup_logging(args.log_level)
     try:
         config = load_config(args.project)
         outcome = run_loop(config, prometheus=args.prometheus, force=args.force,
                            log_root=args.log_path)  # fmt: skip
-    except (ConfigError, LoopError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (ConfigError, LoopError) as exc:  # no hint of its own: no labelled traffic logged
+        return fail(exc, f"make simulate PROJECT={args.project} (labelled traffic to train on)")
     print(json.dumps(asdict(outcome), indent=2))
     return 0
 

@@ -14,7 +14,6 @@ run, and the latest window is pushed to the Pushgateway for Prometheus.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -23,12 +22,13 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from configs import ConfigError, load_config
+from configs.console import cli_parser, fail, highlight, progress, setup_logging
 from configs.schema import ProjectConfig
 from monitoring.drift import NUM, column_drift, detect_drift
 from monitoring.inference_log import DECISION, MODEL_VERSION, TIMESTAMP, read_log
@@ -78,7 +78,7 @@ def windows(frame: pd.DataFrame, length: str) -> Iterator[tuple[pd.Timestamp, st
     """(window start, served version, rows) in time order."""
     starts = frame[TIMESTAMP].dt.floor(length) if _fixed(length) else _period_starts(frame, length)
     for (start, version), rows in frame.groupby([starts, frame[MODEL_VERSION]], sort=True):
-        yield start, str(version), rows
+        yield cast(pd.Timestamp, start), str(version), rows  # keys of a datetime column
 
 
 def _fixed(length: str) -> bool:
@@ -256,11 +256,11 @@ def run_monitor(
         raise MonitorError(
             f"no predictions of {config.model_name} under {log_root}"
             + (f" since {since}" if since is not None else "")
-            + ": serve the model and send traffic first (make serve, make simulate)"
+            + ": nothing has been served and logged yet"
         )
     versions: dict[str, _Version] = {}
     reports = []
-    for start, version, rows in windows(frame, settings.window):
+    for start, version, rows in progress(windows(frame, settings.window), desc="windows"):
         if len(rows) < settings.min_window_rows:
             log.info("window %s v%s: %d rows < min_window_rows, skipped", start, version, len(rows))
             continue
@@ -287,7 +287,7 @@ def run_monitor(
     if not reports:
         raise MonitorError(
             f"no window of {config.model_name} has {settings.min_window_rows} rows "
-            f"(monitoring.min_window_rows); send more traffic or lower it"
+            f"(monitoring.min_window_rows): send more traffic, or lower that setting"
         )
     _write_history(out_root / config.name, reports)
     _log_to_mlflow(config, reports)
@@ -314,7 +314,7 @@ def _load_version(config: ProjectConfig, version: str) -> _Version:
 
     served = _Version(reference=load_reference(config.model_name, version))
     details = mlflow.MlflowClient().get_model_version(config.model_name, version)
-    served.run_id = details.run_id
+    served.run_id = details.run_id or ""
     if "baseline.threshold" in details.tags:
         served.baseline = load_registered(f"runs:/{details.run_id}/baseline")
         served.baseline_threshold = float(details.tags["baseline.threshold"])
@@ -362,28 +362,37 @@ def _print(reports: list[WindowReport], primary: str) -> None:
         value = r.quality.get("champion", {}).get(primary, float("nan"))
         versus = r.vs_baseline_pct.get(primary, float("nan"))
         flag = " DRIFT" if r.drift["dataset_drift"] else ""
-        print(f"{r.start:<26} {r.version:>3} {r.rows:>6} {r.labelled_rows:>6} "
-              f"{r.drift['drift_share']:>6.2f} {value:>8.3f} {versus:>+7.1f}%{flag}")  # fmt: skip
+        print(highlight(f"{r.start:<26} {r.version:>3} {r.rows:>6} {r.labelled_rows:>6} "
+                        f"{r.drift['drift_share']:>6.2f} {value:>8.3f} {versus:>+7.1f}%{flag}",
+                        ["DRIFT"]))  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monitoring.monitor", description=__doc__)
+    parser = cli_parser(
+        __doc__, prog="python -m monitoring.monitor", make="make monitor [PROJECT=...]"
+    )
     parser.add_argument("--project", default="fraud", help="config name or YAML path")
     parser.add_argument("--log-path", type=Path, help="inference log root (monitoring.log_path)")
     parser.add_argument("--since", type=pd.Timestamp, help="only windows from this time on")
     parser.add_argument("--out", type=Path, default=REPORTS_ROOT, help="report folder root")
     parser.add_argument("--pushgateway", help="Pushgateway URL, e.g. http://127.0.0.1:9091")
     args = parser.parse_args(argv)
-    from models.registry import configure_tracking
+    setup_logging(args.log_level)
+    from models.registry import RegistryError, configure_tracking
 
+    project = args.project
     try:
-        config = load_config(args.project)
+        config = load_config(project)
         configure_tracking(Path.cwd())
         reports = run_monitor(config, log_root=args.log_path, out_root=args.out,
                               since=args.since, pushgateway=args.pushgateway)  # fmt: skip
-    except (ConfigError, MonitorError, PushError, LookupError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except MonitorError as exc:  # no traffic (or too little) logged
+        return fail(exc, f"make simulate PROJECT={project} (with the model served: make serve "
+                         f"PROJECT={project})")  # fmt: skip
+    except LookupError as exc:  # a version without its drift reference
+        return fail(exc, f"make pipeline PROJECT={project} (a new version logs its reference)")
+    except (ConfigError, PushError, RegistryError) as exc:
+        return fail(exc)
     _print(reports, config.evaluation.primary_metric)
     print(f"reports: {args.out / config.name}")
     return 0

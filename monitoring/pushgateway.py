@@ -13,10 +13,11 @@ from urllib.parse import quote
 
 import requests
 
+from configs.console import UserError
 from monitoring.contract import GROUPING_LABEL, KPI_METRICS, MONITOR_METRICS
 
 
-class PushError(RuntimeError):
+class PushError(UserError, RuntimeError):
     """The Pushgateway refused or could not be reached; the message names the URL."""
 
 
@@ -58,7 +59,10 @@ def push(url: str, job: str, samples: Iterable[Sample], grouping: Mapping[str, s
     try:
         response = requests.put(target, data=body.encode(), timeout=10)
     except requests.RequestException as exc:
-        raise PushError(f"cannot reach the Pushgateway at {target}: {exc}") from exc
+        raise PushError(
+            f"cannot reach the Pushgateway at {target}: {exc}",
+            hint="make monitor-up (then make monitor-status)",
+        ) from exc
     if response.status_code >= 400:
         raise PushError(f"Pushgateway {target} answered {response.status_code}: {response.text}")
 

@@ -52,7 +52,7 @@ def load_reference(model_name: str, version: str) -> pd.DataFrame:
             path = mlflow.artifacts.download_artifacts(
                 run_id=run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=tmp
             )
-        except Exception as exc:  # noqa: BLE001 - mlflow raises several types for "missing"
+        except Exception as exc:
             raise ReferenceError(
                 f"{model_name} version {version} (run {run_id}) has no {REFERENCE_ARTIFACT}; "
                 "it was registered before references were logged: retrain it"

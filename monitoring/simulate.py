@@ -13,7 +13,6 @@ of day partitions in a few seconds.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections import deque
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from configs import ConfigError, load_config
+from configs.console import cli_parser, fail, progress, setup_logging
 from configs.schema import ProjectConfig
 from monitoring.inference_log import InferenceLogger, label_frame, write_labels
 from monitoring.reference import TARGET_COLUMN
@@ -101,23 +101,25 @@ def replay(
     features = [c for c in rows.columns if c not in ("request_id", "timestamp", TARGET_COLUMN)]
     started = time.monotonic()
     consecutive_errors = 0
-    for begin in range(0, len(rows), batch_rows):
-        batch = rows.iloc[begin : begin + batch_rows]
-        _sleep_until(started + begin / rate_per_s)
-        try:
-            client.predict(batch[features], batch["request_id"], batch["timestamp"])
-        except ClientError:
-            result.errors += 1
-            consecutive_errors += 1
-            if consecutive_errors >= MAX_CONSECUTIVE_ERRORS:
-                raise
-            continue
-        consecutive_errors = 0
-        result.requests += 1
-        result.rows_sent += len(batch)
-        versions.add(client.last_version)
-        pending.append((time.monotonic() + label_delay_s, batch))
-        result.labels_written += _write_due_labels(pending, log_root, client.info.name)
+    with progress(total=len(rows), desc="replay", unit="rows") as sent:
+        for begin in range(0, len(rows), batch_rows):
+            batch = rows.iloc[begin : begin + batch_rows]
+            _sleep_until(started + begin / rate_per_s)
+            try:
+                client.predict(batch[features], batch["request_id"], batch["timestamp"])
+            except ClientError:
+                result.errors += 1
+                consecutive_errors += 1
+                if consecutive_errors >= MAX_CONSECUTIVE_ERRORS:
+                    raise
+                continue
+            consecutive_errors = 0
+            result.requests += 1
+            result.rows_sent += len(batch)
+            sent.update(len(batch))
+            versions.add(client.last_version)
+            pending.append((time.monotonic() + label_delay_s, batch))
+            result.labels_written += _write_due_labels(pending, log_root, client.info.name)
     while pending:
         _sleep_until(pending[0][0])
         result.labels_written += _write_due_labels(pending, log_root, client.info.name)
@@ -147,10 +149,14 @@ def _sleep_until(deadline: float) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monitoring.simulate", description=__doc__)
+    parser = cli_parser(
+        __doc__, prog="python -m monitoring.simulate", make="make simulate [PROJECT=...]"
+    )
     parser.add_argument("--project", default="fraud", help="config name or YAML path")
     parser.add_argument("--url", default="127.0.0.1:8000", help="Triton host:port")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="http")
+    parser.add_argument(
+        "--protocol", choices=PROTOCOLS, default="http", help="KServe v2 protocol (default http)"
+    )
     parser.add_argument("--rows", type=int, help="rows to replay (config: simulation.rows)")
     parser.add_argument("--rate", type=float, help="rows per second (simulation.rate_per_s)")
     parser.add_argument("--label-delay", type=float, help="seconds (simulation.label_delay_s)")
@@ -158,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed-offset", type=int, default=1, help="another replay: 2, 3, ...")
     parser.add_argument("--log-path", type=Path, help="inference log root (monitoring.log_path)")
     args = parser.parse_args(argv)
+    setup_logging(args.log_level)
     try:
         config = load_config(args.project)
         sim = config.monitoring.simulation
@@ -175,8 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         client.close()
     except (ConfigError, ClientError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc, f"make serve PROJECT={args.project}, then make serve-status")
     stats = logger.close()
     print(" ".join(f"{k}={v}" for k, v in asdict(result).items()))
     print(f"inference log {log_root}: written={stats.written} unwritten={stats.pending}")

@@ -37,6 +37,7 @@ from pathlib import Path
 import requests
 import yaml
 
+from configs.console import UserError, cli_parser, fail, setup_logging
 from serving.processes import client_host, free_ports, http_ok, pid_alive, port_free, runs_binary
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ SCRAPE_JOBS = ("prometheus", "pushgateway", "triton")
 GRAFANA_MACROS = {"__rate_interval": "1m", "__interval": "1m", "__range": "1h"}
 
 
-class MonitoringError(RuntimeError):
+class MonitoringError(UserError, RuntimeError):
     """A binary is missing, a port is taken, a server did not start, or a query failed."""
 
 
@@ -117,7 +118,8 @@ def find_binary(name: str) -> Path:
         if found:
             return Path(found)
     raise MonitoringError(
-        f"{' or '.join(candidates)} not found on PATH: sudo apt-get install -y {package}"
+        f"{' or '.join(candidates)} not found on PATH: sudo apt-get install -y {package}",
+        hint="make system-deps",
     )
 
 
@@ -202,7 +204,9 @@ class PrometheusStack:
     def _url(self, key: str) -> str:
         state = self.state()
         if not state:
-            raise MonitoringError(f"no monitoring stack recorded in {self.state_file}")
+            raise MonitoringError(
+                f"no monitoring stack recorded in {self.state_file}", hint="make monitor-up"
+            )
         return state[key]
 
     def start(
@@ -242,7 +246,11 @@ class PrometheusStack:
         for name, port in ports.items():
             # Else readiness could be answered by another server already on the port.
             if not port_free(host, port):
-                raise MonitoringError(f"{name} port {port} on {host} is already in use")
+                raise MonitoringError(
+                    f"{name} port {port} on {host} is already in use",
+                    hint="make monitor-down (if it is ours), or other ports: make monitor-up "
+                    "PROM_PORT=9190 PUSH_PORT=9191",
+                )
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         client = client_host(host)
@@ -385,7 +393,9 @@ def query(prometheus_url: str, promql: str, *, timeout_s: float = 10.0) -> list:
     try:
         response = requests.get(url, params={"query": promql}, timeout=timeout_s)
     except requests.RequestException as exc:
-        raise MonitoringError(f"query {promql!r} at {url} failed: {exc}") from exc
+        raise MonitoringError(
+            f"query {promql!r} at {url} failed: {exc}", hint="make monitor-up"
+        ) from exc
     try:
         body = response.json()
     except ValueError:
@@ -506,12 +516,14 @@ def _substitute(expr: str, values: dict[str, str], where: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli_parser(
+        __doc__,
         prog="python -m monitoring.stack",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        make="make monitor-up / make monitor-status / make monitor-down",
     )
-    parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument(
+        "command", choices=("up", "down", "status"), help="start, stop or check both servers"
+    )
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="pid/state/log/data")
     parser.add_argument("--host", default="127.0.0.1", help="bind address")
     parser.add_argument("--prometheus-port", type=int, default=9090, help="0: a free port")
@@ -525,7 +537,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status (status: 0 ready, 1 not ready, 3 stopped)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(args.log_level)
     stack = PrometheusStack(args.run_dir)
     if args.command == "up":
         if stack.running_pids():
@@ -542,8 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 timeout_s=args.timeout,
             )
         except MonitoringError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return fail(exc, code=1)
         print(json.dumps(stack.status(), indent=2))
         return 0
     if args.command == "down":

@@ -5,9 +5,11 @@ python -m pipelines.compile --output pipelines/compiled/training_pipeline.yaml
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+
+from configs import ConfigError
+from configs.console import cli_parser, fail, setup_logging
 
 DEFAULT_OUTPUT = Path("pipelines/compiled/training_pipeline.yaml")
 
@@ -30,11 +32,22 @@ def compile_pipeline(output: Path = DEFAULT_OUTPUT, project: str = "fraud") -> P
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--project", default="fraud", help="config baked in as the default")
+    parser = cli_parser(
+        __doc__, prog="python -m pipelines.compile", make="make compile [PROJECT=...] [IMAGE=...]"
+    )
+    parser.add_argument(
+        "--output", type=Path, default=DEFAULT_OUTPUT, help=f"default: {DEFAULT_OUTPUT}"
+    )
+    parser.add_argument(
+        "--project", default="fraud", help="config baked in as the default parameter"
+    )
     args = parser.parse_args(argv)
-    print(f"compiled {compile_pipeline(args.output, args.project)}")
+    setup_logging(args.log_level)
+    try:
+        output = compile_pipeline(args.output, args.project)
+    except ConfigError as exc:
+        return fail(exc)
+    print(f"compiled {output}")
     return 0
 
 

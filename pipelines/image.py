@@ -17,7 +17,6 @@ pin satisfies without a download.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from configs.console import cli_parser, fail, setup_logging
 
 PACKAGE = "tabular-mlops"
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
@@ -81,7 +82,7 @@ def runtime_pins(requirements: list[str] | None = None) -> dict[str, str]:
 
 def parse_lock(text: str) -> dict[str, str]:
     """canonical name -> version of every `name==version` line."""
-    pins = {}
+    pins: dict[str, str] = {}
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
         if not line or line.startswith("-"):
@@ -135,22 +136,27 @@ def resolve_server_pins(pins: dict[str, str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["lock", "check"])
-    parser.add_argument("--lock-file", type=Path, default=LOCK_FILE)
+    parser = cli_parser(__doc__, prog="python -m pipelines.image", make="make image-lock")
+    parser.add_argument(
+        "command",
+        choices=["lock", "check"],
+        help="lock: rewrite the lock from this environment; check: is it stale? (offline)",
+    )
+    parser.add_argument("--lock-file", type=Path, default=LOCK_FILE, help=f"default: {LOCK_FILE}")
     args = parser.parse_args(argv)
+    setup_logging(args.log_level)
     if args.command == "lock":
         pins = runtime_pins()
         pins.update(resolve_server_pins(pins))
         args.lock_file.write_text(render_lock(pins))
         print(f"wrote {args.lock_file} ({len(pins)} pins)")
         return 0
+    if not args.lock_file.is_file():
+        return fail(f"{args.lock_file} does not exist", "make image-lock", code=1)
     problems = check_lock(args.lock_file.read_text())
-    for problem in problems:
-        print(f"{args.lock_file}: {problem}", file=sys.stderr)
     if problems:
-        print("regenerate it: python -m pipelines.image lock", file=sys.stderr)
-        return 1
+        listed = "".join(f"\n  {args.lock_file}: {problem}" for problem in problems)
+        return fail(f"the lock does not fit {PACKAGE}:{listed}", "make image-lock", code=1)
     print(f"{args.lock_file} fits {PACKAGE} (kfp {metadata.version('kfp')})")
     return 0
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from configs import ConfigError, load_config
+from configs.console import RED, cli_parser, fail, highlight, paint, setup_logging
 from models.registry import RegistryError, configure_tracking, experiment_id
 from pipelines.steps import DECISION_FILE, DEPLOYMENT_FILE, STAGES
 from pipelines.training import PIPELINE_NAME, config_parameter
@@ -28,7 +29,11 @@ from serving.deploy import SERVING_REPOSITORY
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli_parser(
+        __doc__,
+        prog="python -m pipelines.run_local",
+        make="make pipeline [PROJECT=fraud|churn|path.yaml] [LOG_LEVEL=DEBUG]",
+    )
     parser.add_argument(
         "--project", default="fraud", help="config name or YAML path (default: fraud)"
     )
@@ -47,7 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--verbose",
         action="store_true",
-        help="echo the full kfp.local log instead of one line per stage",
+        help="echo the full kfp.local log instead of one line per stage (so does "
+        "--log-level DEBUG)",
     )
     return parser.parse_args(argv)
 
@@ -55,12 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = parse_args(argv)
+    level = setup_logging(args.log_level)  # exported: the components log at the same level
     try:
         config = load_config(args.project)
         configure_tracking(Path.cwd())
     except (ConfigError, RegistryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     import mlflow
 
     config_yaml = config_parameter(config)
@@ -78,12 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with (
         log_path.open("w") as log,
-        redirect_stdout(_StageLines(log, f"[{config.name}]", args.verbose)),
+        redirect_stdout(_StageLines(log, f"[{config.name}]", args.verbose or level == "DEBUG")),
     ):
         try:
             _run_pipeline(config_yaml, run_id, run_name, args.pipeline_root)
         except Exception as exc:  # noqa: BLE001 - kfp.local wraps the component's failure
-            failure = exc
+            failure: Exception | None = exc
         else:
             failure = None
     if failure is not None:
@@ -93,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     summary = write_summary(run_id, run_name, args.reports, wall)
     _print_summary(summary)
     return 0
+
+
+# Outcome words of the stage lines, coloured on a terminal.
+OUTCOMES = ("passed", "not promoted", "DEPLOYED as champion", "not deployed")
 
 
 class _StageLines(io.TextIOBase):
@@ -110,7 +120,8 @@ class _StageLines(io.TextIOBase):
         self._partial = lines.pop()
         for line in lines:
             if line.lstrip().startswith(self._prefix):
-                self._terminal.write(line.strip() + "\n")
+                stage_line = highlight(line.strip(), OUTCOMES, stream=self._terminal)
+                self._terminal.write(stage_line + "\n")
         self._terminal.flush()
         return len(text)
 
@@ -142,7 +153,8 @@ def _report_failure(project: str, run_id: str, exc: Exception) -> int:
     stage, message = tags.get("failed_stage"), tags.get("failure")
     if stage is None:
         stage, message = "pipeline", str(exc).strip().splitlines()[-1]
-    print(f"\n[{project}] FAILED at stage '{stage}': {message}", file=sys.stderr)
+    failed = paint("FAILED", RED, stream=sys.stderr)
+    print(f"\n[{project}] {failed} at stage '{stage}': {message}", file=sys.stderr)
     version = tags.get("model_version")
     outcome = (
         f"version {version} is registered as challenger only; the champion did not change"
@@ -150,6 +162,8 @@ def _report_failure(project: str, run_id: str, exc: Exception) -> int:
         else "nothing was registered or promoted"
     )
     print(f"[{project}] {outcome}; MLflow run {run_id} is marked FAILED", file=sys.stderr)
+    if tags.get("failure_hint"):  # the failing step's `UserError.hint`
+        print(f"  next: {tags['failure_hint']}", file=sys.stderr)
     return 1
 
 
@@ -219,9 +233,10 @@ def write_summary(run_id: str, run_name: str, reports: Path, wall_seconds: float
 
 def _print_summary(summary: dict[str, Any]) -> None:
     metric = summary["primary_metric"]
+    outcome = paint("PROMOTED to champion" if summary["promoted"] else "not promoted")
     print(
         f"\n== {summary['project']}: {summary['model']['name']} v{summary['model']['version']} "
-        f"{'PROMOTED to champion' if summary['promoted'] else 'not promoted'}"
+        f"{outcome}"
     )
     for who in ("challenger", "champion", "baseline"):
         if who in metric:

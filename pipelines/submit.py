@@ -11,7 +11,6 @@ repository is passed; Optuna trials go to `--study-storage` (the cluster's Postg
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -21,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from configs import ConfigError, load_config
+from configs.console import UserError, cli_parser, fail, setup_logging
 from configs.schema import ProjectConfig
 
+PORT_FORWARD = "kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8888:80"
 
-class SubmitError(RuntimeError):
+
+class SubmitError(UserError, RuntimeError):
     """No host, an unreachable host, or a project without a schedule; says what to do."""
 
 
@@ -44,15 +46,18 @@ def connect(host: str | None) -> Any:
 
     if not host:
         raise SubmitError(
-            "no Kubeflow Pipelines host: set KFP_HOST (e.g. KFP_HOST=http://localhost:8888 "
-            "after `kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8888:80`; "
-            "see docs/deploy.md)"
+            "no Kubeflow Pipelines host: set KFP_HOST (or pass --host)",
+            hint=f"{PORT_FORWARD}, then make deploy KFP_HOST=http://localhost:8888 "
+            "(docs/deploy.md)",
         )
     try:
         client = kfp.Client(host=host)
         client.get_kfp_healthz(sleep_duration=1)
-    except Exception as exc:  # noqa: BLE001 - kfp raises many types for "not there"
-        raise SubmitError(f"Kubeflow Pipelines at {host} does not answer: {exc}") from exc
+    except Exception as exc:
+        raise SubmitError(
+            f"Kubeflow Pipelines at {host} does not answer: {exc}",
+            hint=f"check KFP_HOST and the port-forward ({PORT_FORWARD}); docs/deploy.md",
+        ) from exc
     return client
 
 
@@ -70,7 +75,9 @@ def submit(
     if tune_workers > 1 and not study_storage.startswith("postgresql"):
         raise SubmitError(
             f"--tune-workers {tune_workers} needs a PostgreSQL --study-storage "
-            "(the workers share one Optuna study)"
+            "(the workers share one Optuna study)",
+            hint=f"make deploy TUNE_WORKERS={tune_workers} "
+            "STUDY_STORAGE=postgresql+psycopg://USER@HOST:5432/optuna (docs/deploy.md)",
         )
     experiment = experiment or config.name
     arguments = {"study_storage": study_storage, "serving_repository": "",
@@ -83,8 +90,9 @@ def submit(
         return Submission("run", result.run_id, name, experiment)
     if not config.schedule:
         raise SubmitError(
-            f"project {config.name} has no `schedule` in its config: add one "
-            "(6-field cron, e.g. schedule: '0 0 3 * * *') or submit a single run"
+            f"project {config.name} has no `schedule` in its config",
+            hint="add one to the config (6-field cron, e.g. schedule: '0 0 3 * * *'), or "
+            "submit a single run (make deploy without RECURRING=1)",
         )
     experiment_id = client.create_experiment(name=experiment).experiment_id
     job = client.create_recurring_run(
@@ -102,7 +110,12 @@ def submit(
 def main(argv: Sequence[str] | None = None) -> int:
     from pipelines.compile import compile_pipeline
 
-    parser = argparse.ArgumentParser(prog="python -m pipelines.submit", description=__doc__)
+    parser = cli_parser(
+        __doc__,
+        prog="python -m pipelines.submit",
+        make="make deploy KFP_HOST=... [PROJECT=...] [RECURRING=1] [STUDY_STORAGE=...] "
+        "[TUNE_WORKERS=N]",
+    )
     parser.add_argument("--project", default="fraud", help="config name or YAML path")
     parser.add_argument("--host", default=os.environ.get("KFP_HOST"), help="default: $KFP_HOST")
     parser.add_argument("--recurring", action="store_true", help="on the config's schedule")
@@ -110,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tune-workers", type=int, default=1, help="parallel Optuna workers")
     parser.add_argument("--experiment", help="Kubeflow experiment (default: project name)")
     args = parser.parse_args(argv)
+    setup_logging(args.log_level)
     try:
         config = load_config(args.project)
         client = connect(args.host)
@@ -119,8 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           study_storage=args.study_storage, tune_workers=args.tune_workers,
                           experiment=args.experiment)  # fmt: skip
     except (ConfigError, SubmitError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     print(f"created {done.kind} {done.name} ({done.id}) in experiment {done.experiment} "
           f"on {args.host}")  # fmt: skip
     return 0

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from configs import ConfigError, ProjectConfig, load_config
+from configs.console import cli_parser, fail, paint, progress, progress_enabled, setup_logging
 from models.tune import HEARTBEAT_S
 from pipelines import steps
 from pipelines.steps import TuningInputs, tuning_inputs
@@ -52,9 +53,9 @@ def usable_workers(storage: str, workers: int) -> int:
     """`workers`, or 1 with a warning where the storage cannot take concurrent workers."""
     if workers > 1 and not storage.startswith("postgresql"):
         print(
-            f"warning: {shown(storage)} is not safe for concurrent workers (only a PostgreSQL "
-            "storage is locked per trial); running 1 worker. Pass --storage "
-            "postgresql+psycopg://USER@HOST:PORT/DB for parallel workers.",
+            f"{paint('warning', stream=sys.stderr)}: {shown(storage)} is not safe for concurrent "
+            "workers (only a PostgreSQL storage is locked per trial); running 1 worker. Pass "
+            "--storage postgresql+psycopg://USER@HOST:PORT/DB for parallel workers.",
             file=sys.stderr,
         )
         return 1
@@ -67,14 +68,17 @@ def start_workers(
     storage: str,
     workers: int,
     heartbeat_s: int = HEARTBEAT_S,
+    trial_lines: bool = True,
 ) -> list[multiprocessing.process.BaseProcess]:
-    """Start `workers` OS processes on one study; the CPU cores are split between them."""
+    """Start `workers` OS processes on one study; the CPU cores are split between them.
+
+    Each worker prints a line per trial unless `trial_lines` is false."""
     context = multiprocessing.get_context("spawn")  # no fork of a process with threads
     threads = max(1, (os.cpu_count() or 1) // workers)
-    processes = [
+    processes: list[multiprocessing.process.BaseProcess] = [
         context.Process(
             target=_work,
-            args=(config, inputs, storage, worker, threads, heartbeat_s),
+            args=(config, inputs, storage, worker, threads, heartbeat_s, trial_lines),
             name=f"tune-worker-{worker}",
         )
         for worker in range(workers)
@@ -91,18 +95,30 @@ def _work(
     worker: int,
     threads: int,
     heartbeat_s: int,
+    trial_lines: bool = True,
 ) -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
+    setup_logging()  # a spawned process: the level comes from MLOPS_LOG_LEVEL
     torch.set_num_threads(threads)
     with threadpool_limits(threads):
-        _tune(config, inputs, storage, worker, heartbeat_s=heartbeat_s)
+        _tune(config, inputs, storage, worker, trial_lines, heartbeat_s=heartbeat_s)
 
 
-def _tune(config: ProjectConfig, inputs: TuningInputs, storage: str, worker: int, **options: Any):  # noqa: ANN202
+def _tune(
+    config: ProjectConfig,
+    inputs: TuningInputs,
+    storage: str,
+    worker: int,
+    trial_lines: bool = True,
+    **options: Any,
+):
     """Worker `worker`'s share of the study's trials (see `models.tune.tune_model`)."""
     from models.tune import tune_model
+
+    def line(t: dict[str, Any]) -> None:
+        steps.say(config.name, "tune", f"w{worker} {steps.trial_line(t)}")
 
     return tune_model(
         config,
@@ -110,7 +126,7 @@ def _tune(config: ProjectConfig, inputs: TuningInputs, storage: str, worker: int
         storage=storage,
         study_name=inputs.study_name,
         worker=worker,
-        on_trial=lambda t: steps.say(config.name, "tune", f"w{worker} {_trial_line(t)}"),
+        on_trial=line if trial_lines else None,
         **options,
     )
 
@@ -118,9 +134,14 @@ def _tune(config: ProjectConfig, inputs: TuningInputs, storage: str, worker: int
 def run_to_budget(
     config: ProjectConfig, inputs: TuningInputs, storage: str, workers: int
 ) -> tuple[float, list[str]]:
-    """Start `workers` processes and wait for them: (wall seconds, names of failed workers)."""
+    """Start `workers` processes and wait for them: (wall seconds, names of failed workers).
+
+    On a terminal a bar counts the study's finished trials instead of a line per trial."""
     started = time.perf_counter()
-    processes = start_workers(config, inputs, storage, workers)
+    watched = _watchable(storage) if progress_enabled() else None
+    processes = start_workers(config, inputs, storage, workers, trial_lines=watched is None)
+    if watched is not None:
+        _watch(watched, inputs.study_name, config.tuning.n_trials, processes)
     for process in processes:
         process.join()
     return time.perf_counter() - started, [p.name for p in processes if p.exitcode]
@@ -157,7 +178,7 @@ def tune_worker_step(
     Raises:
         ValueError: The study storage is not PostgreSQL (workers would not be coordinated).
     """
-
+    setup_logging()
     config = steps.config_from_yaml(config_yaml)
     storage = config.tuning.storage or study_storage
     if not storage.startswith("postgresql"):
@@ -181,15 +202,41 @@ def shown(url: str) -> str:
         return url
 
 
-def _trial_line(t: dict[str, Any]) -> str:
-    return (
-        f"trial {t['number']:>2} {t['family']:<4} {t['state']:<8} value={steps._num(t['value'])} "
-        f"best={steps._num(t['best'])} ({steps._num(t['seconds'], 1)}s)"
-    )
+def _watchable(url: str) -> Any:
+    """The study storage, opened here before any worker starts (so that nothing races a
+    worker creating the tables of a new database)."""
+    import optuna
+
+    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+
+
+def _watch(
+    storage: Any,
+    study_name: str,
+    budget: int,
+    processes: list[multiprocessing.process.BaseProcess],
+) -> None:
+    """A bar of the study's finished trials (all workers) until the workers have exited."""
+    import optuna
+    from optuna.trial import TrialState
+
+    with progress(total=budget, desc="tune", unit="trial") as bar:
+        while any(process.is_alive() for process in processes):
+            time.sleep(1.0)
+            try:
+                study = optuna.load_study(study_name=study_name, storage=storage)
+            except KeyError:  # not created yet
+                continue
+            done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            bar.update(min(budget, len(done)) - bar.n)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli_parser(
+        __doc__,
+        prog="python -m pipelines.tune_distributed",
+        make="make tune-distributed [WORKERS=3] [STORAGE=postgresql+psycopg://...] [TRIALS=N]",
+    )
     parser.add_argument("--project", default="fraud", help="config name or YAML path")
     parser.add_argument("--workers", type=int, default=3, help="worker processes (default 3)")
     parser.add_argument(
@@ -208,13 +255,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = parse_args(argv)
+    setup_logging(args.log_level)
     try:
         config = load_config(args.project)
         storage = args.storage or config.tuning.storage or steps.default_study_storage(Path.cwd())
         check_storage(storage)
     except (ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(
+            exc,
+            "start that database, or pass a reachable one: make tune-distributed "
+            "STORAGE=postgresql+psycopg://USER@HOST:PORT/DB (without STORAGE: the local SQLite)",
+        )
     workers = usable_workers(storage, args.workers)
     inputs = tuning_inputs(config, *pipeline_frames(config))
     if args.trials:  # the budget only: the study name stays the pipeline's
@@ -224,8 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"{workers} worker(s) on study {inputs.study_name} in {shown(storage)}")
     wall, failed = run_to_budget(config, inputs, storage, workers)
     if failed:
-        print(f"error: {failed} failed; see their output above", file=sys.stderr)
-        return 1
+        return fail(f"{failed} failed; see their output above", code=1)
     summary = study_summary(storage, inputs.study_name)
     for worker, states in summary["per_worker"].items():
         say(f"worker {worker}: {sum(states.values())} trials {states}")

@@ -8,10 +8,9 @@ the `threshold` parameter of its config), so the client needs no registry access
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from configs.console import cli_parser, fail, setup_logging
 from serving.onnx_export import MISSING_CATEGORY, PROBABILITIES_OUTPUT
 
 if TYPE_CHECKING:
@@ -31,6 +31,10 @@ PROTOCOLS = ("http", "grpc")
 
 class ClientError(RuntimeError):
     """The request cannot be built or the server refused it; the message says why."""
+
+
+class ModelUnavailableError(ClientError):
+    """The server does not answer, or does not serve the model (`make serve` is the remedy)."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,8 @@ class TritonModelClient:
         try:
             metadata = self._client.get_model_metadata(model)
             config = self._client.get_model_config(model)
-        except Exception as exc:  # noqa: BLE001 - tritonclient raises its own exception types
-            raise ClientError(f"model '{model}' is not available: {exc}") from exc
+        except Exception as exc:
+            raise ModelUnavailableError(f"model '{model}' is not available: {exc}") from exc
         if self._protocol == "grpc":  # protobuf messages -> the same dicts HTTP returns
             from google.protobuf.json_format import MessageToDict
 
@@ -88,8 +92,8 @@ class TritonModelClient:
     def predict(
         self,
         rows: pd.DataFrame,
-        request_ids: Sequence[str] | None = None,
-        timestamps: Sequence[pd.Timestamp] | None = None,
+        request_ids: Iterable[str] | None = None,
+        timestamps: Iterable[pd.Timestamp] | None = None,
     ) -> pd.DataFrame:
         """Probability of the positive class and the decision at the model's threshold.
 
@@ -106,7 +110,7 @@ class TritonModelClient:
             tensors.append(tensor)
         try:
             result = self._client.infer(self.info.name, tensors)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ClientError(f"inference failed: {exc}") from exc
         probability = result.as_numpy(PROBABILITIES_OUTPUT)[:, 1].astype(float)
         predictions = pd.DataFrame(
@@ -118,14 +122,16 @@ class TritonModelClient:
         )
         self.last_version = _served_version(result)
         if self.logger is not None:
-            self._log(rows, predictions, self.last_version, request_ids, timestamps)
+            self._log(self.logger, rows, predictions, self.last_version, request_ids, timestamps)
         return predictions
 
-    def _log(self, rows, predictions, version, request_ids, timestamps) -> None:  # noqa: ANN001
+    def _log(
+        self, logger: InferenceLogger, rows, predictions, version, request_ids, timestamps
+    ) -> None:
         from monitoring.inference_log import prediction_frame
 
         try:
-            self.logger.log(
+            logger.log(
                 prediction_frame(
                     model=self.info.name,
                     version=version,
@@ -144,7 +150,7 @@ class TritonModelClient:
         self._client.close()
 
 
-def _served_version(result) -> str:  # noqa: ANN001 - tritonclient http or grpc InferResult
+def _served_version(result) -> str:
     """The model version that answered (not the latest known one: they differ during a swap)."""
     response = result.get_response()
     if isinstance(response, dict):
@@ -170,13 +176,18 @@ def _column(values: pd.Series, datatype: str) -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.client", description=__doc__)
-    parser.add_argument("command", choices=("predict",))
+    parser = cli_parser(__doc__, prog="python -m serving.client", make="make serve (first)")
+    parser.add_argument("command", choices=("predict",), help="predict: score the rows of --file")
     parser.add_argument("--file", type=Path, required=True, help="CSV or Parquet of raw rows")
-    parser.add_argument("--model", default="fraud-classifier")
+    parser.add_argument(
+        "--model", default="fraud-classifier", help="served model (default: fraud-classifier)"
+    )
     parser.add_argument("--url", default="127.0.0.1:8000", help="host:port (8001 for gRPC)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="http")
+    parser.add_argument(
+        "--protocol", choices=PROTOCOLS, default="http", help="KServe v2 protocol (default http)"
+    )
     args = parser.parse_args(argv)
+    setup_logging(args.log_level)
     from features.sources import DataSourceError, read_table
 
     try:
@@ -184,9 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         client = TritonModelClient(args.model, args.url, args.protocol)
         predictions = client.predict(rows)
         client.close()
+    except ModelUnavailableError as exc:
+        project = args.model.removesuffix("-classifier")
+        return fail(exc, f"make serve PROJECT={project}, then make serve-status")
     except (ClientError, DataSourceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     print(
         f"# model {client.info.name} v{client.info.version}, threshold {client.info.threshold:.4f}",
         file=sys.stderr,

@@ -7,12 +7,12 @@ registry version), from the parity-checked ONNX the pipeline logged with it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 from configs import ConfigError, load_config
+from configs.console import cli_parser, fail, setup_logging
 from models.registry import RegistryError, champion_version, configure_tracking
 from serving.model_repository import (
     BACKENDS,
@@ -38,8 +38,8 @@ def champion_onnx(model_name: str) -> tuple[str, bytes, dict[str, str]]:
     version = champion_version(model_name)
     if version is None:
         raise DeployError(
-            f"model '{model_name}' has no champion yet: run `make pipeline` until the gate "
-            "promotes a challenger"
+            f"model '{model_name}' has no champion yet (no version has passed the gate and "
+            "infra validation)"
         )
     info = mlflow.MlflowClient().get_model_version(model_name, version)
     run_id = info.run_id
@@ -78,9 +78,19 @@ def deploy_champion(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--project", default="fraud")
-    parser.add_argument("--repo", type=Path, default=SERVING_REPOSITORY)
+    parser = cli_parser(
+        __doc__,
+        prog="python -m serving.deploy",
+        make="make serve [PROJECT=...] (then starts Triton)",
+    )
+    parser.add_argument("--project", default="fraud", help="config name or YAML path")
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=SERVING_REPOSITORY,
+        help=f"Triton model repository to write (default: {SERVING_REPOSITORY}, what make serve "
+        "serves)",
+    )
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -94,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.backend == "python" and args.kind == "KIND_GPU":
         parser.error("--kind KIND_GPU needs --backend onnxruntime")
+    setup_logging(args.log_level)
     try:
         config = load_config(args.project)
         configure_tracking(Path.cwd())
@@ -101,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             config.model_name, args.repo, backend=args.backend, kind=args.kind
         )
     except (ConfigError, RegistryError, DeployError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc, f"make pipeline PROJECT={args.project}")
     state = "written to" if written else "already in"
     print(f"{config.model_name} version {version} (champion) {state} {args.repo}")
     return 0

@@ -44,20 +44,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from configs.console import UserError, cli_parser, fail, setup_logging
 from serving.processes import client_host, http_ok, pid_alive, port_free, runs_binary
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = REPO_ROOT / ".venv-triton"
-SETUP_HINT = "run serving/triton/setup_env.sh"
+SETUP_HINT = "make triton-env  (runs serving/triton/setup_env.sh)"
 PID_FILE = "tritonserver.pid"
 STATE_FILE = "tritonserver.json"
 LOG_FILE = "tritonserver.log"
 MODEL_CONTROL_MODES = ("poll", "explicit", "none")
 
 
-class TritonError(RuntimeError):
+class TritonError(UserError, RuntimeError):
     """The Triton environment is missing, or the server did not start or stop."""
 
 
@@ -82,7 +83,7 @@ class TritonEnv:
         venv = Path(venv).resolve()
         python = venv / "bin" / "python"
         if not python.exists():
-            raise TritonError(f"no Triton environment at {venv}: {SETUP_HINT}")
+            raise TritonError(f"no Triton environment at {venv}", hint=SETUP_HINT)
         probe = (
             "import json, sysconfig; print(json.dumps({'site': sysconfig.get_paths()['purelib'],"
             " 'libdir': sysconfig.get_config_var('LIBDIR')}))"
@@ -92,7 +93,8 @@ class TritonEnv:
                 [str(python), "-c", probe], capture_output=True, text=True, check=True, timeout=60
             ).stdout
         except (OSError, subprocess.SubprocessError) as exc:
-            raise TritonError(f"the Python of {venv} does not run ({exc}): {SETUP_HINT}") from exc
+            message = f"the Python of {venv} does not run ({exc})"
+            raise TritonError(message, hint=SETUP_HINT) from exc
         paths = json.loads(out)
         site = Path(paths["site"])
         env = cls(
@@ -109,7 +111,7 @@ class TritonEnv:
         )
         for required in required_paths:
             if not required.exists():
-                raise TritonError(f"{required} is missing: {SETUP_HINT}")
+                raise TritonError(f"{required} is missing", hint=SETUP_HINT)
         return env
 
     def process_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -209,16 +211,26 @@ class TritonServer:
             raise ValueError(f"model_control must be one of {MODEL_CONTROL_MODES}")
         repo = Path(repo).resolve()
         if not repo.is_dir():
-            raise TritonError(f"model repository {repo} does not exist")
+            raise TritonError(
+                f"model repository {repo} does not exist",
+                hint="make serve  (writes the champion into the repository, then starts Triton)",
+            )
         env = TritonEnv.discover(self.venv)
         pid = self.running_pid()
         if pid is not None:
-            raise TritonError(f"a tritonserver started from {self.run_dir} runs (pid {pid})")
+            raise TritonError(
+                f"a tritonserver started from {self.run_dir} runs (pid {pid})",
+                hint="make serve-status to see it, make stop to stop it",
+            )
 
         for port in (http_port, grpc_port, metrics_port):
             # Else readiness could be answered by another server already on the port.
             if not port_free(host, port):
-                raise TritonError(f"port {port} on {host} is already in use")
+                raise TritonError(
+                    f"port {port} on {host} is already in use",
+                    hint="make stop (if it is a Triton of ours), or other ports: make serve "
+                    "HTTP_PORT=8100 GRPC_PORT=8101 METRICS_PORT=8102",
+                )
 
         cmd = [
             str(env.server),
@@ -332,38 +344,58 @@ class TritonServer:
     def is_ready(self) -> bool:
         """Whether the recorded server answers /v2/health/ready with 200."""
         state = self.state()
-        return bool(state) and http_ok(f"{state['http_url']}/v2/health/ready")
+        if not state:
+            return False
+        return http_ok(f"{state['http_url']}/v2/health/ready")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli_parser(
+        __doc__,
         prog="python -m serving.launcher",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        make="make serve [PROJECT=...] / make serve-status / make stop",
+        epilog="""
+            python -m serving.launcher start --repo DIR [--http-port 8000 --grpc-port 8001 ...]
+            python -m serving.launcher status   # exit 0 ready, 1 not ready, 3 not running
+            python -m serving.launcher stop
+
+            The server runs in the background (it outlives this command); its pid, state and
+            log files are in --run-dir.
+        """,
     )
-    parser.add_argument("command", choices=("start", "stop", "status"))
-    parser.add_argument("--repo", type=Path, help="model repository (start)")
-    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="Triton environment")
+    parser.add_argument(
+        "command", choices=("start", "stop", "status"), help="start, stop or check the server"
+    )
+    parser.add_argument("--repo", type=Path, help="model repository to serve (start only)")
+    parser.add_argument(
+        "--venv", type=Path, default=DEFAULT_VENV, help="Triton environment (make triton-env)"
+    )
     parser.add_argument("--run-dir", type=Path, help="pid/state/log files (default VENV/run)")
-    parser.add_argument("--host", default="127.0.0.1", help="bind address")
-    parser.add_argument("--http-port", type=int, default=8000)
-    parser.add_argument("--grpc-port", type=int, default=8001)
-    parser.add_argument("--metrics-port", type=int, default=8002)
-    parser.add_argument("--model-control", choices=MODEL_CONTROL_MODES, default="poll")
-    parser.add_argument("--poll-seconds", type=int, default=1)
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--http-port", type=int, default=8000, help="KServe v2 HTTP port")
+    parser.add_argument("--grpc-port", type=int, default=8001, help="KServe v2 gRPC port")
+    parser.add_argument("--metrics-port", type=int, default=8002, help="Prometheus metrics port")
+    parser.add_argument(
+        "--model-control",
+        choices=MODEL_CONTROL_MODES,
+        default="poll",
+        help="poll: load new versions as they appear (default); explicit; none",
+    )
+    parser.add_argument(
+        "--poll-seconds", type=int, default=1, help="repository poll interval (default 1)"
+    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status (status: 0 ready, 1 not ready, 3 stopped)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(args.log_level)
     server = TritonServer(venv=args.venv, run_dir=args.run_dir)
     if args.command == "start":
         if args.repo is None:
-            print("start needs --repo DIR", file=sys.stderr)
-            return 2
+            return fail("start needs --repo DIR (the model repository)", "make serve")
         try:
             server.start(
                 args.repo,
@@ -376,8 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 timeout_s=args.timeout,
             )
         except TritonError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return fail(exc, code=1)
         state = server.state() or {}
         print(json.dumps({key: state.get(key) for key in _SUMMARY_KEYS}, indent=2))
         return 0

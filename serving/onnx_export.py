@@ -95,7 +95,8 @@ def export_onnx(
     """
     estimator = _final_estimator(model)
     if _is_torch_mlp(estimator):
-        _register_torch_mlp(type(estimator))
+        # mypy wrongly finds a class not Hashable (it checks the unbound object.__hash__)
+        _register_torch_mlp(type(estimator))  # type: ignore[arg-type]
     prepared = _prepare_for_onnx(model, categorical)
     inputs = [(c, FloatTensorType([None, 1])) for c in numeric]
     inputs += [(c, StringTensorType([None, 1])) for c in categorical]
@@ -161,7 +162,7 @@ def predict_onnx(onnx_bytes: bytes, feed: dict[str, np.ndarray]) -> tuple[np.nda
 # --- preparing the pipeline ---
 
 
-def _final_estimator(model: Any) -> Any:
+def _final_estimator(model: Any) -> object:
     """The pipeline's classifier, or `ExportError` when it is not exportable."""
     if not isinstance(model, Pipeline):
         raise ExportError(f"expected a fitted sklearn Pipeline, got {_type_name(model)}")

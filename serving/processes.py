@@ -68,4 +68,4 @@ def runs_binary(pid: int, names: Collection[str]) -> bool:
 
 def client_host(host: str) -> str:
     """The address a client uses for a server bound to `host` (wildcards -> loopback)."""
-    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104 - compares, binds nothing

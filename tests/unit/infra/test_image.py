@@ -113,7 +113,7 @@ def test_cli_check_and_lock(tmp_path, monkeypatch, capsys):
     stale = tmp_path / "stale.lock"
     stale.write_text(image.render_lock({"kfp": "0.0.1"}))
     assert image.main(["check", "--lock-file", str(stale)]) == 1
-    assert "regenerate it" in capsys.readouterr().err
+    assert "next: make image-lock" in capsys.readouterr().err
     monkeypatch.setattr(image, "resolve_server_pins", lambda pins: {"boto3": "9.9.9"})
     fresh = tmp_path / "fresh.lock"
     assert image.main(["lock", "--lock-file", str(fresh)]) == 0

@@ -151,7 +151,7 @@ def test_retrain_without_a_log_says_so(config, tmp_path):
 
 
 def test_monitor_without_traffic_says_what_to_do(config, tmp_path):
-    with pytest.raises(MonitorError, match=r"make serve, make simulate"):
+    with pytest.raises(MonitorError, match=r"no predictions of mon-classifier"):
         run_monitor(config, log_root=tmp_path)
 
 
