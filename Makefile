@@ -56,7 +56,7 @@ triton-env: ## Create .venv-triton, Triton's own runtime (nvidia-pytriton, numpy
 	PYTHON=$(PYTHON) serving/triton/setup_env.sh
 
 pipeline: $(STAMP) triton-env ## Run the training pipeline locally via kfp.local (PROJECT=fraud|churn|path.yaml)
-	$(BIN)/python -m pipelines.run_local --project $(PROJECT)
+	$(BIN)/python -m pipelines.run_local --project $(PROJECT) $(if $(STUDY_STORAGE),--study-storage $(STUDY_STORAGE))
 
 compile: $(STAMP) ## Write the Kubeflow pipeline YAML to pipelines/compiled/ (steps run IMAGE)
 	PIPELINE_IMAGE=$(IMAGE) $(BIN)/python -m pipelines.compile --project $(PROJECT)

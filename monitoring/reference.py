@@ -20,7 +20,7 @@ TARGET_COLUMN = "label"  # the 0/1 target in reference and labelled log frames
 SCORE_COLUMN = "score"  # probability of the positive class
 
 
-class ReferenceError(LookupError):
+class MissingReferenceError(LookupError):
     """A model version has no logged reference data."""
 
 
@@ -53,7 +53,7 @@ def load_reference(model_name: str, version: str) -> pd.DataFrame:
                 run_id=run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=tmp
             )
         except Exception as exc:
-            raise ReferenceError(
+            raise MissingReferenceError(
                 f"{model_name} version {version} (run {run_id}) has no {REFERENCE_ARTIFACT}; "
                 "it was registered before references were logged: retrain it"
             ) from exc

@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="kfp.local artifact root (default: local_outputs)",
     )
     parser.add_argument(
+        "--study-storage",
+        default="",
+        help="SQLAlchemy URL of the Optuna study, e.g. the PostgreSQL one `make tune-distributed` "
+        "filled (default: the config's tuning.storage, else mlruns/optuna.db)",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="echo the full kfp.local log instead of one line per stage (so does "
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         redirect_stdout(_StageLines(log, f"[{config.name}]", args.verbose or level == "DEBUG")),
     ):
         try:
-            _run_pipeline(config_yaml, run_id, run_name, args.pipeline_root)
+            _run_pipeline(config_yaml, run_id, run_name, args.pipeline_root, args.study_storage)
         except Exception as exc:  # noqa: BLE001 - kfp.local wraps the component's failure
             failure: Exception | None = exc
         else:
@@ -126,7 +132,9 @@ class _StageLines(io.TextIOBase):
         return len(text)
 
 
-def _run_pipeline(config_yaml: str, run_id: str, run_name: str, pipeline_root: Path) -> None:
+def _run_pipeline(
+    config_yaml: str, run_id: str, run_name: str, pipeline_root: Path, study_storage: str = ""
+) -> None:
     from kfp import local
 
     from pipelines.training import training_pipeline
@@ -140,6 +148,7 @@ def _run_pipeline(config_yaml: str, run_id: str, run_name: str, pipeline_root: P
         config_yaml=config_yaml,
         mlflow_run_id=run_id,
         pipeline_run=run_name,
+        study_storage=study_storage,
         serving_repository=str(Path.cwd() / SERVING_REPOSITORY),
     )
 

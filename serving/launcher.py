@@ -423,8 +423,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary.update(running=pid is not None, ready=ready, pid=pid)
     print(json.dumps(summary, indent=2))
     if pid is None:
-        return 3
-    return 0 if ready else 1
+        return fail(f"no tritonserver runs from {server.run_dir}", "make serve", code=3)
+    if not ready:
+        return fail(
+            f"tritonserver (pid {pid}) is not ready", f"read its log: {state.get('log')}", code=1
+        )
+    return 0
 
 
 _SUMMARY_KEYS = ("pid", "repo", "http_url", "grpc_url", "metrics_url", "log", "ready_seconds")

