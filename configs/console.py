@@ -23,6 +23,7 @@ import re
 import sys
 import textwrap
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, TextIO
 
 LOG_LEVEL_ENV = "MLOPS_LOG_LEVEL"
@@ -94,6 +95,18 @@ class _Stderr(logging.StreamHandler[TextIO]):
         super().emit(record)
 
 
+def _not_library_chatter(record: logging.LogRecord) -> bool:
+    """False for a chatty library's INFO sent through the root logger (kfp.local calls
+    `logging.info` directly: "Skipping conditional task ...", "Cleaned up workspace ..."),
+    unless the level is DEBUG."""
+    if record.name != "root" or record.levelno >= logging.WARNING:
+        return True
+    if logging.getLogger().level <= logging.DEBUG:
+        return True
+    parts = Path(record.pathname).parts
+    return not any(package in parts for package in CHATTY_LOGGERS)
+
+
 def setup_logging(level: str | None = None) -> str:
     """Configure the root logger at `level` (default: `MLOPS_LOG_LEVEL`, else INFO); return it.
 
@@ -109,6 +122,7 @@ def setup_logging(level: str | None = None) -> str:
     if not root.handlers:
         handler = _Stderr()
         handler.setFormatter(_Concise("%(message)s"))
+        handler.addFilter(_not_library_chatter)
         root.addHandler(handler)
     root.setLevel(name)
     for chatty in CHATTY_LOGGERS:

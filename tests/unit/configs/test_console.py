@@ -67,6 +67,25 @@ def test_setup_logging_sets_the_level_exports_it_and_quiets_libraries(plain_env)
         root.setLevel(before)
 
 
+def _root_record(pathname: str, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord("root", level, pathname, 1, "message", None, None)
+
+
+def test_library_info_through_the_root_logger_is_dropped_below_debug(plain_env):
+    root = logging.getLogger()
+    before = root.level
+    kfp_file = "/venv/lib/python3.11/site-packages/kfp/local/pipeline_orchestrator.py"
+    try:
+        console.setup_logging("INFO")
+        assert not console._not_library_chatter(_root_record(kfp_file))
+        assert console._not_library_chatter(_root_record(kfp_file, logging.WARNING))
+        assert console._not_library_chatter(_root_record("/repo/pipelines/run_local.py"))
+        console.setup_logging("DEBUG")
+        assert console._not_library_chatter(_root_record(kfp_file))
+    finally:
+        root.setLevel(before)
+
+
 def test_progress_is_a_pass_through_off_a_terminal(plain_env, capsys):
     assert not console.progress_enabled()  # pytest captures stderr: no terminal
     assert list(console.progress(range(3), desc="x")) == [0, 1, 2]
