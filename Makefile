@@ -36,7 +36,10 @@ endif
 	typecheck audit hooks
 
 help: ## List the targets
-	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+	@echo
+	@echo "  Settings for any target: PROJECT=fraud|churn|path.yaml  LOG_LEVEL=DEBUG|INFO|WARNING|ERROR"
+	@echo "  NO_COLOR=1 (plain output).  Docs: README.md, docs/architecture.md, docs/runbook.md"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,7 +58,7 @@ system-deps: ## Debian packages the tests use: prometheus, promtool, pushgateway
 triton-env: ## Create .venv-triton, Triton's own runtime (nvidia-pytriton, numpy<2, onnxruntime)
 	PYTHON=$(PYTHON) serving/triton/setup_env.sh
 
-pipeline: $(STAMP) triton-env ## Run the training pipeline locally via kfp.local (PROJECT=fraud|churn|path.yaml)
+pipeline: $(STAMP) triton-env ## Run the training pipeline locally via kfp.local (PROJECT=fraud|churn|path.yaml, STUDY_STORAGE=url)
 	$(BIN)/python -m pipelines.run_local --project $(PROJECT) $(if $(STUDY_STORAGE),--study-storage $(STUDY_STORAGE))
 
 compile: $(STAMP) ## Write the Kubeflow pipeline YAML to pipelines/compiled/ (steps run IMAGE)
