@@ -12,8 +12,6 @@ GRPC_PORT    ?= 8001
 METRICS_PORT ?= 8002
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-# The platform's Python packages: type-checked (pyproject.toml [tool.mypy]) and audited.
-PACKAGES := configs features models pipelines serving monitoring benchmarks
 
 IMAGE        ?= ghcr.io/tabular-mlops/pipeline-python:0.1.0
 OVERLAY      ?= cpu
@@ -138,8 +136,8 @@ typecheck: $(STAMP) ## Mypy on the packages (settings in pyproject.toml [tool.my
 	$(BIN)/mypy
 
 audit: $(STAMP) ## Security: ruff's bandit rules, noqa reasons, pip-audit of the image lock (needs PyPI; not CI)
-	$(BIN)/ruff check --select S $(PACKAGES)
-	$(BIN)/python -m pipelines.audit $(PACKAGES)
+	$(BIN)/ruff check --select S .
+	$(BIN)/python -m pipelines.audit
 
 hooks: $(STAMP) ## Install the git pre-commit hooks (ruff, mypy, notebook outputs stripped)
 	$(BIN)/pre-commit install

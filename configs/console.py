@@ -169,7 +169,12 @@ def colour_enabled(stream: TextIO | None = None) -> bool:
         return True
     if os.environ.get("TERM") == "dumb":
         return False
-    isatty = getattr(stream if stream is not None else sys.stdout, "isatty", None)
+    return _is_terminal(stream if stream is not None else sys.stdout)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    """Whether `stream` is a terminal (false for a closed stream or one without `isatty`)."""
+    isatty = getattr(stream, "isatty", None)
     try:
         return bool(isatty and isatty())
     except ValueError:  # a closed stream
@@ -199,12 +204,7 @@ def highlight(text: str, words: Iterable[str], *, stream: TextIO | None = None) 
 
 def progress_enabled(stream: TextIO | None = None) -> bool:
     """Bars only on a terminal (stderr by default) and at log level INFO or below."""
-    target = stream if stream is not None else sys.stderr
-    isatty = getattr(target, "isatty", None)
-    try:
-        tty = bool(isatty and isatty())
-    except ValueError:
-        tty = False
+    tty = _is_terminal(stream if stream is not None else sys.stderr)
     return tty and LOG_LEVELS.index(log_level()) <= LOG_LEVELS.index("INFO")
 
 

@@ -119,7 +119,9 @@ def tune_model(
 
     def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial is not None:
-            on_trial(_trial_row(trial) | {"best": _best_value(study), "finished": _finished(study)})
+            on_trial(
+                _trial_row(trial) | {"best": _best_value(study), "finished": finished_trials(study)}
+            )
 
     with closing(_StudyLock(storage, study_name)) as lock:
         with lock:  # serialised: first workers on a new database would race creating it
@@ -143,7 +145,7 @@ def tune_model(
                 if _claim_next(study, rdb, tuning.n_trials):
                     study.optimize(claimed, n_trials=1, callbacks=[progress])
                     continue
-                if _finished(study) >= tuning.n_trials:
+                if finished_trials(study) >= tuning.n_trials:
                     break
             time.sleep(POLL_S)  # the rest of the budget runs elsewhere (or goes stale there)
     best = study.best_trial
@@ -257,7 +259,8 @@ class _StudyLock:
             self._connection = None
 
 
-def _finished(study: Any) -> int:
+def finished_trials(study: Any) -> int:
+    """Trials of the study (all workers) that count against the budget: COMPLETE or PRUNED."""
     import optuna
 
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)

@@ -33,7 +33,12 @@ from configs.schema import ProjectConfig
 from monitoring.drift import NUM, column_drift, detect_drift
 from monitoring.inference_log import DECISION, MODEL_VERSION, TIMESTAMP, read_log
 from monitoring.pushgateway import PushError, Sample, project_grouping, push
-from monitoring.reference import SCORE_COLUMN, TARGET_COLUMN, load_reference
+from monitoring.reference import (
+    SCORE_COLUMN,
+    TARGET_COLUMN,
+    MissingReferenceError,
+    load_reference,
+)
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MonitorError as exc:  # no traffic (or too little) logged
         return fail(exc, f"make simulate PROJECT={project} (with the model served: make serve "
                          f"PROJECT={project})")  # fmt: skip
-    except LookupError as exc:  # a version without its drift reference
+    except MissingReferenceError as exc:  # a version without its drift reference
         return fail(exc, f"make pipeline PROJECT={project} (a new version logs its reference)")
     except (ConfigError, PushError, RegistryError) as exc:
         return fail(exc)

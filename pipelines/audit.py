@@ -34,10 +34,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from configs.console import cli_parser, fail, setup_logging
-from pipelines.image import LOCK_FILE, parse_lock
+from pipelines.image import LOCK_FILE, PYPROJECT, parse_lock
 
 IGNORE_FILE = Path("infra/audit/ignored.toml")
-PACKAGES = ("configs", "features", "models", "pipelines", "serving", "monitoring", "benchmarks")
+# The platform's packages: those `make typecheck` checks (pyproject.toml [tool.mypy] files).
+PACKAGES: tuple[str, ...] = tuple(tomllib.loads(PYPROJECT.read_text())["tool"]["mypy"]["files"])
 IGNORE_KEYS = {"id": str, "package": str, "reason": str, "review": dt.date}
 _NOQA = re.compile(r"#\s*noqa:\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)(?P<rest>.*)")
 

@@ -218,7 +218,8 @@ def _watch(
 ) -> None:
     """A bar of the study's finished trials (all workers) until the workers have exited."""
     import optuna
-    from optuna.trial import TrialState
+
+    from models.tune import finished_trials
 
     with progress(total=budget, desc="tune", unit="trial") as bar:
         while any(process.is_alive() for process in processes):
@@ -227,8 +228,7 @@ def _watch(
                 study = optuna.load_study(study_name=study_name, storage=storage)
             except KeyError:  # not created yet
                 continue
-            done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-            bar.update(min(budget, len(done)) - bar.n)
+            bar.update(min(budget, finished_trials(study)) - bar.n)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
