@@ -85,7 +85,7 @@ def clean_rows(frame: pd.DataFrame, config: ProjectConfig) -> CleanResult:
         reasons = reasons.where(~mask, reasons + message + "; ")
 
     for column in config.numeric_features:
-        parsed, repaired, bad = _parse_numbers(out[column])
+        parsed, repaired, bad = parse_numbers(out[column])
         repairs[f"{column}: number parsed from text"] = int(repaired.sum())
         flag(bad, f"{column}: not a number (" + out[column].astype(str) + ")")
         out[column] = parsed
@@ -130,7 +130,7 @@ def clean_rows(frame: pd.DataFrame, config: ProjectConfig) -> CleanResult:
     return CleanResult(clean=clean, quarantine=quarantine, repairs=repairs)
 
 
-def _parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Parse a column to float; returns (parsed, repaired-from-text mask, unparsable mask)."""
     direct = pd.to_numeric(values, errors="coerce")
     failed = direct.isna() & values.notna()

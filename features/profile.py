@@ -1,0 +1,583 @@
+"""Profile a raw table for a new project: feature roles, exclusions, contract facts, target.
+
+`profile_table` is a pure function over a DataFrame; `make init-config` turns its result into
+a starter config (`configs/init_config.py`). Values are read the way the data contract reads
+them (`features.contract`): numbers stored as text are parsed with its rules and categories
+are normalised with `normalise_category`, so a contract built from the profile accepts the
+table it came from.
+
+Roles: numbers (and text that is mostly plain numbers) are numeric features; text and booleans
+are categorical; an integer column with at most `MAX_CODE_VALUES` values that cover under half
+of its range (codes such as 408 / 415 / 510) is categorical, while other integers (0/1 flags,
+counts, 1-10 scores) stay numeric so their order is kept. Excluded, each with a reason:
+id-like, constant, date/time-like and high-cardinality text, single columns that predict the
+target almost perfectly, and near-duplicates of an earlier column.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from configs.console import UserError
+from features.contract import normalise_category, parse_numbers
+
+MAX_CODE_VALUES = 10  # integer columns with at most this many values may be codes
+MAX_CATEGORIES = 100  # text with more distinct values is free text or an identifier
+MIN_ROWS_PER_CATEGORY = 10  # text with fewer rows per value on average is too sparse to learn
+MIN_NUMERIC_SHARE = 0.95  # text whose values are plain numbers at least this often is numeric
+LEAK_AUC = 0.99  # a single column with a higher ROC-AUC on its own likely leaks the target
+DUPLICATE_CORR = 0.99  # |Pearson correlation| above which two numeric columns are duplicates
+MAX_DUPLICATE_VALUES = 50  # one-to-one value maps are checked between columns this small
+MIN_CLASS_ROWS = 10  # fewer rows of a class cannot be split into train / valid / test
+MAX_SLICES = 2
+PAIR_SAMPLE_ROWS = 100_000  # pairwise and target checks run on a seeded sample this large
+CONVENTIONAL_POSITIVES = {
+    frozenset({"0", "1"}): "1",
+    frozenset({"false", "true"}): "true",
+    frozenset({"no", "yes"}): "yes",
+    frozenset({"n", "y"}): "y",
+}
+ID_TOKENS = {"id", "ids", "uuid", "guid"}
+ID_NAMES = {"rownames", "rowname", "row", "rownum", "row_number", "index", "unnamed: 0"}
+DATE_PATTERN = re.compile(
+    r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})"
+    r"([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}:?\d{2})?\s*$"
+)
+
+Role = Literal["numeric", "categorical"]
+
+
+class ProfileError(UserError, ValueError):
+    """The table cannot make a binary-classification project; the message names the column."""
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """One feature as the contract will see it."""
+
+    name: str
+    role: Role
+    null_fraction: float
+    minimum: float | None = None  # numeric: observed range and median of the parsed values
+    median: float | None = None
+    maximum: float | None = None
+    integer: bool = False  # numeric: every value is a whole number
+    categories: tuple[str, ...] = ()  # categorical: normalised values, most frequent first
+    smallest_category_share: float = 0.0  # categorical: rows of the rarest value / all rows
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A column left out of the features, and why."""
+
+    column: str
+    kind: Literal["id", "constant", "time", "text", "leak", "duplicate"]
+    reason: str
+
+
+@dataclass(frozen=True)
+class TableProfile:
+    """What a starter config needs to know about a table."""
+
+    rows: int
+    columns: tuple[str, ...]
+    target: str
+    positive_label: str | int
+    label_reason: str
+    class_counts: dict[str, int]
+    positive_rate: float
+    features: tuple[ColumnProfile, ...]
+    excluded: tuple[Exclusion, ...]
+    notes: tuple[str, ...]  # warnings about kept columns (rows the contract will quarantine)
+    quarantine_fraction: float  # share of rows the contract built from this profile quarantines
+    duplicate_rows: int  # rows the contract drops as exact duplicates (over the used columns)
+    slices: tuple[str, ...]
+    id_column: str | None = None
+    time_column: str | None = None
+
+    @property
+    def numeric(self) -> tuple[str, ...]:
+        """Numeric feature names, in table order."""
+        return tuple(c.name for c in self.features if c.role == "numeric")
+
+    @property
+    def categorical(self) -> tuple[str, ...]:
+        """Categorical feature names, in table order."""
+        return tuple(c.name for c in self.features if c.role == "categorical")
+
+
+def profile_table(
+    frame: pd.DataFrame,
+    target: str,
+    *,
+    id_column: str | None = None,
+    time_column: str | None = None,
+    positive_label: str | None = None,
+    seed: int = 0,
+) -> TableProfile:
+    """Infer feature roles, exclusions, contract facts and the positive class of a table.
+
+    Args:
+        frame: The raw table, as `features.sources.read_table` returns it.
+        target: The label column (binary).
+        id_column: A unique row id column (not a feature), if any.
+        time_column: An event-time column (not a feature), if any.
+        positive_label: The target value that counts as positive, as text; inferred when None
+            (the 1 / true / yes of such a pair, else the minority class).
+        seed: Seed of the row sample that pairwise and target checks use on large tables.
+
+    Raises:
+        ProfileError: The target, id or time column is missing; the target has one class,
+            more than two, too few rows of a class, or does not contain `positive_label`; or
+            no usable feature is left.
+    """
+    columns = tuple(map(str, frame.columns))
+    frame = frame.set_axis(columns, axis=1)
+    _check_named_columns(frame, target, id_column, time_column)
+    labels = frame[target]
+    label, label_reason, counts = _positive_label(labels, target, positive_label)
+    known = labels.notna()
+    y = _is_positive(labels, label)
+
+    excluded: list[Exclusion] = []
+    notes: list[str] = []
+    bad_rows = ~known
+    if (~known).any():
+        notes.append(
+            f"target '{target}': {int((~known).sum()):,} rows without a label are quarantined"
+        )
+    if time_column:
+        times = pd.to_datetime(frame[time_column], errors="coerce", format="mixed")
+        if times.isna().any():
+            notes.append(
+                f"time column '{time_column}': {int(times.isna().sum()):,} values are not "
+                "timestamps; those rows are quarantined"
+            )
+        bad_rows |= times.isna()
+
+    candidates: list[ColumnProfile] = []
+    parsed_numbers: dict[str, pd.Series] = {}
+    unparsable: dict[str, pd.Series] = {}
+    for column in columns:
+        if column in (target, id_column, time_column):
+            continue
+        verdict = _column(frame[column], len(frame))
+        if isinstance(verdict, Exclusion):
+            excluded.append(verdict)
+            continue
+        profile, numbers = verdict
+        candidates.append(profile)
+        if numbers is not None:
+            parsed_numbers[column], unparsable[column] = numbers
+
+    kept, dropped = _screen(candidates, frame, parsed_numbers, y, _sample(known, seed))
+    excluded.extend(dropped)
+    if not kept:
+        reasons = "; ".join(f"'{e.column}' {e.reason}" for e in excluded) or "none"
+        raise ProfileError(
+            f"no usable feature left besides target '{target}' (excluded: {reasons})",
+            hint="add feature columns to the table, or check the exclusions above",
+        )
+    for column in (c.name for c in kept if c.name in unparsable):
+        bad = unparsable[column]
+        if bad.any():
+            notes.append(
+                f"'{column}': numbers stored as text; {int(bad.sum()):,} values do not parse "
+                "and their rows are quarantined"
+            )
+            bad_rows |= bad
+    renamed = [c.name for c in kept if _export_name(c.name) != c.name]
+    if renamed:
+        notes.append(
+            f"feature name(s) {renamed} are not plain identifiers: the ONNX export renames "
+            f"its inputs (e.g. '{renamed[0]}' -> '{_export_name(renamed[0])}') and the "
+            "pipeline fails at export; rename them in the file and run init-config again"
+        )
+    used = [c.name for c in kept] + [target, *filter(None, [time_column])]
+    id_column, repeats, bad_ids = _row_ids(frame, used, id_column, excluded, notes)
+    bad_rows = (bad_rows | bad_ids) & ~repeats  # the contract drops repeats before it checks
+    order = {c: i for i, c in enumerate(columns)}
+    return TableProfile(
+        rows=len(frame),
+        columns=columns,
+        target=target,
+        positive_label=label,
+        label_reason=label_reason,
+        class_counts=counts,
+        positive_rate=float(y[known & ~repeats & ~bad_rows].mean()),
+        features=tuple(kept),
+        excluded=tuple(sorted(excluded, key=lambda e: order[e.column])),
+        notes=tuple(notes),
+        quarantine_fraction=float(bad_rows.sum() / (~repeats).sum()),
+        duplicate_rows=int(repeats.sum()),
+        slices=_slices(kept),
+        id_column=id_column,
+        time_column=time_column,
+    )
+
+
+def _row_ids(
+    frame: pd.DataFrame,
+    used: list[str],
+    id_column: str | None,
+    excluded: list[Exclusion],
+    notes: list[str],
+) -> tuple[str | None, pd.Series, pd.Series]:
+    """The id column (given, or a unique id-like column when rows would otherwise be dropped
+    as repeats), the rows the contract drops as exact repeats, and the rows with a missing or
+    repeated id that it quarantines. Appends a note for each."""
+    repeats = frame.duplicated(subset=[*filter(None, [id_column]), *used])
+    if repeats.any() and id_column is None:
+        id_column = next(
+            (
+                e.column
+                for e in excluded
+                if e.kind == "id" and frame[e.column].notna().all() and frame[e.column].is_unique
+            ),
+            None,
+        )
+        if id_column is not None:
+            notes.append(
+                f"'{id_column}' is used as id_column (unique per row, not a feature): without "
+                f"it the contract would drop {int(repeats.sum()):,} rows that repeat over the "
+                "used columns as duplicates"
+            )
+            repeats = frame.duplicated(subset=[id_column, *used])
+    if repeats.any():
+        notes.append(
+            f"{int(repeats.sum()):,} rows ({repeats.mean():.1%}) repeat exactly over the used "
+            "columns; the contract drops them as duplicates (rates here are without them)"
+        )
+    bad_ids = pd.Series(False, index=frame.index)
+    if id_column:
+        ids = frame[id_column][~repeats]
+        bad_ids[ids.index] = ids.isna() | ids.duplicated(keep="first")
+        if bad_ids.any():
+            notes.append(
+                f"id column '{id_column}': {int(bad_ids.sum()):,} missing or repeated ids; "
+                "those rows are quarantined"
+            )
+    return id_column, repeats, bad_ids
+
+
+# -- target ----------------------------------------------------------------------------------
+
+
+def _check_named_columns(
+    frame: pd.DataFrame, target: str, id_column: str | None, time_column: str | None
+) -> None:
+    have = list(frame.columns)
+    for flag, column in (("target", target), ("--id", id_column), ("--time", time_column)):
+        if column is not None and column not in have:
+            raise ProfileError(
+                f"{flag} column '{column}' is not in the table; its columns: {have}",
+                hint=f"pass one of the columns above as {flag.lstrip('-').upper()}",
+            )
+    for flag, column in (("--id", id_column), ("--time", time_column)):
+        if column == target:
+            raise ProfileError(
+                f"{flag} column '{column}' is the target; name a different column",
+                hint=f"drop {flag.lstrip('-').upper()}= or name another column",
+            )
+
+
+def _positive_label(
+    labels: pd.Series, target: str, given: str | None
+) -> tuple[str | int, str, dict[str, int]]:
+    """The positive class (typed as the contract compares it), why, and rows per class."""
+    counts = labels.value_counts(dropna=True)
+    names = {str(value): value for value in counts.index}
+    by_name = {str(value): int(n) for value, n in counts.items()}
+    if len(counts) == 0:
+        raise ProfileError(
+            f"target '{target}' has no values (every row is missing)",
+            hint="choose a TARGET column that holds the outcome",
+        )
+    if len(counts) == 1:
+        only = next(iter(by_name))
+        raise ProfileError(
+            f"target '{target}' has a single class ('{only}', {by_name[only]:,} rows); "
+            "a classifier needs both outcomes",
+            hint="use a table with both outcomes, or another TARGET column",
+        )
+    if len(counts) > 2:
+        shown = sorted(by_name)[:20]
+        raise ProfileError(
+            f"target '{target}' has {len(counts)} classes, binary is needed: {shown}"
+            + (" ..." if len(counts) > 20 else ""),
+            hint="derive a yes/no column (one class against the rest) and pass it as TARGET",
+        )
+    small = {k: v for k, v in by_name.items() if v < MIN_CLASS_ROWS}
+    if small:
+        raise ProfileError(
+            f"target '{target}' has too few rows of class(es) {small}; "
+            f"at least {MIN_CLASS_ROWS} per class are needed to split and evaluate",
+            hint="use a larger table",
+        )
+    if given is not None:
+        value = _match_label(names, given)
+        if value is None:
+            raise ProfileError(
+                f"--positive-label '{given}' is not a class of target '{target}'; "
+                f"its classes: {sorted(by_name)}",
+                hint=f"pass one of {sorted(by_name)} as --positive-label, or leave it out",
+            )
+        reason = "given on the command line"
+    else:
+        lowered = {k.strip().lower(): k for k in by_name}
+        conventional = CONVENTIONAL_POSITIVES.get(frozenset(lowered))
+        if conventional is not None:
+            value = names[lowered[conventional]]
+            reason = f"the conventional positive of {sorted(by_name)}"
+        else:
+            # the rarer class is usually the event to predict; a tie takes the later name
+            rarest = min(sorted(by_name, reverse=True), key=lambda k: by_name[k])
+            value = names[rarest]
+            reason = "the minority class"
+    return _typed_label(labels, value), reason, by_name
+
+
+def _match_label(names: dict[str, object], given: str) -> object | None:
+    """The class named `given`, as text or as the same number (`1` for a class 1.0)."""
+    if given in names:
+        return names[given]
+    try:
+        number = float(given)
+    except ValueError:
+        return None
+    for value in names.values():
+        if isinstance(value, int | float | np.number) and float(value) == number:
+            return value
+    return None
+
+
+def _typed_label(labels: pd.Series, value: object) -> str | int:
+    """The label as the contract compares it: an int for a numeric (or boolean) column, whose
+    values are compared as numbers; the text otherwise."""
+    if pd.api.types.is_numeric_dtype(labels) or pd.api.types.is_bool_dtype(labels):
+        number = float(value)  # type: ignore[arg-type]
+        if not number.is_integer():
+            raise ProfileError(
+                f"target '{labels.name}' has a non-integer class {value!r}; "
+                "the positive label must be a whole number or text",
+                hint="map the target to 0/1 or yes/no first",
+            )
+        return int(number)
+    return str(value)
+
+
+def _is_positive(labels: pd.Series, label: str | int) -> pd.Series:
+    """0/1 per row the way `features.contract` maps the target (missing -> 0)."""
+    numeric = isinstance(label, int)
+    positive = labels == float(label) if numeric else labels.astype(str) == label
+    return positive.astype(int).where(labels.notna(), 0)
+
+
+# -- one column ------------------------------------------------------------------------------
+
+
+def _column(
+    values: pd.Series, rows: int
+) -> Exclusion | tuple[ColumnProfile, tuple[pd.Series, pd.Series] | None]:
+    """Profile one column alone: an exclusion, or its profile and, for a numeric column, its
+    parsed values and the mask of values the contract cannot parse (numbers stored as text)."""
+    name = str(values.name)
+    present = values.dropna()
+    distinct = present.nunique()
+    if distinct <= 1:
+        shown = f"always {present.iloc[0]!r}" if distinct else "always missing"
+        return Exclusion(name, "constant", f"is constant ({shown}): it carries no information")
+    if _named_like_id(name):
+        return Exclusion(name, "id", "is named like an id: an identifier, not a feature")
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return Exclusion(name, "time", _date_reason(name, present.iloc[0]))
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.infer_dtype(present) == "boolean":
+        return _categorical(values, rows), None
+    if pd.api.types.is_numeric_dtype(values):
+        integer = pd.api.types.is_integer_dtype(values)
+        if integer and distinct == rows and _width(present) == rows:
+            return Exclusion(name, "id", "is id-like (a run of unique integers, one per row)")
+        if integer and distinct <= MAX_CODE_VALUES and 2 * distinct < _width(present):
+            return _categorical(values, rows), None
+        numbers = values.astype(float)
+        return _numeric(values, numbers), (numbers, pd.Series(False, index=values.index))
+    text = present.astype(str)
+    if _dates(text):
+        return Exclusion(name, "time", _date_reason(name, text.iloc[0]))
+    if pd.to_numeric(text, errors="coerce").notna().sum() >= MIN_NUMERIC_SHARE * len(present):
+        parsed, _, unparsable = parse_numbers(values)  # the contract's parse: junk repaired
+        return _numeric(values, parsed), (parsed, unparsable)
+    if distinct == rows:
+        return Exclusion(name, "id", f"is id-like (unique per row, e.g. {text.iloc[0]!r})")
+    limit = min(MAX_CATEGORIES, rows // MIN_ROWS_PER_CATEGORY)
+    if distinct > limit:
+        return Exclusion(
+            name,
+            "text",
+            f"is high-cardinality text ({distinct:,} values in {rows:,} rows, more than "
+            f"{limit}): free text or a code; group or encode it yourself",
+        )
+    return _categorical(values, rows), None
+
+
+def _export_name(name: str) -> str:
+    """The ONNX input name skl2onnx makes of a column name (non-word characters become '_',
+    a leading digit gets one)."""
+    cleaned = re.sub(r"[^\w+]", "_", name)
+    return f"_{cleaned}" if cleaned[:1].isdigit() else cleaned
+
+
+def _width(present: pd.Series) -> int:
+    """How many integers the observed range holds (a code's values cover few of them)."""
+    return int(present.max() - present.min()) + 1
+
+
+def _named_like_id(name: str) -> bool:
+    if name.strip().lower() in ID_NAMES:
+        return True
+    tokens = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)
+    return bool(tokens) and tokens[-1].lower() in ID_TOKENS
+
+
+def _dates(text: pd.Series) -> bool:
+    sample = text.head(1000)
+    return bool(sample.str.match(DATE_PATTERN).mean() >= 0.9)
+
+
+def _date_reason(name: str, example: object) -> str:
+    return (
+        f"looks like a date/time (e.g. '{example}'): pass --time {name} (make: TIME={name}) "
+        "to split by time, or derive features from it"
+    )
+
+
+def _numeric(values: pd.Series, parsed: pd.Series) -> ColumnProfile:
+    present = parsed.dropna()
+    return ColumnProfile(
+        name=str(values.name),
+        role="numeric",
+        null_fraction=float(values.isna().mean()),
+        minimum=float(present.min()),
+        median=float(present.median()),
+        maximum=float(present.max()),
+        integer=bool((present == present.round()).all()),
+    )
+
+
+def _categorical(values: pd.Series, rows: int) -> ColumnProfile:
+    counts = normalise_category(values).value_counts(dropna=True)
+    return ColumnProfile(
+        name=str(values.name),
+        role="categorical",
+        null_fraction=float(values.isna().mean()),
+        categories=tuple(map(str, counts.index)),
+        smallest_category_share=float(counts.min() / rows),
+    )
+
+
+# -- columns against the target and each other -----------------------------------------------
+
+
+def _sample(known: pd.Series, seed: int) -> pd.Index:
+    """Labelled rows for the pairwise and target checks (a seeded sample of large tables)."""
+    index = known[known].index
+    if len(index) <= PAIR_SAMPLE_ROWS:
+        return index
+    return pd.Index(np.random.default_rng(seed).choice(index, PAIR_SAMPLE_ROWS, replace=False))
+
+
+def _screen(
+    candidates: list[ColumnProfile],
+    frame: pd.DataFrame,
+    parsed: dict[str, pd.Series],
+    y: pd.Series,
+    rows: pd.Index,
+) -> tuple[list[ColumnProfile], list[Exclusion]]:
+    """Drop target leaks, then later near-duplicates of kept columns (table order)."""
+    from sklearn.metrics import roc_auc_score
+
+    target = y.loc[rows].to_numpy()
+    kept: list[ColumnProfile] = []
+    dropped: list[Exclusion] = []
+    codes: dict[str, pd.Series] = {}
+    for column in candidates:
+        name = column.name
+        if name in parsed:
+            values = parsed[name].loc[rows]
+            score = values.fillna(values.min() - 1.0)  # missingness alone may leak too
+        else:
+            values = frame[name].loc[rows]
+            keys = normalise_category(values).fillna("<missing>")
+            score = keys.map(pd.Series(target, index=keys.index).groupby(keys).mean())
+        auc = float(roc_auc_score(target, score.to_numpy()))
+        if max(auc, 1.0 - auc) > LEAK_AUC:
+            dropped.append(
+                Exclusion(name, "leak", _leak_reason(values, target, max(auc, 1.0 - auc)))
+            )
+            continue
+        twin = _twin(name, values, kept, parsed, codes, rows)
+        if twin is not None:
+            dropped.append(twin)
+            continue
+        kept.append(column)
+        if values.nunique(dropna=False) <= MAX_DUPLICATE_VALUES:
+            codes[name] = values.astype(str)
+    return kept, dropped
+
+
+def _leak_reason(values: pd.Series, target: np.ndarray, auc: float) -> str:
+    pairs = pd.DataFrame({"v": values.astype(str).to_numpy(), "y": target}).drop_duplicates()
+    if len(pairs) == 2 and pairs["v"].nunique() == 2:
+        return "is a copy of the target (one value per class): it leaks the label"
+    return (
+        f"predicts the target almost perfectly on its own (ROC-AUC {auc:.3f}): it likely "
+        "leaks the label (recorded after the outcome)"
+    )
+
+
+def _twin(
+    name: str,
+    values: pd.Series,
+    kept: list[ColumnProfile],
+    parsed: dict[str, pd.Series],
+    codes: dict[str, pd.Series],
+    rows: pd.Index,
+) -> Exclusion | None:
+    """The kept column this one duplicates, if any: |corr| above the bar, or the same values
+    under another name (a one-to-one map, e.g. 'female'/'male' and 1/0)."""
+    if name in parsed:
+        for other in (c.name for c in kept if c.name in parsed):
+            corr = values.corr(parsed[other].loc[rows])
+            if abs(corr) > DUPLICATE_CORR:
+                return Exclusion(
+                    name,
+                    "duplicate",
+                    f"is a near-duplicate of '{other}' (|correlation| {abs(corr):.3f})",
+                )
+    if values.nunique(dropna=False) > MAX_DUPLICATE_VALUES:
+        return None
+    mine = values.astype(str)
+    for other, theirs in codes.items():
+        if mine.nunique() != theirs.nunique():
+            continue
+        if pd.DataFrame({"a": mine, "b": theirs}).drop_duplicates().shape[0] == mine.nunique():
+            return Exclusion(
+                name,
+                "duplicate",
+                f"is a near-duplicate of '{other}' (the same values under other names)",
+            )
+    return None
+
+
+def _slices(kept: list[ColumnProfile]) -> tuple[str, ...]:
+    """Up to two categorical features with 2-10 values, the most even first."""
+    small = [
+        c for c in kept if c.role == "categorical" and 2 <= len(c.categories) <= MAX_CODE_VALUES
+    ]
+    ranked = sorted(small, key=lambda c: -c.smallest_category_share)
+    return tuple(c.name for c in ranked[:MAX_SLICES])

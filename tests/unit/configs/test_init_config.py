@@ -1,0 +1,210 @@
+"""`make init-config`: the starter config's sizing rules, its YAML, and the command's edges."""
+
+from __future__ import annotations
+
+import hashlib
+import typing
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from configs import ConfigError, load_config, parse_config
+from configs.console import UserError
+from configs.init_config import (
+    REPO,
+    _allowance,
+    config_data_path,
+    main,
+    numeric_range,
+    project_name,
+    render,
+    starter_config,
+    target_rate_bounds,
+    tuning_section,
+    write_config,
+)
+from configs.schema import Family
+from features.contract import clean_rows
+from features.profile import profile_table
+
+ROWS = 600
+
+
+def table(rows: int = ROWS, rare: float = 0.1) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    amount = rng.gamma(2.0, 40.0, rows)
+    amount[:12] = np.nan
+    plan = rng.choice(["Basic", "Pro plan", "pro-plan", "Team"], rows)
+    risk = np.nan_to_num(amount) / 80 + (plan == "Team") + rng.normal(0, 1, rows)
+    return pd.DataFrame(
+        {
+            "rownames": np.arange(1, rows + 1),
+            "amount": amount,
+            "tenure": rng.integers(0, 60, rows),
+            "plan": plan,
+            "churned": np.where(risk > np.quantile(risk, 1 - rare), "yes", "no"),
+        }
+    )
+
+
+# -- sizing rules (pure) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("low", "median", "high", "integer", "expected"),
+    [
+        (0.0, 824.0, 2654.3, False, (0, 2900)),  # non-negative stays non-negative
+        (771.97, 34553.0, 73554.2, False, (0, 78000)),
+        (-484.88, 50.0, 4.98e7, False, (-540, 55_000_000)),  # a long tail widens one side
+        (1, 3, 10, True, (0, 11)),  # whole steps for integers
+        (0, 0, 1, True, (0, 1)),  # a 0/1 flag stays a flag
+        (-3.5, -1.0, -0.2, False, (-3.8, -0.12)),  # steps follow each side's distance
+        (0.085, 0.4, 2.42, False, (0.05, 2.7)),
+    ],
+)
+def test_numeric_ranges_widen_outward_to_a_tidy_step(low, median, high, integer, expected):
+    got = numeric_range(low, median, high, integer=integer)
+    assert got == expected
+    assert got[0] <= low and got[1] >= high
+
+
+@pytest.mark.parametrize("rate", [0.0005, 0.01, 0.033, 0.265, 0.5, 0.627, 0.97])
+def test_target_rate_bounds_hold_the_observed_rate(rate):
+    low, high = target_rate_bounds(rate)
+    assert 0 < low < rate < high < 1
+
+
+def test_null_allowance_has_headroom():
+    assert _allowance(0.0) == 0.0  # a complete column stays complete
+    assert _allowance(0.006) == 0.03  # at least two points more
+    assert _allowance(0.2) == 0.3  # half again
+    assert _allowance(0.9) == 1.0
+
+
+def test_tuning_is_sized_to_the_table_and_covers_the_schema_families():
+    small, large = tuning_section(1_000, 0.2), tuning_section(500_000, 0.15)
+    assert small["families"] == large["families"] == list(typing.get_args(Family))
+    assert small["n_trials"] > large["n_trials"] and "tune_rows" not in small
+    assert large["tune_rows"] == 100_000
+    small_batches = small["search_space"]["mlp"]["batch_size"]["choices"]
+    assert max(small_batches) < min(large["search_space"]["mlp"]["batch_size"]["choices"])
+    assert parse_config(_with(tuning=small)) and parse_config(_with(tuning=large))
+
+
+def _with(**sections):
+    base = {"name": "t", "data": {"source": "file", "path": "x.csv"}, "target": "y"}
+    return {**base, "numeric_features": ["a"], **sections}
+
+
+@pytest.mark.parametrize(("rare", "metric"), [(0.1, "pr_auc"), (0.3, "roc_auc")])
+def test_the_primary_metric_follows_the_class_balance(rare, metric):
+    starter = starter_config(
+        profile_table(table(rare=rare), "churned"), name="t", data_path="t.csv"
+    )
+    assert starter.config["evaluation"]["primary_metric"] == metric
+    assert f"{rare:.1%}" in starter.beside[("evaluation", "primary_metric")]
+
+
+def test_the_starter_contract_accepts_its_own_table():
+    frame = table()
+    starter = starter_config(profile_table(frame, "churned"), name="t", data_path="t.csv")
+    config = parse_config(starter.config)
+    assert config.positive_label == "yes" and config.numeric_features == ("amount", "tenure")
+    rules = config.contract.columns
+    assert rules["plan"].categories == ("basic", "pro_plan", "team")
+    assert rules["amount"].max_null_fraction == 0.04 and rules["tenure"].max_null_fraction == 0
+    result = clean_rows(frame, config)
+    assert result.quarantine.empty and len(result.clean) == ROWS
+    low, high = config.contract.target_rate
+    assert low < result.clean["churned"].mean() < high
+    assert config.contract.min_rows == ROWS // 2
+
+
+def test_render_round_trips_with_comments_and_short_lines():
+    profile = profile_table(table().assign(country="us"), "churned")
+    starter = starter_config(profile, name="t", data_path="data/t.csv")
+    text = render(starter, ["Generated for a test"])
+    assert yaml.safe_load(text) == starter.config
+    assert text.startswith("# Generated for a test\nname: t\n")
+    assert "# WARNING: excluded 'rownames': is named like an id" in text
+    assert "# WARNING: excluded 'country': is constant" in text
+    assert "primary_metric: pr_auc  # positives are 10.0% (< 20%)" in text
+    assert max(map(len, text.splitlines())) <= 100
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def test_project_names_come_from_the_file_name():
+    assert project_name("Pima.te") == "pima-te"
+    assert project_name("credit_data") == "credit_data"
+    with pytest.raises(UserError, match="cannot make a project name"):
+        project_name("2024")
+
+
+def test_data_paths_are_relative_inside_the_repository(tmp_path):
+    assert config_data_path(REPO / "configs" / "churn.yaml") == "configs/churn.yaml"
+    assert config_data_path(tmp_path / "t.csv") == str((tmp_path / "t.csv").resolve())
+
+
+def test_an_invalid_config_is_never_written(tmp_path):
+    out = tmp_path / "bad.yaml"
+    with pytest.raises(ConfigError, match="target"):
+        write_config("name: bad\ndata: {source: file, path: x.csv}\n", out)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a temporary one
+
+
+def test_init_config_writes_a_valid_commented_config(tmp_path, capsys, caplog):
+    data = tmp_path / "Churn Data.csv"
+    table().to_csv(data, index=False)
+    out = tmp_path / "configs" / "churn-data.yaml"
+    assert main(["--data", str(data), "--target", "churned", "--out", str(out)]) == 0
+    config = load_config(out)
+    assert config.name == "churn-data" and config.data.path == str(data.resolve())
+    text = out.read_text()
+    assert hashlib.sha256(data.read_bytes()).hexdigest() in text
+    assert f"make pipeline PROJECT={out}" in text
+    assert f"wrote {out}: 2 numeric and 1 categorical features, 1 excluded" in (
+        capsys.readouterr().out
+    )
+    assert "excluded 'rownames': is named like an id" in caplog.text  # stderr, as a warning
+
+
+def test_an_existing_config_is_kept_without_force(tmp_path, capsys):
+    data = tmp_path / "t.parquet"
+    table().to_parquet(data, index=False)
+    out = tmp_path / "t.yaml"
+    out.write_text("mine\n")
+    args = ["--data", str(data), "--target", "churned", "--out", str(out)]
+    assert main(args) == 2
+    assert out.read_text() == "mine\n"
+    assert "exists; not overwritten" in capsys.readouterr().err
+    assert main([*args, "--force", "--positive-label", "no", "--id", "rownames"]) == 0
+    config = load_config(out)
+    assert config.positive_label == "no" and config.id_column == "rownames"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "{tmp}/none.csv", "--target", "y"], "data file not found: {tmp}/none.csv"),
+        (["--data", "{tmp}/t.txt", "--target", "y"], "unsupported data file type '.txt'"),
+        (["--data", "{tmp}/bad.parquet", "--target", "y"], "cannot read {tmp}/bad.parquet"),
+        (["--data", "{tmp}/t.csv", "--target", "y"], "target column 'y' is not in the table; its"),
+        (["--data", "{tmp}/t.csv", "--target", "plan"], "target 'plan' has 4 classes"),
+        (["--data", "{tmp}/t.csv", "--target", "churned", "--time", "ts"], "--time column 'ts'"),
+        (["--data", "{tmp}/t.csv", "--target", "churned", "--name", "A b"], "--name 'A b' is"),
+    ],
+)
+def test_errors_name_the_file_or_column_and_exit_non_zero(tmp_path, capsys, args, message):
+    table().to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "t.txt").write_text("a,b\n1,2\n")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    argv = [a.format(tmp=tmp_path) for a in args] + ["--out", str(tmp_path / "o.yaml")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message.format(tmp=tmp_path) in err
+    assert "\n  next: " in err
+    assert not (tmp_path / "o.yaml").exists()

@@ -1,0 +1,270 @@
+"""Data tests for the table profiler behind `make init-config`: each inference rule and error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contract import normalise_category
+from features.profile import ProfileError, TableProfile, profile_table
+
+pytestmark = pytest.mark.data
+
+ROWS = 400
+
+
+def table(rows: int = ROWS, seed: int = 0) -> pd.DataFrame:
+    """A small table with one column per role, and a label that depends on two of them."""
+    rng = np.random.default_rng(seed)
+    amount = rng.lognormal(3.0, 1.0, rows)
+    amount[rng.random(rows) < 0.05] = np.nan
+    channel = rng.choice(["POS", "online", "On Line", "atm"], rows)
+    risk = np.nan_to_num(np.log(amount)) + (channel == "online") + rng.normal(0, 1.5, rows)
+    return pd.DataFrame(
+        {
+            "amount": amount,
+            "age": rng.integers(18, 80, rows),
+            "flag": rng.integers(0, 2, rows),
+            "score": rng.integers(1, 11, rows),
+            "area_code": rng.choice([408, 415, 510], rows),
+            "member": rng.random(rows) < 0.5,
+            "channel": channel,
+            "label": (risk > np.quantile(risk, 0.85)).astype(int),
+        }
+    )
+
+
+def excluded(profile: TableProfile) -> dict[str, str]:
+    return {e.column: e.kind for e in profile.excluded}
+
+
+def test_roles_follow_the_stated_rule():
+    profile = profile_table(table(), "label")
+    assert profile.numeric == ("amount", "age", "flag", "score")  # 0/1 flags, 1-10 scores
+    assert profile.categorical == ("area_code", "member", "channel")  # codes, bools, text
+    assert profile.excluded == ()
+
+
+def test_contract_facts_are_read_like_the_contract_reads_them():
+    frame = table()
+    profile = profile_table(frame, "label")
+    facts = {c.name: c for c in profile.features}
+    amount = facts["amount"]
+    assert amount.minimum == frame["amount"].min() and amount.maximum == frame["amount"].max()
+    assert amount.median == frame["amount"].median() and not amount.integer
+    assert amount.null_fraction == pytest.approx(frame["amount"].isna().mean())
+    assert facts["age"].integer
+    assert set(facts["channel"].categories) == set(normalise_category(frame["channel"]))
+    assert set(facts["channel"].categories) == {"pos", "online", "on_line", "atm"}
+    assert facts["member"].categories in {("true", "false"), ("false", "true")}
+    assert set(facts["area_code"].categories) == {"408", "415", "510"}
+    assert profile.quarantine_fraction == 0.0 and profile.duplicate_rows == 0
+    assert profile.positive_rate == pytest.approx(frame["label"].mean())
+
+
+def test_id_like_columns_are_excluded():
+    frame = table()
+    frame.insert(0, "rownames", np.arange(1, ROWS + 1))  # a run of unique integers
+    frame["customerId"] = np.arange(ROWS) % 50  # named like an id, not unique
+    frame["reference"] = [f"r-{i:05d}" for i in np.random.default_rng(1).permutation(ROWS)]
+    frame["balance_cents"] = np.random.default_rng(2).permutation(ROWS) * 7 + 3  # unique, no run
+    profile = profile_table(frame, "label")
+    assert excluded(profile) == {"rownames": "id", "customerId": "id", "reference": "id"}
+    assert "balance_cents" in profile.numeric
+    assert profile.id_column is None  # no repeated rows: nothing to keep apart
+
+
+def test_constant_columns_are_excluded():
+    frame = table().assign(country="us", empty=np.nan)
+    assert excluded(profile_table(frame, "label")) == {"country": "constant", "empty": "constant"}
+
+
+def test_dates_are_excluded_with_a_hint_to_use_them_as_time():
+    frame = table()
+    stamps = pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(ROWS), unit="h")
+    frame["signup"] = stamps.strftime("%Y-%m-%d %H:%M")
+    frame["event_time"] = stamps
+    profile = profile_table(frame, "label")
+    assert excluded(profile) == {"signup": "time", "event_time": "time"}
+    assert "--time signup" in next(e.reason for e in profile.excluded if e.column == "signup")
+    timed = profile_table(frame, "label", time_column="event_time")
+    assert timed.time_column == "event_time" and "event_time" not in excluded(timed)
+
+
+def test_high_cardinality_text_is_excluded():
+    frame = table()
+    frame["comment"] = [f"note {i % 300}" for i in range(ROWS)]
+    profile = profile_table(frame, "label")
+    assert excluded(profile) == {"comment": "text"}
+    assert "300 values" in profile.excluded[0].reason
+
+
+def test_near_duplicates_keep_the_first_column():
+    frame = table()
+    noise = np.random.default_rng(3).normal(0, 0.01, ROWS)
+    frame["amount_cents"] = frame["amount"] * 100 + noise
+    frame["channel_code"] = frame["channel"].map({"POS": 1, "online": 2, "On Line": 7, "atm": 9})
+    profile = profile_table(frame, "label")
+    assert excluded(profile) == {"amount_cents": "duplicate", "channel_code": "duplicate"}
+    reasons = {e.column: e.reason for e in profile.excluded}
+    assert "'amount'" in reasons["amount_cents"] and "'channel'" in reasons["channel_code"]
+
+
+def test_a_column_that_predicts_the_target_alone_is_a_leak():
+    frame = table()
+    rng = np.random.default_rng(4)
+    frame["outcome"] = np.where(frame["label"] == 1, "won", "lost")
+    frame["refund"] = frame["label"] * 50 + rng.normal(0, 1, ROWS)
+    frame["missing_when_positive"] = np.where(frame["label"] == 1, np.nan, rng.normal(0, 1, ROWS))
+    profile = profile_table(frame, "label")
+    assert excluded(profile) == {
+        "outcome": "leak",
+        "refund": "leak",
+        "missing_when_positive": "leak",
+    }
+    reasons = {e.column: e.reason for e in profile.excluded}
+    assert "copy of the target" in reasons["outcome"]
+    assert "ROC-AUC" in reasons["refund"]
+
+
+def test_numbers_stored_as_text_are_numeric_and_junk_is_counted():
+    frame = table()
+    price = frame["age"].astype(float).map("{:.2f}".format).astype(object)
+    price[:4] = "$1,250.00"  # repaired by the contract
+    price[4:10] = "n/a"  # unparsable: quarantined
+    frame["price"] = price
+    frame["grade"] = np.random.default_rng(5).choice(["1st", "2nd", "3rd"], ROWS)
+    profile = profile_table(frame, "label")
+    facts = {c.name: c for c in profile.features}
+    assert facts["price"].role == "numeric" and facts["price"].maximum == 1250.0
+    assert facts["grade"].role == "categorical"  # '1st' is text, not the number 1
+    assert profile.quarantine_fraction == pytest.approx(6 / ROWS)
+    assert any("'price'" in note and "6 values" in note for note in profile.notes)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected", "reason"),
+    [
+        ([0, 1], 1, "conventional"),
+        (["No", "Yes"], "Yes", "conventional"),
+        ([False, True], 1, "conventional"),
+        (["benign", "malignant"], "malignant", "minority"),
+        ([1, 2], 2, "minority"),
+    ],
+)
+def test_the_positive_label_is_inferred(values, expected, reason):
+    frame = table()
+    rare = frame["label"] == 1  # 15%: the minority
+    frame["label"] = np.where(rare, values[1], values[0])
+    if isinstance(values[0], bool):
+        frame["label"] = frame["label"].astype(bool)
+    profile = profile_table(frame, "label")
+    assert profile.positive_label == expected and type(profile.positive_label) is type(expected)
+    assert reason in profile.label_reason
+
+
+def test_yes_is_positive_even_when_it_is_the_majority():
+    frame = table()
+    frame["label"] = np.where(frame["label"] == 1, "no", "yes")
+    profile = profile_table(frame, "label")
+    assert profile.positive_label == "yes" and profile.positive_rate == pytest.approx(0.85)
+
+
+def test_a_given_positive_label_is_matched_as_text_or_number():
+    frame = table()
+    assert profile_table(frame, "label", positive_label="0").positive_label == 0
+    frame["label"] = frame["label"].astype(float)
+    assert profile_table(frame, "label", positive_label="1").positive_label == 1
+    with pytest.raises(
+        ProfileError, match=r"--positive-label 'yes' is not a class.*\['0.0', '1.0'\]"
+    ):
+        profile_table(frame, "label", positive_label="yes")
+
+
+def test_rows_that_repeat_keep_a_unique_id_or_are_counted_as_dropped():
+    frame = pd.concat([table(), table().head(100)], ignore_index=True)  # 100 repeated rows
+    plain = profile_table(frame, "label")
+    assert plain.duplicate_rows == 100 and plain.id_column is None
+    assert plain.positive_rate == pytest.approx(table()["label"].mean())  # without the repeats
+    assert any("100 rows" in note for note in plain.notes)
+    frame.insert(0, "rownames", np.arange(len(frame)))
+    kept = profile_table(frame, "label")
+    assert kept.id_column == "rownames" and kept.duplicate_rows == 0
+    assert excluded(kept) == {"rownames": "id"}
+
+
+def test_a_given_id_with_repeats_is_counted_as_quarantined():
+    frame = table()
+    frame.insert(0, "tx", [f"t{i % (ROWS - 8)}" for i in range(ROWS)])  # 8 repeated ids
+    profile = profile_table(frame, "label", id_column="tx")
+    assert profile.id_column == "tx" and profile.quarantine_fraction == pytest.approx(8 / ROWS)
+    assert any("'tx'" in note and "8 missing or repeated" in note for note in profile.notes)
+
+
+def test_unlabelled_rows_and_bad_timestamps_are_counted_as_quarantined():
+    frame = table()
+    frame["label"] = frame["label"].astype(float)
+    frame.loc[:9, "label"] = np.nan
+    frame["ts"] = pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(ROWS), unit="min")
+    frame["ts"] = frame["ts"].astype(str)
+    frame.loc[10:14, "ts"] = "not a time"
+    profile = profile_table(frame, "label", time_column="ts")
+    assert profile.quarantine_fraction == pytest.approx(15 / ROWS)
+    assert len(profile.notes) == 2
+
+
+def test_names_the_onnx_export_would_rename_are_flagged():
+    frame = table().rename(columns={"amount": "amount (usd)", "age": "2nd_age"})
+    notes = profile_table(frame, "label").notes
+    assert len(notes) == 1
+    assert "['amount (usd)', '2nd_age'] are not plain identifiers" in notes[0]
+    assert "'amount (usd)' -> 'amount__usd_'" in notes[0]
+    assert profile_table(table(), "label").notes == ()
+
+
+def test_slices_are_the_most_even_small_categoricals():
+    frame = table()
+    frame["tier"] = np.where(np.arange(ROWS) < 8, "gold", "basic")  # uneven: 2% gold
+    profile = profile_table(frame, "label")
+    assert profile.slices == ("member", "area_code")  # about 50/50, then about 1/3 each
+    assert "tier" not in profile.slices
+
+
+# -- errors name the column and the problem ------------------------------------------------------
+
+
+def test_a_missing_target_lists_the_columns():
+    with pytest.raises(ProfileError, match=r"target column 'y' is not in the table.*'amount'"):
+        profile_table(table(), "y")
+
+
+@pytest.mark.parametrize("flag", ["id_column", "time_column"])
+def test_a_missing_id_or_time_column_is_named(flag):
+    option = "--id" if flag == "id_column" else "--time"
+    with pytest.raises(ProfileError, match=rf"{option} column 'nope' is not in the table"):
+        profile_table(table(), "label", **{flag: "nope"})
+
+
+def test_a_single_class_is_refused():
+    with pytest.raises(ProfileError, match=r"target 'label' has a single class \('0', 400 rows\)"):
+        profile_table(table().assign(label=0), "label")
+
+
+def test_more_than_two_classes_are_listed():
+    frame = table().assign(label=lambda f: f["channel"])
+    with pytest.raises(ProfileError, match=r"4 classes, binary is needed: \['On Line', 'POS'"):
+        profile_table(frame, "label")
+
+
+def test_too_few_rows_of_a_class_are_refused():
+    frame = table().assign(label=0)
+    frame.loc[:4, "label"] = 1
+    with pytest.raises(ProfileError, match=r"too few rows of class\(es\) \{'1': 5\}"):
+        profile_table(frame, "label")
+
+
+def test_no_usable_feature_left_is_refused_with_the_reasons():
+    frame = table()[["label"]].assign(country="us", row_id=np.arange(ROWS))
+    with pytest.raises(ProfileError, match=r"no usable feature left.*'country' is constant"):
+        profile_table(frame, "label")
