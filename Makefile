@@ -7,9 +7,16 @@ VENV    ?= .venv
 PROJECT ?= fraud
 TRITON_REPO  ?= local_outputs/triton_repository
 TRITON_HOST  ?= 127.0.0.1
+# The public endpoint is the gateway (serving/gateway/) on SERVE_HOST:HTTP_PORT; binding it
+# beyond loopback needs KEYS_FILE (python -m serving.gateway keys add). Triton binds loopback
+# only (TRITON_HTTP_PORT, TRITON_GRPC_PORT, its metrics on METRICS_PORT).
+SERVE_HOST   ?= 127.0.0.1
 HTTP_PORT    ?= 8000
-GRPC_PORT    ?= 8001
+GATEWAY_METRICS_PORT ?= 8003
+TRITON_HTTP_PORT ?= 8010
+TRITON_GRPC_PORT ?= 8011
 METRICS_PORT ?= 8002
+LOG_ROOT     ?= local_outputs/inference_log
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
@@ -29,8 +36,9 @@ endif
 
 .PHONY: help install system-deps triton-env pipeline compile rollback serve serve-status stop \
 	monitor-up monitor-status monitor-down simulate monitor report retrain test test-fast \
-	lint format bench-pipeline bench-serve bench-monitor gpu-check mlflow-ui clean \
+	lint format bench-pipeline bench-serve bench-edge bench-monitor gpu-check mlflow-ui clean \
 	image image-lock k8s-tools k8s-secrets k8s-render deploy tune-distributed bench-tune docs \
+	history init-config \
 	typecheck audit hooks
 
 help: ## List the targets
@@ -47,11 +55,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the platform with its dev tools
 
-system-deps: ## Debian packages the tests use: prometheus, promtool, pushgateway, postgresql
+system-deps: ## Debian packages the tests and benchmarks use: prometheus, pushgateway, postgresql, wrk
 	@command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/null && \
-		ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		command -v wrk >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		--no-install-recommends prometheus prometheus-pushgateway postgresql >/dev/null; }
+		--no-install-recommends prometheus prometheus-pushgateway postgresql wrk >/dev/null; }
 
 triton-env: ## Create .venv-triton, Triton's own runtime (nvidia-pytriton, numpy<2, onnxruntime)
 	PYTHON=$(PYTHON) serving/triton/setup_env.sh
@@ -77,29 +85,39 @@ image-lock: $(STAMP) ## Re-pin infra/image/requirements.lock from .venv (after c
 k8s-tools: ## Create .venv-k8s with the manifest checkers (checkov, kubernetes-validate)
 	PYTHON=$(PYTHON) infra/k8s/setup_tools.sh
 
-k8s-secrets: ## Write infra/k8s/base/secrets/*.env with random passwords where missing
+k8s-secrets: ## Write infra/k8s/base/secrets/*.env (random passwords) and the gateway's first API key, where missing
 	@infra/k8s/make_secrets.sh
 
 k8s-render: ## Print the platform manifests for OVERLAY=cpu|gpu (pipe into kubectl apply --server-side -f -)
 	@infra/k8s/kustomize.sh infra/k8s/overlays/$(OVERLAY)
 
-rollback: $(STAMP) ## Move PROJECT's champion alias back to the previous champion
-	$(BIN)/python -m pipelines.rollback --project $(PROJECT)
+rollback: $(STAMP) ## Move PROJECT's champion back to the previous champion (TO=VERSION: to that former champion); Triton follows
+	$(BIN)/python -m pipelines.rollback --project $(PROJECT) $(if $(TO),--to $(TO))
 
-serve: $(STAMP) triton-env ## Serve PROJECT's champion on local Triton (HTTP 8000, gRPC 8001, metrics 8002)
-	$(BIN)/python -m serving.deploy --project $(PROJECT) --repo $(TRITON_REPO)
-	$(BIN)/python -m serving.launcher start --repo $(TRITON_REPO) --host $(TRITON_HOST) \
-		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+history: $(STAMP) ## PROJECT's champion moves (promotions, rollbacks, repairs) with their state
+	$(BIN)/python -m pipelines.rollback --project $(PROJECT) --history
 
-serve-status: $(STAMP) ## Is the local Triton running and ready?
-	$(BIN)/python -m serving.launcher status
+serve: $(STAMP) triton-env ## Serve PROJECT's champion: the gateway on :8000 (public) in front of Triton (loopback)
+	$(BIN)/python -m serving.deploy --project $(PROJECT) --repo $(TRITON_REPO) --pushgateway $(PUSHGATEWAY)
+	$(BIN)/python -m serving.launcher start --repo $(TRITON_REPO) --host 127.0.0.1 \
+		--http-port $(TRITON_HTTP_PORT) --grpc-port $(TRITON_GRPC_PORT) --metrics-port $(METRICS_PORT)
+	$(BIN)/python -m serving.gateway start --host $(SERVE_HOST) --port $(HTTP_PORT) \
+		--upstream http://127.0.0.1:$(TRITON_HTTP_PORT) --metrics-port $(GATEWAY_METRICS_PORT) \
+		--metrics-host $(TRITON_HOST) --log-root $(LOG_ROOT) $(if $(KEYS_FILE),--keys-file $(KEYS_FILE))
 
-stop: $(STAMP) ## Stop the local Triton started by make serve
+serve-status: $(STAMP) ## Are the gateway and Triton behind it running and ready?
+	@$(BIN)/python -m serving.gateway status; gateway=$$?; \
+		$(BIN)/python -m serving.launcher status; triton=$$?; \
+		exit $$(( gateway > triton ? gateway : triton ))
+
+stop: $(STAMP) ## Stop the gateway and Triton started by make serve
+	$(BIN)/python -m serving.gateway stop
 	$(BIN)/python -m serving.launcher stop
 
-monitor-up: $(STAMP) ## Start Prometheus (:9090, repo rules) and the Pushgateway (:9091), scraping Triton
+monitor-up: $(STAMP) ## Start Prometheus (:9090, repo rules) and the Pushgateway (:9091), scraping Triton and the gateway
 	$(BIN)/python -m monitoring.stack up --prometheus-port $(PROM_PORT) \
-		--pushgateway-port $(PUSH_PORT) --triton-metrics $(TRITON_HOST):$(METRICS_PORT)
+		--pushgateway-port $(PUSH_PORT) --triton-metrics $(TRITON_HOST):$(METRICS_PORT) \
+		--gateway-metrics $(TRITON_HOST):$(GATEWAY_METRICS_PORT)
 
 monitor-status: $(STAMP) ## Are Prometheus and the Pushgateway running and ready?
 	$(BIN)/python -m monitoring.stack status
@@ -107,8 +125,9 @@ monitor-status: $(STAMP) ## Are Prometheus and the Pushgateway running and ready
 monitor-down: $(STAMP) ## Stop Prometheus and the Pushgateway
 	$(BIN)/python -m monitoring.stack down
 
-simulate: $(STAMP) ## Replay PROJECT's later (drifted) traffic through Triton, labels arriving late
-	$(BIN)/python -m monitoring.simulate --project $(PROJECT) --url $(TRITON_HOST):$(HTTP_PORT)
+simulate: $(STAMP) ## Replay PROJECT's later (drifted) traffic through the gateway, labels arriving late
+	$(BIN)/python -m monitoring.simulate --project $(PROJECT) --url $(TRITON_HOST):$(HTTP_PORT) \
+		$(if $(API_KEY),--api-key $(API_KEY))
 
 monitor: $(STAMP) ## Drift, quality and Evidently reports per window -> reports/monitoring/, Pushgateway
 	$(BIN)/python -m monitoring.monitor --project $(PROJECT) --pushgateway $(PUSHGATEWAY)
@@ -118,6 +137,11 @@ report: $(STAMP) ## The KPI page (Markdown, HTML, plots) -> reports/kpi/, KPIs t
 
 retrain: $(STAMP) ## Closed loop: if a drift or quality alert fires, retrain, gate, validate, deploy (FORCE=1: anyway)
 	$(BIN)/python -m monitoring.loop --project $(PROJECT) --prometheus $(PROMETHEUS) $(if $(FORCE),--force)
+
+init-config: $(STAMP) ## Profile a CSV or Parquet table into a commented starter config (DATA=path TARGET=col [ID=col] [TIME=col] [NAME=name] [POSITIVE=value] [FORCE=1])
+	$(BIN)/python -m configs.init_config $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") \
+		$(if $(ID),--id "$(ID)") $(if $(TIME),--time "$(TIME)") $(if $(NAME),--name "$(NAME)") \
+		$(if $(POSITIVE),--positive-label "$(POSITIVE)") $(if $(FORCE),--force)
 
 docs: $(STAMP) ## Regenerate docs/configuration.md from the config schema
 	$(BIN)/python -m configs.reference
@@ -155,8 +179,11 @@ test-fast: $(STAMP) ## Unit tests only, no coverage gate
 bench-pipeline: $(STAMP) triton-env ## Benchmark kfp.local against the same steps in one process -> reports/
 	$(BIN)/python -m benchmarks.bench_pipeline --project $(PROJECT)
 
-bench-serve: $(STAMP) triton-env ## Benchmark Triton against mlflow models serve on PROJECT's champion (needs wrk) -> reports/
+bench-serve: $(STAMP) triton-env ## Benchmark the endpoint (gateway + Triton) vs raw Triton vs mlflow models serve (needs wrk) -> reports/
 	$(BIN)/python -m benchmarks.bench_serve --project $(PROJECT)
+
+bench-edge: $(STAMP) triton-env ## Hold RATE req/s (default 250) on the endpoint for 60 s: errors, latency percentiles -> reports/
+	$(BIN)/python -m benchmarks.bench_edge --project $(PROJECT) $(if $(RATE),--rate $(RATE))
 
 tune-distributed: $(STAMP) ## WORKERS Optuna processes share PROJECT's study in PostgreSQL (STORAGE=url, TRIALS=N)
 	$(BIN)/python -m pipelines.tune_distributed --project $(PROJECT) --workers $(WORKERS) \

@@ -152,6 +152,13 @@ class Gate(_Frozen):
     min_gain_over_baseline: float = 0.0
     min_gain_over_champion: float = 0.0
     min_slice_metric: float = Field(0.0, description="Floor for the primary metric per slice.")
+    allow_baseline_only_when_champion_unusable: bool = Field(
+        False,
+        description="When the champion exists but cannot be loaded or scored (missing "
+        "threshold tag or artifact, changed features), compare with the baseline only instead "
+        "of refusing; the override is written into the decision record. For an intended "
+        "schema change.",
+    )
 
 
 class Explain(_Frozen):
@@ -172,6 +179,12 @@ class Serving(_Frozen):
         50.0, gt=0, description="Max single-row p99 latency in infra validation (real Triton)."
     )
     validation_rows: int = Field(500, ge=10, description="Holdout rows replayed through Triton.")
+    keep_versions: int = Field(
+        2,
+        ge=1,
+        description="Versions kept in the serving repository after a deploy (the served one "
+        "and older ones to roll back to; newer ones are always removed).",
+    )
 
 
 class Simulation(_Frozen):

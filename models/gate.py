@@ -3,6 +3,8 @@
 The challenger becomes champion only if, on the same test rows, the lower bound of the
 paired bootstrap interval of its gain over each opponent (the current champion, the
 baseline) exceeds that opponent's margin, and no reported slice falls below the floor.
+A champion that exists but cannot be scored blocks the promotion (fail closed), unless
+`gate.allow_baseline_only_when_champion_unusable` is set, which the record then says.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class Decision:
     confidence: float
     comparisons: list[Comparison] = field(default_factory=list)
     slice_failures: list[SliceRow] = field(default_factory=list)
+    champion_unusable: str = ""
+    baseline_only_override: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the decision record artifact)."""
@@ -94,17 +98,19 @@ def decide_promotion(
     baseline: tuple[np.ndarray, float],
     champion: tuple[np.ndarray, float] | None,
     challenger_slices: list[SliceRow],
-    champion_note: str = "",
+    champion_unusable: str = "",
 ) -> Decision:
     """Decide whether the challenger replaces the champion.
 
     Args:
-        config: Project config (metric, bootstrap settings, margins, slice floor).
+        config: Project config (metric, bootstrap settings, margins, slice floor, override).
         y_test: Test labels.
         challenger, baseline, champion: (test probabilities, decision threshold); the
-            champion is None when there is none yet or it cannot score this data.
+            champion is None when there is none yet or it could not be scored.
         challenger_slices: The challenger's per-slice metrics on the test set.
-        champion_note: Why there is no champion to compare with, for the record.
+        champion_unusable: Why an existing champion could not be scored (empty when there is
+            none): the challenger is then refused unless the config's override allows a
+            comparison with the baseline only.
     """
     ev, gate = config.evaluation, config.gate
     metric = ev.primary_metric
@@ -139,10 +145,28 @@ def decide_promotion(
         for row in slice_failures
     ]
     reasons += [_reason(c, metric, ev.confidence) for c in comparisons if c.passed]
-    if champion is None:
-        reasons.append(champion_note or "no current champion: compared with the baseline only")
     promote = all(c.passed for c in comparisons) and not slice_failures
-    return Decision(promote, reasons, metric, ev.confidence, comparisons, slice_failures)
+    override = False
+    if champion_unusable and gate.allow_baseline_only_when_champion_unusable:
+        override = True
+        reasons.append(
+            f"{champion_unusable}; compared with the baseline only, as "
+            "gate.allow_baseline_only_when_champion_unusable is set"
+        )
+    elif champion_unusable:
+        promote = False
+        reasons.insert(
+            0,
+            f"{champion_unusable}: refused, a challenger is promoted only after a comparison "
+            "with the champion it replaces (gate.allow_baseline_only_when_champion_unusable: "
+            "true compares with the baseline only, e.g. for an intended schema change)",
+        )
+    elif champion is None:
+        reasons.append("no current champion: compared with the baseline only")
+    return Decision(
+        promote, reasons, metric, ev.confidence, comparisons, slice_failures,
+        champion_unusable, override,
+    )  # fmt: skip
 
 
 def _reason(c: Comparison, metric: str, confidence: float) -> str:

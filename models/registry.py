@@ -2,13 +2,25 @@
 
 Models are stored with skops, never pickle, and loaded against the allow-list below, which
 lives in this code and not in the model files (a model cannot vouch for itself).
+
+Promotion integrity: "no champion" means only that the alias does not exist (any other store
+failure raises); every `champion` move is a compare-and-swap under a per-model lock, written
+to the history (as "pending") before the alias moves; registered artifacts carry their
+SHA-256 as version tags and are verified before they are published.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import socket
 import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,9 +31,20 @@ import pandas as pd
 
 from configs.console import UserError
 
+logger = logging.getLogger(__name__)
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"
+ARCHIVE_PREFIX = "champion_history.archive."  # + 1, 2, ...: older entries, oldest first
+HISTORY_ENTRIES = 50  # newest entries kept in HISTORY_TAG
+TAG_CHARS = 4500  # below MLflow's 5,000-character limit on registered-model tag values
+REASON_CHARS = 300  # of a history entry's event text
+ONNX_SHA256_TAG = "onnx_sha256"
+SKOPS_SHA256_TAG = "skops_sha256"
+LOCK_ENV = "MLOPS_PROMOTION_LOCK"  # lock for an http(s) tracking server: postgresql:// URL or dir
+LOCK_TIMEOUT_S = 600.0  # a promotion holds it through publishing (Triton load included)
+LOCK_POLL_S = 0.2
 SKOPS_FILE = "model.skops"
 # Every non-builtin type the platform's models contain; saving anything else fails early.
 TRUSTED_TYPES = (
@@ -130,15 +153,6 @@ def _requirements(model: Any) -> list[str]:
     return [f"{p}=={version(p)}" for p in packages]
 
 
-def load_registered(model_uri: str) -> Any:
-    """Load a logged or registered model (`models:/name@alias`) without unpickling."""
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
-        return load_model(local / SKOPS_FILE)
-
-
 @dataclass(frozen=True)
 class Version:
     """A registered model version."""
@@ -159,22 +173,515 @@ def register(model_uri: str, name: str, run_id: str, tags: dict[str, str]) -> Ve
 
 
 def champion_version(name: str) -> str | None:
-    """The version behind the `champion` alias, or None."""
+    """The version behind the `champion` alias; None only when the alias (or the model) does
+    not exist.
+
+    Raises:
+        RegistryError: Any other failure to read it (store down, permissions): a champion may
+            exist, so nothing may be decided as if there were none.
+    """
+    import mlflow
+
+    try:
+        return str(mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
+    except mlflow.exceptions.MlflowException as exc:
+        # MLflow's stores answer a missing model with RESOURCE_DOES_NOT_EXIST and a missing
+        # alias with INVALID_PARAMETER_VALUE "Registered model alias champion not found."
+        missing_alias = f"alias {CHAMPION} not found" in str(exc)
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or (
+            exc.error_code == "INVALID_PARAMETER_VALUE" and missing_alias
+        ):
+            return None
+        raise _store_error(f"cannot read the champion of '{name}'", exc) from exc
+
+
+def _store_error(what: str, exc: Exception) -> RegistryError:
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    return RegistryError(
+        f"{what} from MLFLOW_TRACKING_URI={uri}: {str(exc)[:500]}",
+        hint="check that the tracking store answers, then rerun; nothing was moved",
+    )
+
+
+# --- verified bytes ---------------------------------------------------------------------------
+
+
+class ArtifactIntegrityError(RegistryError):
+    """An artifact's bytes differ from the SHA-256 recorded when its version was registered."""
+
+    def __init__(self, message: str, *, model_name: str, version: str, hint: str) -> None:
+        super().__init__(message, hint=hint)
+        self.model_name, self.version = model_name, version
+
+
+def sha256_hex(data: bytes) -> str:
+    """The SHA-256 of `data`, as recorded in the version tags."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def verify_sha256(
+    data: bytes, tags: Mapping[str, str], tag: str, *, name: str, version: str
+) -> str:
+    """Check `data` against the version tag `tag`; returns the hash.
+
+    Raises:
+        ArtifactIntegrityError: The tag is missing, or the bytes hash to something else.
+    """
+    expected = tags.get(tag)
+    if not expected:
+        raise ArtifactIntegrityError(
+            f"version {version} of '{name}' has no {tag} tag, so its artifact cannot be "
+            "verified (registered before artifacts were hashed)",
+            model_name=name,
+            version=version,
+            hint="register a verified version: make pipeline",
+        )
+    actual = sha256_hex(data)
+    if actual != expected:
+        raise ArtifactIntegrityError(
+            f"artifact of version {version} of '{name}' does not match its {tag} tag: "
+            f"expected sha256 {expected}, got {actual}; it changed after registration and is "
+            "refused",
+            model_name=name,
+            version=version,
+            hint="restore the artifact from the pipeline run, or register a fresh version "
+            "(make pipeline); never re-tag a changed artifact",
+        )
+    return actual
+
+
+def load_registered(model_uri: str) -> Any:
+    """Load a logged or registered model (`models:/name@alias`) without unpickling."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        return load_model(local / SKOPS_FILE)
+
+
+def load_version(name: str, version: str, tags: Mapping[str, str]) -> Any:
+    """Load a registered version's model once its skops file matches the `skops_sha256` tag.
+
+    Raises:
+        ArtifactIntegrityError: The tag is missing or the file changed since registration.
+    """
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}", dst_path=tmp
+            )
+        )
+        verify_sha256((local / SKOPS_FILE).read_bytes(), tags, SKOPS_SHA256_TAG, name=name,
+                      version=version)  # fmt: skip
+        return load_model(local / SKOPS_FILE)
+
+
+def logged_skops_sha256(model_uri: str) -> str:
+    """The SHA-256 of the skops file of a logged model, as the registry stores it."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        return sha256_hex((local / SKOPS_FILE).read_bytes())
+
+
+# --- the per-model promotion lock -------------------------------------------------------------
+
+_held = threading.local()
+
+
+@contextmanager
+def promotion_lock(name: str, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[str]:
+    """Hold the per-model lock that serialises every `champion` move; yields what it locks.
+
+    The lock follows the tracking store: a PostgreSQL advisory lock (on a hash of the model
+    name) when `MLFLOW_TRACKING_URI` is a PostgreSQL database, a file lock beside the store
+    for SQLite and file stores. An http(s) tracking server offers no lock: then
+    `MLOPS_PROMOTION_LOCK` names one shared by every promoter (the server's PostgreSQL URL,
+    or a directory on a shared volume); without it the lock is a file lock on this host
+    only (logged as a warning). Re-entrant within a thread.
+
+    Raises:
+        RegistryError: Another holder kept the lock for `timeout_s`.
+    """
+    import mlflow
+
+    target = lock_target(mlflow.get_tracking_uri())
+    held: dict[tuple[str, str], int] = _held.__dict__.setdefault("locks", {})
+    key = (target, name)
+    if key in held:
+        held[key] += 1
+        try:
+            yield target
+        finally:
+            held[key] -= 1
+        return
+    locker = _advisory_lock if target.startswith("postgresql") else _file_lock
+    with locker(target, name, timeout_s):
+        held[key] = 1
+        try:
+            yield target
+        finally:
+            del held[key]
+
+
+def lock_target(tracking_uri: str) -> str:
+    """Where the promotion lock lives for a tracking URI: a PostgreSQL URL or a directory."""
+    explicit = os.environ.get(LOCK_ENV)
+    if explicit:
+        return explicit
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme.startswith("postgresql"):
+        return tracking_uri
+    if parsed.scheme == "sqlite":
+        return str(Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "locks")
+    if parsed.scheme in {"", "file"}:
+        return str(Path(parsed.path or tracking_uri).resolve() / "locks")
+    logger.warning(
+        "MLFLOW_TRACKING_URI=%s has no lock of its own: promotions are serialised on this host "
+        "only; set %s to the tracking database's postgresql:// URL (or a shared directory) to "
+        "serialise them everywhere",
+        tracking_uri,
+        LOCK_ENV,
+    )
+    return str(Path(tempfile.gettempdir()) / "mlops-promotion-locks")
+
+
+def _lock_busy(name: str, target: str, timeout_s: float) -> RegistryError:
+    return RegistryError(
+        f"another promotion or rollback of '{name}' held the lock ({_redact(target)}) for "
+        f"{timeout_s:g} s",
+        hint="wait for it to finish (its pipeline or `make rollback`), then rerun",
+    )
+
+
+def _redact(target: str) -> str:
+    parsed = urlparse(target)
+    if parsed.password:
+        return target.replace(f":{parsed.password}@", ":***@")
+    return target
+
+
+@contextmanager
+def _file_lock(folder: str, name: str, timeout_s: float) -> Iterator[None]:
+    import fcntl
+
+    path = Path(folder) / f"{name}.promotion.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    with open(path, "a+") as handle:  # never deleted: a new inode would split the lock
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise _lock_busy(name, str(path), timeout_s) from None
+                time.sleep(LOCK_POLL_S)
+        try:
+            handle.truncate(0)
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {_now()}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _advisory_lock(url: str, name: str, timeout_s: float) -> Iterator[None]:
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    if url.startswith("postgresql://"):  # the driver the project installs (psycopg 3)
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    key = int.from_bytes(hashlib.sha256(f"mlops-promotion:{name}".encode()).digest()[:8], "big",
+                         signed=True)  # fmt: skip
+    engine = sa.create_engine(url, poolclass=NullPool)
+    deadline = time.monotonic() + timeout_s
+    try:
+        try:
+            conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except sa.exc.OperationalError as exc:
+            raise _store_error(f"cannot take the promotion lock of '{name}'", exc) from exc
+        with conn:  # the session holds the lock; closing it would release it too
+            try_lock = sa.text("SELECT pg_try_advisory_lock(:key)")
+            while not conn.execute(try_lock, {"key": key}).scalar():
+                if time.monotonic() > deadline:
+                    raise _lock_busy(name, url, timeout_s)
+                time.sleep(LOCK_POLL_S)
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+    finally:
+        engine.dispose()
+
+
+# --- champion history and alias moves ---------------------------------------------------------
+
+
+class ChampionMovedError(RegistryError):
+    """The champion is no longer the version a promotion or rollback was decided against."""
+
+    def __init__(self, name: str, current: str | None, expected: str | None, version: str) -> None:
+        super().__init__(
+            f"champion of '{name}' is version {current}, not version {expected} as when moving "
+            f"version {version} in was decided; nothing was moved",
+            hint="rerun the pipeline (it gates against the current champion)",
+        )
+        self.current, self.expected = current, expected
+
+
+class HistoryMismatchError(RegistryError):
+    """The champion history and the `champion` alias disagree."""
+
+
+def champion_history(name: str) -> list[dict[str, Any]]:
+    """Every alias move, oldest first (promotions, rollbacks, repairs), archived ones included.
+
+    Each entry: `seq`, `version`, `from` (the champion it replaced), `event`, `at` and
+    `state`: "pending" (written, alias not yet confirmed), "done", or "aborted" (the alias
+    never moved).
+    """
+    import mlflow
+
+    try:
+        tags = mlflow.MlflowClient().get_registered_model(name).tags
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise _store_error(f"cannot read the champion history of '{name}'", exc) from exc
+    return _parse_history(tags)
+
+
+def _parse_history(tags: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Archive tags then the recent tag, deduplicated by `seq` (a crash while archiving leaves
+    an entry in both); entries written before `seq`/`state` existed are completed."""
+    raw = [entry for _, chunk in _archive_chunks(tags) for entry in chunk]
+    raw += json.loads(tags.get(HISTORY_TAG, "[]"))
+    entries: dict[int, dict[str, Any]] = {}
+    previous: str | None = None
+    for index, entry in enumerate(raw, start=1):
+        entry = {"seq": index, "from": previous, "state": "done"} | entry
+        entries[int(entry["seq"])] = entry
+        if entry["state"] == "done":
+            previous = entry["version"]
+    return [entries[seq] for seq in sorted(entries)]
+
+
+def _archive_chunks(tags: Mapping[str, str]) -> list[tuple[int, list[dict[str, Any]]]]:
+    """The archive tags' entry lists, oldest chunk first."""
+    return sorted(
+        (int(key.removeprefix(ARCHIVE_PREFIX)), json.loads(value))
+        for key, value in tags.items()
+        if key.startswith(ARCHIVE_PREFIX) and key.removeprefix(ARCHIVE_PREFIX).isdigit()
+    )
+
+
+def _write_history(name: str, history: list[dict[str, Any]], tags: Mapping[str, str]) -> None:
+    """Keep the newest entries (at most HISTORY_ENTRIES, within the tag size limit) in
+    HISTORY_TAG; older ones go to archive tags first, so a crash in between loses nothing."""
     import mlflow
 
     client = mlflow.MlflowClient()
-    try:
-        return str(client.get_model_version_by_alias(name, CHAMPION).version)
-    except mlflow.exceptions.MlflowException:
-        return None
+    recent: list[dict[str, Any]] = []
+    for entry in reversed(history):
+        if len(recent) == HISTORY_ENTRIES or len(json.dumps([entry, *recent])) > TAG_CHARS:
+            break
+        recent.insert(0, entry)
+    older = history[: len(history) - len(recent)]
+    chunks = _archive_chunks(tags)
+    archived = {entry["seq"] for _, chunk in chunks for entry in chunk}
+    number, chunk = chunks[-1] if chunks else (1, [])
+    pending = [entry for entry in older if entry["seq"] not in archived]
+    for entry in pending:
+        if chunk and len(json.dumps([*chunk, entry])) > TAG_CHARS:
+            client.set_registered_model_tag(name, f"{ARCHIVE_PREFIX}{number}", json.dumps(chunk))
+            number, chunk = number + 1, []
+        chunk.append(entry)
+    if pending:
+        client.set_registered_model_tag(name, f"{ARCHIVE_PREFIX}{number}", json.dumps(chunk))
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(recent))
 
 
-def champion_history(name: str) -> list[dict[str, str]]:
-    """Every alias move, oldest first (promotions and rollbacks)."""
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class ChampionState:
+    """The champion as alias and history agree on it (read under the lock)."""
+
+    name: str
+    version: str | None
+    history: list[dict[str, Any]]
+    tags: dict[str, str]
+
+
+def _settled_state(name: str) -> ChampionState:
+    """Read alias and history, settle a pending entry left by a crash, and check they agree.
+
+    A pending entry is resolved by the alias: alias at its version means the move happened
+    (done), alias still at its `from` means it never did (aborted).
+
+    Raises:
+        HistoryMismatchError: The alias is where no history entry put it.
+    """
     import mlflow
 
-    model = mlflow.MlflowClient().get_registered_model(name)
-    return json.loads(model.tags.get(HISTORY_TAG, "[]"))
+    current = champion_version(name)
+    try:
+        model = mlflow.MlflowClient().get_registered_model(name)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return ChampionState(name, None, [], {})
+        raise _store_error(f"cannot read model '{name}'", exc) from exc
+    tags = dict(model.tags)
+    history = _parse_history(tags)
+    changed = False
+    for entry in history:
+        if entry["state"] != "pending":
+            continue
+        if current == entry["version"]:
+            entry["state"] = "done"
+        elif current == entry["from"]:
+            entry["state"] = "aborted"
+        else:
+            break
+        entry["settled_at"] = _now()
+        changed = True
+    effective = [e for e in history if e["state"] == "done"]
+    recorded = effective[-1]["version"] if effective else None
+    if recorded != current or any(e["state"] == "pending" for e in history):
+        raise HistoryMismatchError(
+            f"the champion history of '{name}' says version {recorded} but the champion alias "
+            f"is at version {current}: the alias was moved outside the platform, or a move "
+            "failed halfway",
+            hint="check which version should serve, then record it: python -m "
+            "pipelines.rollback --project PROJECT --repair (adopts the alias), or --to "
+            "VERSION to move both",
+        )
+    if changed:
+        _write_history(name, history, tags)
+        tags = _registered_tags(name)
+    return ChampionState(name, current, history, tags)
+
+
+def move_champion(name: str, version: str, *, expected: str | None, event: str) -> None:
+    """Compare-and-swap the `champion` alias: from `expected` to `version`, history first.
+
+    Under the promotion lock: the champion is re-read and must still be `expected`; a
+    "pending" history entry is written, then the alias moves, then the entry is marked done.
+    A crash in between leaves a pending entry that the next move or rollback settles.
+
+    Raises:
+        ChampionMovedError: The champion is no longer `expected` (nothing written).
+        HistoryMismatchError: History and alias disagreed before the move.
+    """
+    import mlflow
+
+    with promotion_lock(name):
+        state = _settled_state(name)
+        if state.version != expected:
+            raise ChampionMovedError(name, state.version, expected, version)
+        entry = {"seq": (state.history[-1]["seq"] + 1) if state.history else 1,
+                 "version": version, "from": expected, "event": event[:REASON_CHARS],
+                 "at": _now(), "state": "pending"}  # fmt: skip
+        history = [*state.history, entry]
+        _write_history(name, history, state.tags)
+        mlflow.MlflowClient().set_registered_model_alias(name, CHAMPION, version)
+        entry["state"] = "done"
+        _write_history(name, history, _registered_tags(name))
+
+
+def _registered_tags(name: str) -> dict[str, str]:
+    import mlflow
+
+    return dict(mlflow.MlflowClient().get_registered_model(name).tags)
+
+
+def promote(version: Version, reason: str, *, expected: str | None) -> None:
+    """Make `version` champion if the champion is still `expected` (what the gate compared)."""
+    move_champion(version.name, version.version, expected=expected, event=f"promoted: {reason}")
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """Where a rollback takes the champion; `moves` is False when it is already there."""
+
+    name: str
+    current: str
+    target: str
+    moves: bool
+
+
+def plan_rollback(name: str, to: str | None = None) -> RollbackPlan:
+    """The rollback target: `to`, or the version the latest promotion replaced.
+
+    Idempotent: after a rollback, rolling back again targets the same version (nothing moves);
+    use `to` to go further back.
+
+    Raises:
+        RegistryError: No champion, no earlier champion, or `to` was never champion.
+        HistoryMismatchError: History and alias disagree.
+    """
+    state = _settled_state(name)
+    if state.version is None:
+        raise RegistryError(f"model '{name}' has no champion to roll back")
+    effective = [e for e in state.history if e["state"] == "done"]
+    if to is not None:
+        if to not in {e["version"] for e in effective}:
+            raise RegistryError(
+                f"version {to} of '{name}' was never champion; roll back only to a version "
+                "that passed the gate and served",
+                hint="python -m pipelines.rollback --history lists them",
+            )
+        return RollbackPlan(name, state.version, to, to != state.version)
+    last = effective[-1]
+    if last["event"].startswith("rollback"):
+        return RollbackPlan(name, state.version, state.version, False)
+    if last["from"] is None:
+        raise RegistryError(f"model '{name}' has no earlier champion than version {state.version}")
+    return RollbackPlan(name, state.version, str(last["from"]), True)
+
+
+def rollback(name: str, to: str | None = None) -> str:
+    """Move `champion` back (see `plan_rollback`); returns the version now behind it."""
+    with promotion_lock(name):
+        plan = plan_rollback(name, to)
+        if plan.moves:
+            move_champion(name, plan.target, expected=plan.current,
+                          event=f"rollback from version {plan.current}")  # fmt: skip
+        return plan.target
+
+
+def repair_history(name: str) -> tuple[str | None, bool]:
+    """Record the alias's current version as champion when history says otherwise (adopting
+    the alias, which is what deploys read); returns it and whether an entry was added.
+    Settles pending entries first."""
+    with promotion_lock(name):
+        try:
+            return _settled_state(name).version, False
+        except HistoryMismatchError:
+            pass
+        current = champion_version(name)
+        tags = _registered_tags(name)
+        history = _parse_history(tags)
+        effective = [e for e in history if e["state"] == "done"]
+        for entry in history:
+            if entry["state"] == "pending":
+                entry["state"], entry["settled_at"] = "aborted", _now()
+        recorded = effective[-1]["version"] if effective else None
+        history.append({"seq": (history[-1]["seq"] + 1) if history else 1, "version": current,
+                        "from": recorded, "at": _now(), "state": "done",
+                        "event": f"repaired: alias found at version {current}, history said "
+                                 f"version {recorded}"})  # fmt: skip
+        _write_history(name, history, tags)
+        return current, True
 
 
 def record_decision(version: Version, decision: dict[str, Any]) -> None:
@@ -189,51 +696,3 @@ def record_decision(version: Version, decision: dict[str, Any]) -> None:
     }
     for key, value in tags.items():
         client.set_model_version_tag(version.name, version.version, key, value)
-
-
-def promote(version: Version, reason: str) -> None:
-    """Move `champion` to this version and append the move to the history."""
-    _move_champion(version.name, version.version, f"promoted: {reason}")
-
-
-def rollback(name: str) -> str:
-    """Move `champion` back to the version that held it before the current one.
-
-    Returns:
-        The version now behind `champion`.
-
-    Raises:
-        RegistryError: There is no champion, or no earlier champion to return to.
-    """
-    current = champion_version(name)
-    if current is None:
-        raise RegistryError(f"model '{name}' has no champion to roll back")
-    stack = _champion_stack(champion_history(name))
-    if len(stack) < 2:
-        raise RegistryError(f"model '{name}' has no earlier champion than version {current}")
-    target = stack[-2]
-    _move_champion(name, target, f"rollback from version {current}")
-    return target
-
-
-def _champion_stack(history: list[dict[str, str]]) -> list[str]:
-    """Replay the history: promotions push, rollbacks pop."""
-    stack: list[str] = []
-    for event in history:
-        if event["event"].startswith("rollback"):
-            stack.pop()
-        else:
-            stack.append(event["version"])
-    return stack
-
-
-def _move_champion(name: str, version: str, event: str) -> None:
-    import mlflow
-
-    client = mlflow.MlflowClient()
-    history = champion_history(name)
-    history.append(
-        {"version": version, "event": event, "at": datetime.now(UTC).isoformat(timespec="seconds")}
-    )
-    client.set_registered_model_alias(name, CHAMPION, version)
-    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))

@@ -57,6 +57,15 @@ TRITON_METRICS: dict[str, tuple[str, ...]] = {
     "nv_inference_queue_summary_us": ("model", "version", "quantile"),
 }
 
+# name -> labels besides the grouping label `project`, pushed under job `deploy` by
+# `serving.deploy --pushgateway` (1: an artifact whose bytes changed was refused).
+DEPLOY_JOB = "deploy"
+ARTIFACT_VERIFICATION_FAILED = "mlops_artifact_verification_failed"
+DEPLOY_METRICS: dict[str, tuple[str, ...]] = {ARTIFACT_VERIFICATION_FAILED: ("model", "version")}
+
 METRIC_NAMES: frozenset[str] = (
-    frozenset(MONITOR_METRICS) | frozenset(KPI_METRICS) | frozenset(TRITON_METRICS)
+    frozenset(MONITOR_METRICS)
+    | frozenset(KPI_METRICS)
+    | frozenset(TRITON_METRICS)
+    | frozenset(DEPLOY_METRICS)
 )

@@ -23,6 +23,11 @@ so peak memory stays near one column of each file. Source mirrored (paths under
   follows the per-column decisions.
 - Column kinds, when not given, as `evidently/core/datasets.py::infer_column_type` types them
   (see `infer_kinds`).
+
+Beyond Evidently: with `missing_is_drift=True`, a column absent from the current data or
+without a single value in it is reported as drifted (method `missing`, score 1.0: the share
+of current rows without a value) instead of being an error, so one broken feature in a
+monitoring window is a finding, not a crash. The reference must still hold every column.
 """
 
 from __future__ import annotations
@@ -53,8 +58,18 @@ METHODS = {
     "chisquare": (0.05, lambda s, t: s < t),
     "z": (0.05, lambda s, t: s < t),
 }
+# Not Evidently's: a column with no value in the current data (score: its missing share, 1.0).
+MISSING = "missing"
 
 ArrayLike: TypeAlias = np.ndarray | pd.Series | pa.Array | pa.ChunkedArray
+
+
+class EmptyColumnError(ValueError):
+    """A column has no usable value on one side (`side`: "reference" or "current")."""
+
+    def __init__(self, message: str, side: str) -> None:
+        super().__init__(message)
+        self.side = side
 
 
 @dataclass(frozen=True)
@@ -156,7 +171,8 @@ def column_drift(
         The method Evidently would choose, its score, threshold and decision.
 
     Raises:
-        ValueError: Unknown kind, or a column with no finite value left.
+        EmptyColumnError: A side with no finite value (no value, for categories) left.
+        ValueError: Unknown kind, or a numeric column holding something else.
     """
     if kind == NUM:
         method, score = _numeric_test(
@@ -178,17 +194,37 @@ def detect_drift(
     numeric: Sequence[str],
     categorical: Sequence[str],
     drift_share_threshold: float = 0.5,
+    *,
+    missing_is_drift: bool = False,
 ) -> DriftResult:
     """Drift of every listed column between two frames, as `DataDriftPreset()` decides it.
 
+    Args:
+        reference, current: the two frames.
+        numeric, categorical: the columns to test, by kind.
+        drift_share_threshold: dataset drift when at least this share of columns drifted.
+        missing_is_drift: a column absent from `current`, or with no value in it, is drifted
+            (method "missing") instead of an error.
+
     Raises:
-        ValueError: A listed column is missing from either frame, or listed as both kinds.
+        ValueError: A listed column is missing from either frame (from `reference` only, with
+            `missing_is_drift`), has no value, or is listed as both kinds.
     """
-    kinds = _kinds(
-        numeric, categorical, {"reference": reference.columns, "current": current.columns}
-    )
+    available = {"reference": reference.columns, "current": current.columns}
+    if missing_is_drift:
+        del available["current"]
+    kinds = _kinds(numeric, categorical, available)
     return summarize_drift(
-        (column_drift(reference[c], current[c], kind, c) for c, kind in kinds.items()),
+        (
+            _column_or_missing(
+                reference[c],
+                current[c] if c in current.columns else None,
+                kind,
+                c,
+                missing_is_drift,
+            )
+            for c, kind in kinds.items()
+        ),
         drift_share_threshold,
     )
 
@@ -199,25 +235,55 @@ def detect_drift_parquet(
     numeric: Sequence[str],
     categorical: Sequence[str],
     drift_share_threshold: float = 0.5,
+    *,
+    missing_is_drift: bool = False,
 ) -> DriftResult:
     """`detect_drift` on two Parquet files, reading one column of each at a time.
 
     Raises:
-        ValueError: A listed column is missing from either file, or listed as both kinds.
+        ValueError: As `detect_drift`.
     """
     files = {"reference": pq.ParquetFile(reference_path), "current": pq.ParquetFile(current_path)}
-    kinds = _kinds(numeric, categorical, {k: f.schema_arrow.names for k, f in files.items()})
+    available = {k: f.schema_arrow.names for k, f in files.items()}
+    current_names = set(available["current"])
+    if missing_is_drift:
+        del available["current"]
+    kinds = _kinds(numeric, categorical, available)
 
     def read(side: str, name: str) -> pa.ChunkedArray:
         return files[side].read(columns=[name], use_threads=False).column(0)
 
     return summarize_drift(
         (
-            column_drift(read("reference", c), read("current", c), kind, c)
+            _column_or_missing(
+                read("reference", c),
+                read("current", c) if c in current_names else None,
+                kind,
+                c,
+                missing_is_drift,
+            )
             for c, kind in kinds.items()
         ),
         drift_share_threshold,
     )
+
+
+def _missing_drift(column: str, kind: str) -> ColumnDrift:
+    """The result for a column without any value in the current data: drifted."""
+    return ColumnDrift(column, kind, MISSING, 1.0, 1.0, True)
+
+
+def _column_or_missing(
+    reference: ArrayLike, current: ArrayLike | None, kind: str, column: str, missing_is_drift: bool
+) -> ColumnDrift:
+    if current is None:
+        return _missing_drift(column, kind)
+    try:
+        return column_drift(reference, current, kind, column)
+    except EmptyColumnError as exc:
+        if missing_is_drift and exc.side == "current":
+            return _missing_drift(column, kind)
+        raise
 
 
 # --- the tests ---
@@ -287,6 +353,8 @@ def _pandas_std(x: np.ndarray) -> float:
 
 def _finite(values: ArrayLike, column: str, side: str) -> np.ndarray:
     if isinstance(values, pa.ChunkedArray | pa.Array):
+        if pa.types.is_null(values.type):  # a column logged without any value
+            raise EmptyColumnError(f"column '{column}' in the {side} data has no value", side)
         if not (
             pa.types.is_integer(values.type)
             or pa.types.is_floating(values.type)
@@ -295,6 +363,8 @@ def _finite(values: ArrayLike, column: str, side: str) -> np.ndarray:
             raise ValueError(f"column '{column}' in the {side} data is not numeric: {values.type}")
         x = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)  # null -> NaN
     elif isinstance(values, pd.Series):
+        if values.isna().all():  # all None has dtype object: empty, not "not numeric"
+            raise EmptyColumnError(f"column '{column}' in the {side} data has no value", side)
         if not pd.api.types.is_numeric_dtype(values):
             raise ValueError(f"column '{column}' in the {side} data is not numeric: {values.dtype}")
         x = values.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -302,7 +372,7 @@ def _finite(values: ArrayLike, column: str, side: str) -> np.ndarray:
         x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
     if x.size == 0:
-        raise ValueError(f"column '{column}' in the {side} data has no finite value")
+        raise EmptyColumnError(f"column '{column}' in the {side} data has no finite value", side)
     return x
 
 
@@ -316,7 +386,7 @@ def _counts(values: ArrayLike, column: str, side: str) -> dict[Any, int]:
         counts = pd.Series(values).value_counts(dropna=True).to_dict()
     counts = {k: n for k, n in counts.items() if n > 0 and not _missing(k)}
     if not counts:
-        raise ValueError(f"column '{column}' in the {side} data has no value")
+        raise EmptyColumnError(f"column '{column}' in the {side} data has no value", side)
     return counts
 
 

@@ -6,35 +6,38 @@ Layout under the log root (one folder per model, hive-style day partitions)::
     <root>/<model>/labels/date=2026-07-03/part-<uuid>.parquet
 
 A prediction row holds request id, timestamp, model name and version, the raw features as
-sent, score and decision. `InferenceLogger` writes from a background thread: logging never
-blocks or fails a prediction. A batch that cannot be written (bad path, full disk) is kept
-and retried at the next flush; what is still unwritten at `close()` is reported (logged at
-ERROR and counted in `stats`), never dropped silently. Files appear atomically (written to a
-hidden temporary name, then renamed), so a reader never sees half a file.
+sent, score and decision; the gateway (`serving.gateway.edge_log`) writes one for every row
+it answers, with latency and caller. Files are fsynced, then renamed into place, so a reader
+never sees half a file; a file that cannot be read is set aside (`<model>/_unreadable/`) and
+reported, and the rest of the log stays readable.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import EllipsisType
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from monitoring.reference import SCORE_COLUMN, TARGET_COLUMN
+from serving.processes import fsync_dir
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID, TIMESTAMP = "request_id", "timestamp"
 MODEL_NAME, MODEL_VERSION, DECISION = "model_name", "model_version", "decision"
+# Written by the gateway (serving/gateway): `timestamp` is the event time a client states
+# (a replay, a backfill) or else the arrival time, which `received_at` always holds.
+LATENCY_MS, CALLER, RECEIVED = "latency_ms", "caller", "received_at"
 LABEL_TIMESTAMP = "label_timestamp"
+UNREADABLE = "_unreadable"  # where a file that cannot be read is set aside
 META_COLUMNS = (REQUEST_ID, TIMESTAMP, MODEL_NAME, MODEL_VERSION, SCORE_COLUMN, DECISION)
 PREDICTIONS, LABELS = "predictions", "labels"
 
@@ -43,16 +46,12 @@ class InferenceLogError(RuntimeError):
     """The log cannot be read or a record is malformed; the message names what."""
 
 
-@dataclass
-class LogStats:
-    """Rows handed to the logger and what became of them."""
+class PartialWriteError(OSError):
+    """Some day files of a batch were published, the rest (`unwritten`) were not."""
 
-    logged: int = 0
-    written: int = 0
-    pending: int = 0
-    failed_writes: int = 0
-    last_error: str = ""
-    errors: list[str] = field(default_factory=list)
+    def __init__(self, message: str, unwritten: pd.DataFrame | pa.Table) -> None:
+        super().__init__(message)
+        self.unwritten = unwritten
 
 
 def prediction_frame(
@@ -105,28 +104,70 @@ def label_frame(
     return pd.DataFrame({REQUEST_ID: ids, TARGET_COLUMN: values, LABEL_TIMESTAMP: now})
 
 
-def write_partitioned(frame: pd.DataFrame, root: Path, kind: str, time_column: str) -> list[Path]:
-    """Write `frame` as one file per day under `root/kind/date=YYYY-MM-DD/`.
+def write_partitioned(
+    rows: pd.DataFrame | pa.Table, root: Path, kind: str, time_column: str
+) -> list[Path]:
+    """Write `rows` as one Parquet file per day under `root/kind/date=YYYY-MM-DD/`.
 
-    All files are first written under hidden temporary names and only then renamed, so a
-    failure leaves no visible part of the batch (and a retry writes no duplicates).
+    Each file is written under a hidden temporary name, fsynced, then renamed into place (and
+    its folder fsynced), so a reader never sees half a file and a published file survives a
+    crash. A failure before any rename leaves nothing visible (the caller retries the whole
+    batch); a failure after some renames raises `PartialWriteError` carrying only the rows of
+    the days not published (as the type given), so a retry never duplicates rows. The work is
+    done by Arrow, which keeps a writer thread off the interpreter lock (the gateway's log).
     """
-    days = pd.to_datetime(frame[time_column], utc=True).dt.strftime("%Y-%m-%d")
-    staged: list[tuple[Path, Path]] = []
+    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
+    stamps = table.column(time_column)
+    if not pa.types.is_timestamp(stamps.type):
+        stamps = pa.array(pd.to_datetime(stamps.to_pandas(), utc=True))
+    nanoseconds = pc.cast(stamps, pa.int64()).to_numpy(zero_copy_only=False)
+    day_numbers = nanoseconds // 86_400_000_000_000
+    staged: list[tuple[Path, Path, np.ndarray]] = []
+    published: list[Path] = []
     try:
-        for day, part in frame.groupby(days.to_numpy(), sort=True):
-            folder = root / kind / f"date={day}"
+        for day in np.unique(day_numbers):
+            label = np.datetime64(int(day), "D")
+            folder = root / kind / f"date={label}"
             folder.mkdir(parents=True, exist_ok=True)
             final = folder / f"part-{uuid.uuid4().hex}.parquet"
             temporary = folder / f".{final.name}.tmp"
-            staged.append((temporary, final))
-            part.to_parquet(temporary, index=False)
-        for temporary, final in staged:
+            mask = day_numbers == day
+            staged.append((temporary, final, mask))
+            pq.write_table(table.filter(pa.array(mask)), temporary)
+            _fsync_file(temporary)
+        for temporary, final, _ in staged:
             os.replace(temporary, final)
+            published.append(final)
+            fsync_dir(final.parent)
+    except OSError as exc:
+        if not published:
+            raise
+        left = np.zeros(len(table), dtype=bool)
+        for _, final, mask in staged:
+            if final not in published:
+                left |= mask
+        rest = table.filter(pa.array(left))
+        raise PartialWriteError(
+            f"{len(published)} of {len(staged)} day files published under {root / kind}: {exc}",
+            rest if isinstance(rows, pa.Table) else rest.to_pandas(),
+        ) from exc
     finally:
-        for temporary, _ in staged:
+        for temporary, _, _ in staged:
             temporary.unlink(missing_ok=True)
-    return [final for _, final in staged]
+    return published
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def write_predictions(root: Path, model: str, predictions: pd.DataFrame) -> None:
+    """Append prediction rows (see `prediction_frame`) for `model`: batch scoring, backfills.
+
+    Online predictions are written by the gateway (`serving.gateway.edge_log`).
+    """
+    write_partitioned(predictions, Path(root) / model, PREDICTIONS, TIMESTAMP)
 
 
 def write_labels(root: Path, model: str, labels: pd.DataFrame) -> None:
@@ -173,12 +214,27 @@ def _read_kind(folder: Path, start: pd.Timestamp | None, end: pd.Timestamp | Non
         if first <= day.name.removeprefix("date=") <= last
         for path in sorted(day.glob("part-*.parquet"))
     ]
-    if not files:
+    frames = [frame for frame in map(_read_or_set_aside, files) if frame is not None]
+    if not frames:
         return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_or_set_aside(path: Path) -> pd.DataFrame | None:
+    """One log file, or None after moving an unreadable one to `<model>/_unreadable/`."""
     try:
-        return pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
-    except Exception as exc:
-        raise InferenceLogError(f"cannot read the inference log under {folder}: {exc}") from exc
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - any corrupt file: set aside, report, read the rest
+        kind_folder = path.parent.parent
+        aside = kind_folder.parent / UNREADABLE / kind_folder.name / path.parent.name / path.name
+        try:
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, aside)
+            where = f"moved to {aside}"
+        except OSError as move_error:
+            where = f"left in place ({move_error})"
+        log.error("inference log: unreadable file %s skipped, %s: %s", path, where, exc)
+        return None
 
 
 def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
@@ -188,82 +244,3 @@ def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
 
 def _new_ids(n: int) -> list[str]:
     return [uuid.uuid4().hex for _ in range(n)]
-
-
-class InferenceLogger:
-    """Non-blocking writer of prediction frames (see `prediction_frame`) for one log root.
-
-    `log()` only enqueues; a daemon thread writes every `flush_interval_s` or `flush_rows`.
-    """
-
-    def __init__(
-        self, root: Path, *, flush_interval_s: float = 1.0, flush_rows: int = 5000
-    ) -> None:
-        self.root = Path(root)
-        self.stats = LogStats()
-        self._flush_interval_s, self._flush_rows = flush_interval_s, flush_rows
-        self._queue: queue.SimpleQueue[pd.DataFrame | None] = queue.SimpleQueue()
-        self._unwritten: list[pd.DataFrame] = []
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="inference-log", daemon=True)
-        self._thread.start()
-
-    def log(self, frame: pd.DataFrame) -> None:
-        """Hand rows to the writer; never raises and never waits on I/O."""
-        with self._lock:
-            self.stats.logged += len(frame)
-            self.stats.pending += len(frame)
-        self._queue.put(frame)
-
-    def close(self, timeout_s: float = 30.0) -> LogStats:
-        """Write what is queued; report (log at ERROR) rows that could not be written."""
-        self._queue.put(None)
-        self._thread.join(timeout_s)
-        if self.stats.pending:
-            log.error(
-                "inference log: %d row(s) could not be written to %s: %s",
-                self.stats.pending,
-                self.root,
-                self.stats.last_error or "writer did not finish in time",
-            )
-        return self.stats
-
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            item: pd.DataFrame | EllipsisType | None  # ...: timed out, flush what is waiting
-            try:
-                item = self._queue.get(timeout=self._flush_interval_s)
-            except queue.Empty:
-                item = ...
-            if item is None:
-                stop = True
-            elif isinstance(item, pd.DataFrame):
-                self._unwritten.append(item)
-                if sum(map(len, self._unwritten)) < self._flush_rows:
-                    continue
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._unwritten:
-            return
-        batch = pd.concat(self._unwritten, ignore_index=True)
-        kept = []
-        for model, rows in batch.groupby(MODEL_NAME, sort=False):
-            try:
-                write_partitioned(rows, self.root / str(model), PREDICTIONS, TIMESTAMP)
-            except Exception as exc:  # noqa: BLE001 - any I/O failure is reported, then retried
-                self._report(f"cannot write {len(rows)} row(s) under {self.root}: {exc}")
-                kept.append(rows)
-                continue
-            with self._lock:
-                self.stats.written += len(rows)
-                self.stats.pending -= len(rows)
-        self._unwritten = kept
-
-    def _report(self, message: str) -> None:
-        with self._lock:
-            self.stats.failed_writes += 1
-            self.stats.last_error = message
-            self.stats.errors = [*self.stats.errors, message][-10:]
-        log.error("inference log: %s (kept for retry)", message)

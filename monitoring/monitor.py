@@ -10,6 +10,13 @@ label has arrived, F1 / PR-AUC / ROC-AUC of the champion and of the run's logist
 on the same rows. Evidently 0.7 reports (HTML and JSON: drift, data summary, classification)
 go to `reports/monitoring/<project>/<window>_v<version>/`, everything is logged to one MLflow
 run, and the latest window is pushed to the Pushgateway for Prometheus.
+
+A feature without any value in a window (all missing, or absent from the logged rows) is a
+finding, not a crash: it is reported as drifted (method `missing`) and its missing-value
+count equals the window's rows (`mlops_input_missing_values`). A window that cannot be
+assessed at all (no reference for its version, corrupt scores, ...) records its error in its
+`summary.json` and in the run's output, and the other windows are still reported; the run
+fails only when every window failed. State files are replaced atomically.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,9 +35,9 @@ import numpy as np
 import pandas as pd
 
 from configs import ConfigError, load_config
-from configs.console import cli_parser, fail, highlight, progress, setup_logging
+from configs.console import UserError, cli_parser, fail, highlight, progress, setup_logging
 from configs.schema import ProjectConfig
-from monitoring.drift import NUM, column_drift, detect_drift
+from monitoring.drift import MISSING, NUM, column_drift, detect_drift
 from monitoring.inference_log import DECISION, MODEL_VERSION, TIMESTAMP, read_log
 from monitoring.pushgateway import PushError, Sample, project_grouping, push
 from monitoring.reference import (
@@ -39,16 +46,18 @@ from monitoring.reference import (
     MissingReferenceError,
     load_reference,
 )
+from serving.processes import write_atomic
 
 log = logging.getLogger(__name__)
 
 QUALITY_METRICS = ("f1", "pr_auc", "roc_auc")
 SUMMARY_FILE = "summary.json"
+HISTORY_FILE = "history.json"
 REPORTS_ROOT = Path("reports/monitoring")
 
 
-class MonitorError(RuntimeError):
-    """Nothing to monitor, or a window cannot be assessed; the message says what to do."""
+class MonitorError(UserError, RuntimeError):
+    """Nothing to monitor, or no window could be assessed; the message says what to do."""
 
 
 @dataclass
@@ -69,6 +78,11 @@ class WindowReport:
     quality: dict[str, dict[str, float]] = field(default_factory=dict)
     vs_baseline_pct: dict[str, float] = field(default_factory=dict)
     report_dir: str = ""
+    error: str = ""  # why the window could not be assessed ("" when it was)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error)
 
 
 @dataclass
@@ -104,14 +118,20 @@ def assess(
     served: _Version,
     config: ProjectConfig,
 ) -> dict[str, Any]:
-    """Drift, input quality and labelled quality of one window (pure; no I/O)."""
+    """Drift, input quality and labelled quality of one window (pure; no I/O).
+
+    A feature absent from `rows` counts as missing in every row, and a feature without any
+    value is drifted (method "missing"), so one broken feature never hides the others.
+    """
     reference = served.reference
+    rows = rows.reindex(columns=list(dict.fromkeys([*rows.columns, *config.features])))
     drift = detect_drift(
         reference,
         rows,
         config.numeric_features,
         config.categorical_features,
         config.monitoring.drift_share_threshold,
+        missing_is_drift=True,
     )
     prediction = column_drift(reference[SCORE_COLUMN], rows[SCORE_COLUMN], NUM, SCORE_COLUMN)
     unseen = {
@@ -177,6 +197,9 @@ def evidently_reports(
     from sklearn.exceptions import UndefinedMetricWarning
 
     columns = [*config.features, SCORE_COLUMN]
+    rows = rows.reindex(columns=list(dict.fromkeys([*rows.columns, *columns, TARGET_COLUMN])))
+    # Evidently refuses a column without values; monitoring.drift reports those as drifted.
+    tested = [c for c in columns if rows[c].notna().any()]
     definition = DataDefinition(
         numerical_columns=[*config.numeric_features, SCORE_COLUMN],
         categorical_columns=list(config.categorical_features),
@@ -193,7 +216,7 @@ def evidently_reports(
         return Dataset.from_pandas(frame.reset_index(drop=True), data_definition=definition)
 
     out.mkdir(parents=True, exist_ok=True)
-    drift = Report([DataDriftPreset(columns=columns), DataSummaryPreset()]).run(
+    drift = Report([DataDriftPreset(columns=tested), DataSummaryPreset()]).run(
         dataset(rows, False), dataset(reference, False)
     )
     drift.save_html(str(out / "drift.html"))
@@ -251,8 +274,12 @@ def run_monitor(
 ) -> list[WindowReport]:
     """Assess every window of the log since `since`; write, log and push the results.
 
+    A window that cannot be assessed is returned with its `error` (and written to its
+    `summary.json`); the others are still written to `history.json`, logged and pushed.
+
     Raises:
-        MonitorError: The log holds no rows of the project's model in the range.
+        MonitorError: The log holds no rows of the project's model in the range, no window is
+            large enough, or every window failed (each one's error named).
     """
     settings = config.monitoring
     log_root = Path(log_root or settings.log_path)
@@ -263,44 +290,87 @@ def run_monitor(
             + (f" since {since}" if since is not None else "")
             + ": nothing has been served and logged yet"
         )
-    versions: dict[str, _Version] = {}
+    versions: dict[str, _Version | Exception] = {}
     reports = []
     for start, version, rows in progress(windows(frame, settings.window), desc="windows"):
         if len(rows) < settings.min_window_rows:
             log.info("window %s v%s: %d rows < min_window_rows, skipped", start, version, len(rows))
             continue
-        if version not in versions:
-            versions[version] = _load_version(config, version)
-        served = versions[version]
-        end = rows[TIMESTAMP].max()
         report = WindowReport(
             project=config.name,
             model=config.model_name,
             version=version,
             start=start.isoformat(),
-            end=end.isoformat(),
+            end=rows[TIMESTAMP].max().isoformat(),
             rows=len(rows),
-            **assess(rows, served, config),
+            labelled_rows=0,
+            drift={},
+            prediction_drift={},
+            missing_values={},
+            unseen_categories={},
         )
         folder = out_root / config.name / f"{start:%Y%m%dT%H%M}_v{version}"
-        if evidently:
-            evidently_reports(served.reference, rows, config, folder, settings.report_sample_rows)
+        try:
+            if version not in versions:
+                try:
+                    versions[version] = _load_version(config, version)
+                except Exception as exc:  # noqa: BLE001 - remembered: fails each of its windows
+                    versions[version] = exc
+            served = versions[version]
+            if isinstance(served, Exception):
+                raise served
+            for key, value in assess(rows, served, config).items():
+                setattr(report, key, value)
+            if evidently:
+                evidently_reports(
+                    served.reference, rows, config, folder, settings.report_sample_rows
+                )
+        except Exception as exc:  # noqa: BLE001 - one bad window must not stop the others
+            report = replace(report, error=f"{type(exc).__name__}: {exc}", **_EMPTY_RESULT)
+            log.error("window %s v%s not assessed: %s", start, version, report.error)
         folder.mkdir(parents=True, exist_ok=True)
         report.report_dir = str(folder)
-        (folder / SUMMARY_FILE).write_text(json.dumps(asdict(report), indent=2, default=float))
+        write_atomic(folder / SUMMARY_FILE, json.dumps(asdict(report), indent=2, default=float))
         reports.append(report)
     if not reports:
         raise MonitorError(
             f"no window of {config.model_name} has {settings.min_window_rows} rows "
             f"(monitoring.min_window_rows): send more traffic, or lower that setting"
         )
-    _write_history(out_root / config.name, reports)
+    assessed = [r for r in reports if not r.failed]
+    if not assessed:
+        raise _all_failed(config, reports)
+    _write_history(out_root / config.name, assessed)
     _log_to_mlflow(config, reports)
     if pushgateway:
-        latest = _latest_of_champion(config.model_name, reports)
+        latest = _latest_of_champion(config.model_name, assessed)
         push(pushgateway, "monitor", samples(latest, config.evaluation.primary_metric),
              project_grouping(config.name))  # fmt: skip
     return reports
+
+
+# What a failed window reports: nothing measured (not zeros, which would read as "no drift").
+_EMPTY_RESULT: dict[str, Any] = {
+    "labelled_rows": 0,
+    "drift": {},
+    "prediction_drift": {},
+    "missing_values": {},
+    "unseen_categories": {},
+    "quality": {},
+    "vs_baseline_pct": {},
+}
+
+
+def _all_failed(config: ProjectConfig, reports: list[WindowReport]) -> MonitorError:
+    lines = [f"  {r.start} v{r.version}: {r.error}" for r in reports]
+    if all(r.error.startswith(MissingReferenceError.__name__) for r in reports):
+        hint = f"make pipeline PROJECT={config.name} (a new version logs its reference)"
+    else:
+        hint = f"fix the cause named above (each window's {SUMMARY_FILE} records its error)"
+    return MonitorError(
+        f"every window of {config.model_name} failed ({len(reports)}):\n" + "\n".join(lines),
+        hint=hint,
+    )
 
 
 def _latest_of_champion(model_name: str, reports: list[WindowReport]) -> WindowReport:
@@ -327,13 +397,26 @@ def _load_version(config: ProjectConfig, version: str) -> _Version:
 
 
 def _write_history(folder: Path, reports: list[WindowReport]) -> None:
-    """`history.json`: every window assessed so far (newest run wins for a window)."""
-    path = folder / "history.json"
-    known = json.loads(path.read_text()) if path.exists() else []
+    """`history.json`: every window assessed so far (newest run wins for a window).
+
+    Replaced atomically. An unreadable history (a crash of an older, non-atomic writer) is
+    moved aside to `history.json.unreadable-<time>` and a new one started.
+    """
+    path = folder / HISTORY_FILE
+    known = []
+    if path.exists():
+        try:
+            known = json.loads(path.read_text())
+        except ValueError as exc:
+            aside = path.with_name(f"{path.name}.unreadable-{time.time_ns()}")
+            path.replace(aside)
+            log.error(
+                "%s is not valid JSON (%s): moved to %s, starting a new one", path, exc, aside
+            )
     fresh = {(r.start, r.version) for r in reports}
     kept = [w for w in known if (w["start"], w["version"]) not in fresh]
     rows = sorted(kept + [asdict(r) for r in reports], key=lambda w: (w["start"], w["version"]))
-    path.write_text(json.dumps(rows, indent=1, default=float))
+    write_atomic(path, json.dumps(rows, indent=1, default=float))
 
 
 def _log_to_mlflow(config: ProjectConfig, reports: list[WindowReport]) -> None:
@@ -341,12 +424,14 @@ def _log_to_mlflow(config: ProjectConfig, reports: list[WindowReport]) -> None:
 
     from models.registry import experiment_id
 
+    failed = [r for r in reports if r.failed]
     with mlflow.start_run(
         experiment_id=experiment_id(config.name),
         run_name=f"monitor-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}",
-        tags={"kind": "monitoring", "model_name": config.model_name},
-    ):
-        for step, report in enumerate(reports):
+        tags={"kind": "monitoring", "model_name": config.model_name,
+              "failed_windows": str(len(failed))},
+    ):  # fmt: skip
+        for step, report in enumerate(r for r in reports if not r.failed):
             values = {
                 "drift_share": report.drift["drift_share"],
                 "dataset_drift": float(report.drift["dataset_drift"]),
@@ -358,18 +443,26 @@ def _log_to_mlflow(config: ProjectConfig, reports: list[WindowReport]) -> None:
             finite = {k: float(v) for k, v in values.items() if np.isfinite(v)}
             mlflow.log_metrics(finite, step=step)
             mlflow.log_artifacts(report.report_dir, f"windows/{Path(report.report_dir).name}")
+        if failed:
+            mlflow.log_dict({"windows": [asdict(r) for r in failed]}, "failed_windows.json")
 
 
 def _print(reports: list[WindowReport], primary: str) -> None:
     print(f"{'window':<26} {'ver':>3} {'rows':>6} {'labels':>6} {'drift':>6} {primary:>8} "
           f"{'vs base':>8}")  # fmt: skip
     for r in reports:
+        if r.failed:
+            print(highlight(f"{r.start:<26} {r.version:>3} {r.rows:>6} FAILED: {r.error}",
+                            ["FAILED"]))  # fmt: skip
+            continue
         value = r.quality.get("champion", {}).get(primary, float("nan"))
         versus = r.vs_baseline_pct.get(primary, float("nan"))
-        flag = " DRIFT" if r.drift["dataset_drift"] else ""
+        flags = " DRIFT" if r.drift["dataset_drift"] else ""
+        empty = [c["column"] for c in r.drift["columns"] if c["method"] == MISSING]
+        flags += f" MISSING {','.join(empty)}" if empty else ""
         print(highlight(f"{r.start:<26} {r.version:>3} {r.rows:>6} {r.labelled_rows:>6} "
-                        f"{r.drift['drift_share']:>6.2f} {value:>8.3f} {versus:>+7.1f}%{flag}",
-                        ["DRIFT"]))  # fmt: skip
+                        f"{r.drift['drift_share']:>6.2f} {value:>8.3f} {versus:>+7.1f}%{flags}",
+                        ["DRIFT", "MISSING"]))  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -391,15 +484,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_tracking(Path.cwd())
         reports = run_monitor(config, log_root=args.log_path, out_root=args.out,
                               since=args.since, pushgateway=args.pushgateway)  # fmt: skip
-    except MonitorError as exc:  # no traffic (or too little) logged
+    except MonitorError as exc:  # no traffic (or too little) logged, or every window failed
         return fail(exc, f"make simulate PROJECT={project} (with the model served: make serve "
                          f"PROJECT={project})")  # fmt: skip
-    except MissingReferenceError as exc:  # a version without its drift reference
-        return fail(exc, f"make pipeline PROJECT={project} (a new version logs its reference)")
     except (ConfigError, PushError, RegistryError) as exc:
         return fail(exc)
     _print(reports, config.evaluation.primary_metric)
     print(f"reports: {args.out / config.name}")
+    failed = [r for r in reports if r.failed]
+    if failed:
+        names = ", ".join(f"{r.start} v{r.version}" for r in failed)
+        log.warning("%d of %d windows not assessed (%s); the others were reported",
+                    len(failed), len(reports), names)  # fmt: skip
     return 0
 
 

@@ -1,11 +1,12 @@
 """The local Prometheus + Pushgateway stack (Debian binaries), and helpers to query it.
 
-Both servers run as background processes in their own sessions (they outlive the CLI), with
-pid, state and log files, Prometheus' TSDB and the Pushgateway's persistence file in a run
-directory (default `local_outputs/monitoring/`). The scrape config is rendered from the repo's
-`monitoring/prometheus/prometheus.yml`: only the targets of the jobs `prometheus`,
-`pushgateway` and `triton` change (to the effective ports) and `rule_files` become absolute,
-so the repo file stays the single source that the cluster manifests reuse.
+Both servers run as background processes in their own sessions (they outlive the CLI; see
+`serving.background.BackgroundProcess`), with pid, state and log files, Prometheus' TSDB and
+the Pushgateway's persistence file in a run directory (default `local_outputs/monitoring/`).
+The scrape config is rendered from the repo's `monitoring/prometheus/prometheus.yml`: only
+the targets of the jobs `prometheus`, `pushgateway`, `triton` and `gateway` change (to the
+effective ports) and `rule_files` become absolute, so the repo file stays the single source
+that the cluster manifests reuse.
 
 Prometheus runs with `--web.enable-lifecycle` (POST /-/reload after editing the rules) and a
 short retention: this is a workstation stack, not long-term storage.
@@ -13,7 +14,8 @@ short retention: this is a workstation stack, not long-term storage.
 CLI (for `make monitor-up` / `make monitor-down`)::
 
     python -m monitoring.stack up [--prometheus-port 9090 --pushgateway-port 9091
-                                   --triton-metrics 127.0.0.1:8002]
+                                   --triton-metrics 127.0.0.1:8002
+                                   --gateway-metrics 127.0.0.1:8003]
     python -m monitoring.stack status
     python -m monitoring.stack down
 """
@@ -21,13 +23,10 @@ CLI (for `make monitor-up` / `make monitor-down`)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -38,7 +37,8 @@ import requests
 import yaml
 
 from configs.console import UserError, cli_parser, fail, setup_logging
-from serving.processes import client_host, free_ports, http_ok, pid_alive, port_free, runs_binary
+from serving.background import BackgroundProcess
+from serving.processes import client_host, free_ports, http_ok, port_free, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ BINARIES = {
     "prometheus": (("prometheus",), "prometheus"),
     "pushgateway": (("prometheus-pushgateway", "pushgateway"), "prometheus-pushgateway"),
 }
-SCRAPE_JOBS = ("prometheus", "pushgateway", "triton")
+SCRAPE_JOBS = ("prometheus", "pushgateway", "triton", "gateway")
+DEFAULT_GATEWAY_METRICS = "127.0.0.1:8003"  # python -m serving.gateway serve --metrics-port
 # Grafana's interval macros, replaced so that a panel's PromQL runs against Prometheus as is.
 GRAFANA_MACROS = {"__rate_interval": "1m", "__interval": "1m", "__range": "1h"}
 
@@ -72,13 +73,14 @@ def render_config(
     prometheus: str,
     pushgateway: str,
     triton: str,
+    gateway: str = DEFAULT_GATEWAY_METRICS,
     template: Path = PROMETHEUS_CONFIG,
     scrape_interval: str | None = None,
 ) -> str:
-    """The template's YAML with the three jobs' targets replaced and rule_files made absolute.
+    """The template's YAML with the scrape jobs' targets replaced and rule_files made absolute.
 
     Args:
-        prometheus, pushgateway, triton: `host:port` targets of those scrape jobs.
+        prometheus, pushgateway, triton, gateway: `host:port` targets of those scrape jobs.
         template: the repo's prometheus.yml.
         scrape_interval: override of the global scrape and evaluation interval (e.g. "1s").
 
@@ -87,7 +89,12 @@ def render_config(
     """
     template = Path(template)
     config = yaml.safe_load(template.read_text())
-    targets = {"prometheus": prometheus, "pushgateway": pushgateway, "triton": triton}
+    targets = {
+        "prometheus": prometheus,
+        "pushgateway": pushgateway,
+        "triton": triton,
+        "gateway": gateway,
+    }
     jobs = {job.get("job_name"): job for job in config.get("scrape_configs") or []}
     for name, target in targets.items():
         job = jobs.get(name)
@@ -162,17 +169,27 @@ class PrometheusStack:
     def __init__(self, run_dir: Path | None = None, *, template: Path = PROMETHEUS_CONFIG) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else DEFAULT_RUN_DIR
         self.template = Path(template)
-        self.processes: dict[str, subprocess.Popen] = {}
+        self.servers = {
+            name: BackgroundProcess(
+                name, self.run_dir, binary_names, error=MonitoringError, tail=_tail
+            )
+            for name, (binary_names, _) in BINARIES.items()
+        }
+
+    @property
+    def processes(self) -> dict[str, subprocess.Popen]:
+        """The server processes this object started (and has not stopped)."""
+        return {name: s.process for name, s in self.servers.items() if s.process is not None}
 
     @property
     def state_file(self) -> Path:
         return self.run_dir / STATE_FILE
 
     def pid_file(self, name: str) -> Path:
-        return self.run_dir / f"{name}.pid"
+        return self.servers[name].pid_file
 
     def log_file(self, name: str) -> Path:
-        return self.run_dir / f"{name}.log"
+        return self.servers[name].log_file
 
     def state(self) -> dict | None:
         """What the last `start` recorded (pids, ports, urls, files), or None."""
@@ -183,15 +200,8 @@ class PrometheusStack:
 
     def running_pids(self) -> dict[str, int]:
         """The pids of the servers this run directory started that still run."""
-        pids = {}
-        for name in BINARIES:
-            try:
-                pid = int(self.pid_file(name).read_text().strip())
-            except (OSError, ValueError):
-                continue
-            if pid_alive(pid) and runs_binary(pid, BINARIES[name][0]):
-                pids[name] = pid
-        return pids
+        pids = {name: server.running_pid() for name, server in self.servers.items()}
+        return {name: pid for name, pid in pids.items() if pid is not None}
 
     @property
     def prometheus_url(self) -> str:
@@ -215,6 +225,7 @@ class PrometheusStack:
         prometheus_port: int = 9090,
         pushgateway_port: int = 9091,
         triton_metrics: str = "127.0.0.1:8002",
+        gateway_metrics: str = DEFAULT_GATEWAY_METRICS,
         host: str = "127.0.0.1",
         retention: str = "2d",
         scrape_interval: str | None = None,
@@ -226,6 +237,7 @@ class PrometheusStack:
             prometheus_port, pushgateway_port: listen ports (0: pick a free one).
             triton_metrics: `host:port` of Triton's metrics endpoint (scraped as job triton;
                 it may be down, Prometheus keeps trying).
+            gateway_metrics: `host:port` of the gateway's metrics endpoint (job gateway).
             host: address both servers bind to.
             retention: Prometheus' --storage.tsdb.retention.time.
             scrape_interval: override of the config's scrape/evaluation interval.
@@ -261,6 +273,7 @@ class PrometheusStack:
                 prometheus=f"{client}:{ports['prometheus']}",
                 pushgateway=f"{client}:{ports['pushgateway']}",
                 triton=triton_metrics,
+                gateway=gateway_metrics,
                 template=self.template,
                 scrape_interval=scrape_interval,
             )
@@ -269,34 +282,31 @@ class PrometheusStack:
             binaries, ports, host=host, run_dir=self.run_dir, retention=retention
         )
         began = time.monotonic()
-        for name, cmd in commands.items():
-            with open(self.log_file(name), "wb") as log_handle:
-                self.processes[name] = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_handle,
-                    stderr=subprocess.STDOUT,
-                    cwd=self.run_dir,
-                    start_new_session=True,
-                )
-            self.pid_file(name).write_text(f"{self.processes[name].pid}\n")
-        state = {
-            "pids": {name: proc.pid for name, proc in self.processes.items()},
-            "host": host,
-            "prometheus_port": ports["prometheus"],
-            "pushgateway_port": ports["pushgateway"],
-            "prometheus_url": urls["prometheus"],
-            "pushgateway_url": urls["pushgateway"],
-            "triton_metrics": triton_metrics,
-            "config": str(config_path),
-            "logs": {name: str(self.log_file(name)) for name in BINARIES},
-            "commands": commands,
-        }
-        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
-
-        self._wait_ready(urls, deadline=began + timeout_s)
+        try:
+            for name, cmd in commands.items():  # both start at once, then both are awaited
+                self.servers[name].start(cmd, state={"url": urls[name], "port": ports[name]})
+            state = {
+                "pids": {name: proc.pid for name, proc in self.processes.items()},
+                "host": host,
+                "prometheus_port": ports["prometheus"],
+                "pushgateway_port": ports["pushgateway"],
+                "prometheus_url": urls["prometheus"],
+                "pushgateway_url": urls["pushgateway"],
+                "triton_metrics": triton_metrics,
+                "gateway_metrics": gateway_metrics,
+                "config": str(config_path),
+                "logs": {name: str(self.log_file(name)) for name in BINARIES},
+                "commands": commands,
+            }
+            write_atomic(self.state_file, json.dumps(state, indent=2) + "\n")
+            for name, url in urls.items():
+                left = began + timeout_s - time.monotonic()
+                self.servers[name].wait_ready(f"{url}/-/ready", timeout_s=max(left, 0.0))
+        except MonitoringError:
+            self.stop()  # whatever did start
+            raise
         state["ready_seconds"] = round(time.monotonic() - began, 3)
-        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+        write_atomic(self.state_file, json.dumps(state, indent=2) + "\n")
         log.info(
             "monitoring stack ready in %.1f s: prometheus %s, pushgateway %s",
             state["ready_seconds"],
@@ -305,62 +315,16 @@ class PrometheusStack:
         )
         return state
 
-    def _wait_ready(self, urls: dict[str, str], *, deadline: float) -> None:
-        """Poll each server's /-/ready; stop everything and raise when one exits or is late."""
-        pending = dict(urls)
-        while pending:
-            for name in list(pending):
-                code = self.processes[name].poll()
-                if code is not None:
-                    self.stop()
-                    raise MonitoringError(
-                        f"{name} exited with code {code} during start; log "
-                        f"{self.log_file(name)}:\n{_tail(self.log_file(name))}"
-                    )
-                if http_ok(f"{pending[name]}/-/ready", timeout=0.5):
-                    del pending[name]
-            if pending and time.monotonic() > deadline:
-                self.stop()
-                name = next(iter(pending))
-                raise MonitoringError(
-                    f"{name} not ready at {urls[name]}/-/ready in time; log "
-                    f"{self.log_file(name)}:\n{_tail(self.log_file(name))}"
-                )
-            if pending:
-                time.sleep(0.1)
-
     def stop(self, timeout_s: float = 15.0) -> bool:
-        """SIGTERM both servers, wait up to `timeout_s`, then SIGKILL their process groups.
+        """SIGTERM each server, wait up to `timeout_s`, then SIGKILL its process group.
+
+        Prometheus goes first (it scrapes the Pushgateway).
 
         Returns:
             True when at least one server was running and was stopped.
         """
-        pids = {name: proc.pid for name, proc in self.processes.items() if proc.poll() is None}
-        pids.update(self.running_pids())
-        for pid in pids.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        for name, pid in pids.items():
-            process = self.processes.get(name)
-            while time.monotonic() < deadline:
-                if process is not None and process.poll() is not None:
-                    break
-                if process is None and not pid_alive(pid):
-                    break
-                time.sleep(0.1)
-            else:
-                log.warning("%s %d ignored SIGTERM for %.0f s: SIGKILL", name, pid, timeout_s)
-            # Each server leads its own session's group; nothing of it is left behind.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-        for process in self.processes.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=10)
-        for name in BINARIES:
-            self.pid_file(name).unlink(missing_ok=True)
-        self.processes = {}
-        return bool(pids)
+        stopped = [self.servers[name].stop(timeout_s) for name in reversed(BINARIES)]
+        return any(stopped)
 
     def status(self) -> dict:
         """Running and ready per server, with the recorded urls."""
@@ -377,7 +341,14 @@ class PrometheusStack:
         return summary
 
 
-_SUMMARY_KEYS = ("prometheus_url", "pushgateway_url", "triton_metrics", "config", "logs")
+_SUMMARY_KEYS = (
+    "prometheus_url",
+    "pushgateway_url",
+    "triton_metrics",
+    "gateway_metrics",
+    "config",
+    "logs",
+)
 
 
 # -- queries -------------------------------------------------------------------------------
@@ -529,6 +500,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--prometheus-port", type=int, default=9090, help="0: a free port")
     parser.add_argument("--pushgateway-port", type=int, default=9091, help="0: a free port")
     parser.add_argument("--triton-metrics", default="127.0.0.1:8002", help="host:port to scrape")
+    parser.add_argument(
+        "--gateway-metrics", default=DEFAULT_GATEWAY_METRICS, help="host:port to scrape"
+    )
     parser.add_argument("--retention", default="2d", help="Prometheus TSDB retention")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
     return parser
@@ -549,6 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 prometheus_port=args.prometheus_port,
                 pushgateway_port=args.pushgateway_port,
                 triton_metrics=args.triton_metrics,
+                gateway_metrics=args.gateway_metrics,
                 host=args.host,
                 retention=args.retention,
                 timeout_s=args.timeout,

@@ -593,7 +593,7 @@ def export_step(
     import mlflow
 
     from features.split import model_inputs
-    from models.registry import load_model
+    from models.registry import load_model, sha256_hex
     from serving.deploy import ONNX_ARTIFACT
     from serving.onnx_export import TARGET_OPSET, assert_parity, export_onnx
 
@@ -604,7 +604,11 @@ def export_step(
         rows = model_inputs(_read_frame(test), config)
         parity = assert_parity(fitted, onnx_bytes, rows, *columns, config.serving.parity_tolerance)
         Path(onnx_model.path).write_bytes(onnx_bytes)
-        report = parity.__dict__ | {"opset": TARGET_OPSET, "bytes": len(onnx_bytes)}
+        report = parity.__dict__ | {
+            "opset": TARGET_OPSET,
+            "bytes": len(onnx_bytes),
+            "sha256": sha256_hex(onnx_bytes),
+        }
         onnx_model.metadata.update({"framework": "onnx", **report})
         _log_bytes(onnx_bytes, ONNX_ARTIFACT)
         mlflow.log_dict(report, "onnx/parity.json")
@@ -632,11 +636,20 @@ def register_step(
     registered: ArtifactLike,
 ) -> None:
     """Log challenger, baseline and the drift reference (training rows) to MLflow, and
-    register the challenger as a new version."""
+    register the challenger as a new version, with the SHA-256 of its ONNX graph and of its
+    skops file as version tags (what deploy and the gate verify)."""
     import mlflow
 
     from features.split import model_inputs
-    from models.registry import load_model, log_model, register
+    from models.registry import (
+        ONNX_SHA256_TAG,
+        SKOPS_SHA256_TAG,
+        load_model,
+        log_model,
+        logged_skops_sha256,
+        register,
+        sha256_hex,
+    )
     from monitoring.reference import log_reference, reference_frame
     from serving.deploy import ONNX_ARTIFACT
 
@@ -656,6 +669,8 @@ def register_step(
             f"test.{evaluation.metadata['metric']}": f"{evaluation.metadata['challenger']:.6f}",
             "onnx.parity_max_abs_diff": f"{onnx_model.metadata['max_abs_diff']:.3g}",
             "onnx.artifact": ONNX_ARTIFACT,
+            ONNX_SHA256_TAG: sha256_hex(Path(onnx_model.path).read_bytes()),
+            SKOPS_SHA256_TAG: logged_skops_sha256(uri),
         }
         version = register(uri, config.model_name, run_id, tags)
         _write_json(version.__dict__ | {"model_uri": uri}, Path(registered.path))
@@ -677,6 +692,13 @@ def gate_step(
 ) -> None:
     """Compare challenger, champion and baseline and decide; the deploy step moves the alias.
 
+    Fails closed: a tracking store that does not answer stops the step (nothing moved); a
+    champion that exists but cannot be scored (no `threshold` tag, artifact missing or changed,
+    features changed) makes the gate refuse, unless
+    `gate.allow_baseline_only_when_champion_unusable` allows a baseline-only comparison. The
+    record names the champion compared against (`previous_champion`), which the deploy step
+    requires to still be champion when it moves the alias.
+
     Writes the decision record (version tags + JSON artifact) and the model card either way.
     """
     import mlflow
@@ -684,7 +706,7 @@ def gate_step(
     from features.split import features_and_target
     from models.gate import decide_promotion
     from models.model_card import render_model_card
-    from models.registry import champion_version, load_registered, record_decision
+    from models.registry import champion_version, check_tracking, record_decision
 
     with stage("gate", config_yaml, run_id) as config:
         version = _version(registered)
@@ -692,18 +714,19 @@ def gate_step(
         y = labels.to_numpy()
         challenger = (_predict(model, X), float(model.metadata["threshold"]))
         base = (_predict(baseline, X), float(baseline.metadata["threshold"]))
-        champion, note, current = None, "", champion_version(config.model_name)
+        champion, unusable, current = None, "", champion_version(config.model_name)
         if current is not None:
             try:
-                client = mlflow.MlflowClient()
-                info = client.get_model_version(config.model_name, current)
-                champ_model = load_registered(f"models:/{config.model_name}/{current}")
-                champion = (champ_model.predict_proba(X)[:, 1], float(info.tags["threshold"]))
-            except Exception as exc:  # noqa: BLE001 - recorded in the decision, not fatal
-                note = f"champion v{current} could not score this test set: {exc}"
+                champion = _score_champion(config.model_name, current, X)
+            except Exception as exc:  # noqa: BLE001 - blocks the promotion, in the record
+                check_tracking(mlflow.get_tracking_uri())  # a store that went down stops the run
+                unusable = (
+                    f"champion version {current} exists but could not be scored on this test "
+                    f"set ({exc.__class__.__name__}: {str(exc)[:300]})"
+                )
         evaluation_data = json.loads(Path(evaluation.path).read_text())
         verdict = decide_promotion(
-            config, y, challenger, base, champion, evaluation_data["slices"], note
+            config, y, challenger, base, champion, evaluation_data["slices"], unusable
         ).to_dict()
         intervals = {who: evaluation_data[who]["interval"] for who in ("challenger", "baseline")}
         for row in verdict["comparisons"]:
@@ -753,6 +776,19 @@ def gate_step(
         )
 
 
+def _score_champion(name: str, version: str, X: pd.DataFrame) -> tuple[np.ndarray, float]:
+    """The champion's test probabilities and threshold, from its verified skops file."""
+    import mlflow
+
+    from models.registry import load_version
+
+    tags = mlflow.MlflowClient().get_model_version(name, version).tags
+    if "threshold" not in tags:
+        raise KeyError(f"version {version} has no `threshold` tag")
+    model = load_version(name, version, tags)
+    return model.predict_proba(X)[:, 1], float(tags["threshold"])
+
+
 def _version(registered: ArtifactLike):
     from models.registry import Version
 
@@ -800,15 +836,20 @@ def deploy_step(
 ) -> None:
     """Infra-validate a promoted challenger in a private Triton, then move `champion`.
 
-    Only a challenger the gate passed is validated; only a validated one becomes champion and
-    is published to `serving_repository` (where a polling Triton picks it up). A failure
-    leaves the previous champion serving and is recorded, not raised.
+    Only a challenger the gate passed is validated, from its ONNX verified against the
+    registered `onnx_sha256`; only a validated one is published to `serving_repository`
+    (where a polling Triton picks it up) and then becomes champion, under the model's
+    promotion lock and only if the champion is still the one the gate compared against
+    (else refused and recorded: the next run gates against the new champion). A publish that
+    fails puts the repository back and leaves the alias. A refusal or failed validation
+    leaves the previous champion serving and is recorded, not raised; a changed artifact is
+    raised.
     """
     import mlflow
 
     from features.split import model_inputs
-    from models.registry import promote
-    from serving.deploy import deploy_champion
+    from models.registry import ONNX_SHA256_TAG, ChampionMovedError
+    from serving.deploy import switch_champion
     from serving.infra_validation import validate_candidate
 
     with stage("deploy", config_yaml, run_id) as config:
@@ -818,29 +859,39 @@ def deploy_step(
         if not verdict["promote"]:
             record["reasons"] = [f"gate did not pass: {verdict['reasons'][0]}"]
         else:
+            client = mlflow.MlflowClient()
+            tags = client.get_model_version(version.name, version.version).tags
             rows = model_inputs(_read_frame(test).head(config.serving.validation_rows), config)
             report = validate_candidate(
                 version.name, int(version.version), Path(onnx_model.path).read_bytes(), rows,
                 _predict(model, rows),
+                sha256=tags.get(ONNX_SHA256_TAG, ""),
+                threshold=float(model.metadata["threshold"]),
                 parameters={"threshold": str(model.metadata["threshold"]),
                             "registry_version": version.version},
                 tolerance=config.serving.parity_tolerance,
                 p99_budget_ms=config.serving.p99_budget_ms,
             )  # fmt: skip
             record |= {"infra_validation": report.to_dict(), "reasons": report.reasons}
+            expected = verdict.get("previous_champion")
+            record["previous_champion"] = expected
             if report.passed:
-                promote(version, verdict["reasons"][0])
-                if serving_repository:
-                    deploy_champion(version.name, Path(serving_repository))
-                    record["serving_repository"] = serving_repository
-                registered_at = (
-                    mlflow.MlflowClient()
-                    .get_model_version(version.name, version.version)
-                    .creation_timestamp
-                )
-                record["deployed"] = True
-                record["lead_time_s"] = round(time.time() - registered_at / 1000, 2)
-                mlflow.log_metric("deployment_lead_time_s", record["lead_time_s"])
+                try:
+                    switch_champion(
+                        version.name, version.version, expected=expected,
+                        event=f"promoted: {verdict['reasons'][0]}",
+                        repo=Path(serving_repository) if serving_repository else None,
+                        keep=config.serving.keep_versions,
+                    )  # fmt: skip
+                except ChampionMovedError as exc:
+                    record["reasons"] = [f"refused at promotion: {exc}", *report.reasons]
+                else:
+                    if serving_repository:
+                        record["serving_repository"] = serving_repository
+                    info = client.get_model_version(version.name, version.version)
+                    record["deployed"] = True
+                    record["lead_time_s"] = round(time.time() - info.creation_timestamp / 1000, 2)
+                    mlflow.log_metric("deployment_lead_time_s", record["lead_time_s"])
             mlflow.log_metrics({"infra.p99_ms": report.p99_ms,
                                 "infra.max_abs_diff": report.max_abs_diff})  # fmt: skip
         _write_json(record, Path(deployment.path))

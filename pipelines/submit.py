@@ -5,7 +5,7 @@
 
 A one-off run by default; `--recurring` creates a recurring run on the project's `schedule`
 (6-field cron, seconds first, as Kubeflow reads it). On the cluster the champion reaches
-Triton through the registry sync sidecar (infra/k8s/base/triton.yaml), so no serving
+Triton through the registry sync sidecar (infra/k8s/base/inference.yaml), so no serving
 repository is passed; Optuna trials go to `--study-storage` (the cluster's PostgreSQL).
 """
 

@@ -2,31 +2,31 @@
 
     python -m serving.client predict --file rows.csv [--model fraud-classifier]
 
-Input names, types and the decision threshold are read from the server (model metadata and
-the `threshold` parameter of its config), so the client needs no registry access.
+Talks KServe v2 over HTTP to the public endpoint, the gateway (`make serve`, :8000). Input
+names and types are read from the model's metadata; the decision comes from the server, taken
+at the threshold of the version that answered, so the client holds no threshold. Every
+request carries a request id (`X-Request-ID`): the gateway logs the rows under it, which is
+what late labels join on (`<id>` for one row, `<id>.<i>` for row i of a larger request).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from configs.console import cli_parser, fail, setup_logging
-from serving.onnx_export import MISSING_CATEGORY, PROBABILITIES_OUTPUT
-
-if TYPE_CHECKING:
-    from monitoring.inference_log import InferenceLogger
+from serving.decision import MISSING_CATEGORY, PROBABILITIES_OUTPUT
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("http", "grpc")
+DECISION_OUTPUT = "decision"  # added by the gateway; raw Triton does not decide
 
 
 class ClientError(RuntimeError):
@@ -43,61 +43,47 @@ class ModelInfo:
 
     name: str
     version: str
-    inputs: dict[str, str]  # input name -> Triton datatype ("FP32", "BYTES")
-    threshold: float
+    inputs: dict[str, str]  # input name -> KServe datatype ("FP32", "BYTES")
 
 
-class TritonModelClient:
-    """Predict with one model on a Triton server over HTTP or gRPC (tritonclient).
+class ModelClient:
+    """Predict with one served model over KServe v2 HTTP (tritonclient), through the gateway.
 
-    With an `InferenceLogger`, every prediction is also handed to the inference log (without
-    waiting on it: logging never fails or slows a prediction).
+    Against a bare Triton (infra validation's private server) it returns probabilities only.
     """
 
     def __init__(
-        self,
-        model: str,
-        url: str = "127.0.0.1:8000",
-        protocol: str = "http",
-        logger: InferenceLogger | None = None,
+        self, model: str, url: str = "127.0.0.1:8000", *, api_key: str | None = None
     ) -> None:
-        if protocol not in PROTOCOLS:
-            raise ClientError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-        if protocol == "http":
-            import tritonclient.http as module
-        else:
-            import tritonclient.grpc as module
-        self._module, self._protocol = module, protocol
-        self._client = module.InferenceServerClient(url=url)
+        import tritonclient.http as http
+
+        self._http = http
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = http.InferenceServerClient(url=url.removeprefix("http://"))
         self.info = self._describe(model)
-        self.logger = logger
         self.last_version = self.info.version  # the version that answered the last request
+        self.last_request_id = ""
 
     def _describe(self, model: str) -> ModelInfo:
         try:
-            metadata = self._client.get_model_metadata(model)
-            config = self._client.get_model_config(model)
+            metadata = self._client.get_model_metadata(model, headers=self._headers)
         except Exception as exc:
             raise ModelUnavailableError(f"model '{model}' is not available: {exc}") from exc
-        if self._protocol == "grpc":  # protobuf messages -> the same dicts HTTP returns
-            from google.protobuf.json_format import MessageToDict
-
-            metadata = MessageToDict(metadata, preserving_proto_field_name=True)
-            config = MessageToDict(config, preserving_proto_field_name=True)["config"]
-        parameters = config.get("parameters", {})
-        threshold = float(parameters.get("threshold", {}).get("string_value", 0.5))
         inputs = {i["name"]: i["datatype"] for i in metadata["inputs"]}
-        return ModelInfo(model, str(metadata.get("versions", ["?"])[-1]), inputs, threshold)
+        return ModelInfo(model, str(metadata.get("versions", ["?"])[-1]), inputs)
 
     def predict(
         self,
         rows: pd.DataFrame,
-        request_ids: Iterable[str] | None = None,
-        timestamps: Iterable[pd.Timestamp] | None = None,
+        request_id: str | None = None,
+        event_time: pd.Timestamp | None = None,
     ) -> pd.DataFrame:
-        """Probability of the positive class and the decision at the model's threshold.
+        """Probability of the positive class and, from the gateway, the decision.
 
-        `request_ids` and `timestamps` (default: new ids, now) key the inference log rows.
+        Args:
+            rows: raw feature rows (one column per model input).
+            request_id: the request's id (default: a new one); `last_request_id` keeps it.
+            event_time: when the rows happened, logged instead of the arrival time (replays).
         """
         missing = [name for name in self.info.inputs if name not in rows.columns]
         if missing:
@@ -105,45 +91,29 @@ class TritonModelClient:
         tensors = []
         for name, datatype in self.info.inputs.items():
             values = _column(rows[name], datatype)
-            tensor = self._module.InferInput(name, list(values.shape), datatype)
+            tensor = self._http.InferInput(name, list(values.shape), datatype)
             tensor.set_data_from_numpy(values)
             tensors.append(tensor)
+        request_id = request_id or uuid.uuid4().hex
+        parameters = {"event_time": pd.Timestamp(event_time).isoformat()} if event_time else None
         try:
-            result = self._client.infer(self.info.name, tensors)
+            result = self._client.infer(
+                self.info.name,
+                tensors,
+                headers={**self._headers, "X-Request-ID": request_id},
+                parameters=parameters,
+            )
         except Exception as exc:
             raise ClientError(f"inference failed: {exc}") from exc
-        probability = result.as_numpy(PROBABILITIES_OUTPUT)[:, 1].astype(float)
+        self.last_version, self.last_request_id = _served_version(result), request_id
         predictions = pd.DataFrame(
-            {
-                "probability": probability,
-                "decision": (probability >= self.info.threshold).astype(int),
-            },
+            {"probability": result.as_numpy(PROBABILITIES_OUTPUT)[:, 1].astype(float)},
             index=rows.index,
         )
-        self.last_version = _served_version(result)
-        if self.logger is not None:
-            self._log(self.logger, rows, predictions, self.last_version, request_ids, timestamps)
+        decisions = result.as_numpy(DECISION_OUTPUT)
+        if decisions is not None:
+            predictions["decision"] = decisions.astype(int)
         return predictions
-
-    def _log(
-        self, logger: InferenceLogger, rows, predictions, version, request_ids, timestamps
-    ) -> None:
-        from monitoring.inference_log import prediction_frame
-
-        try:
-            logger.log(
-                prediction_frame(
-                    model=self.info.name,
-                    version=version,
-                    features=rows[list(self.info.inputs)],
-                    scores=predictions["probability"].to_numpy(),
-                    decisions=predictions["decision"].to_numpy(),
-                    request_ids=request_ids,
-                    timestamps=timestamps,
-                )
-            )
-        except Exception as exc:  # noqa: BLE001 - a logging fault never fails a prediction
-            log.error("inference log: rows of %s not logged: %s", self.info.name, exc)
 
     def close(self) -> None:
         """Close the connection."""
@@ -182,17 +152,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--model", default="fraud-classifier", help="served model (default: fraud-classifier)"
     )
-    parser.add_argument("--url", default="127.0.0.1:8000", help="host:port (8001 for gRPC)")
-    parser.add_argument(
-        "--protocol", choices=PROTOCOLS, default="http", help="KServe v2 protocol (default http)"
-    )
+    parser.add_argument("--url", default="127.0.0.1:8000", help="the gateway's host:port")
+    parser.add_argument("--api-key", help="API key, when the gateway requires one")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     from features.sources import DataSourceError, read_table
 
     try:
         rows = read_table(args.file)
-        client = TritonModelClient(args.model, args.url, args.protocol)
+        client = ModelClient(args.model, args.url, api_key=args.api_key)
         predictions = client.predict(rows)
         client.close()
     except ModelUnavailableError as exc:
@@ -201,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ClientError, DataSourceError) as exc:
         return fail(exc)
     print(
-        f"# model {client.info.name} v{client.info.version}, threshold {client.info.threshold:.4f}",
+        f"# model {client.info.name} v{client.last_version}, request {client.last_request_id}",
         file=sys.stderr,
     )
     predictions.to_csv(sys.stdout)

@@ -1,6 +1,8 @@
 """Infra validation: load a candidate into a real, private Triton and prove it before traffic.
 
-The candidate's ONNX is written to a temporary repository, a Triton server starts on free
+The candidate's ONNX is first checked against the SHA-256 registered with its version (the
+bytes validated are the bytes deploy publishes), then written to a temporary repository (model
+config as deploy writes it, `threshold.v<N>` included), a Triton server starts on free
 ports, holdout rows are replayed through the platform's client, and the served probabilities
 must equal the in-process ones (tolerance) with single-row p99 latency under the budget.
 """
@@ -15,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.client import TritonModelClient
+from models.registry import ONNX_SHA256_TAG, verify_sha256
+from serving.client import ModelClient
+from serving.decision import threshold_parameters
 from serving.launcher import TritonServer
 from serving.model_repository import triton_config, write_version
 from serving.processes import free_ports
@@ -47,6 +51,8 @@ def validate_candidate(
     rows: pd.DataFrame,
     expected: np.ndarray,
     *,
+    sha256: str,
+    threshold: float,
     parameters: dict[str, str],
     tolerance: float,
     p99_budget_ms: float,
@@ -59,11 +65,19 @@ def validate_candidate(
         onnx_bytes: The parity-checked ONNX of the candidate.
         rows: Holdout rows of raw features (`model_inputs` form).
         expected: In-process probabilities of the positive class for `rows`.
-        parameters: Config parameters served with the model (threshold, registry version).
+        sha256: The version's registered `onnx_sha256`; other bytes are refused.
+        threshold: The version's decision threshold (served as `threshold.v<version>`).
+        parameters: Other config parameters served with the model (registry version, ...).
         tolerance: Max |served - expected| probability difference.
         p99_budget_ms: Max p99 latency of single-row requests.
         latency_requests: How many single-row requests are timed.
+
+    Raises:
+        ArtifactIntegrityError: `onnx_bytes` do not hash to `sha256` (nothing is started).
     """
+    verify_sha256(onnx_bytes, {ONNX_SHA256_TAG: sha256}, ONNX_SHA256_TAG, name=name,
+                  version=str(version))  # fmt: skip
+    parameters = parameters | threshold_parameters({version: threshold})
     with tempfile.TemporaryDirectory(prefix="infra-validation-") as tmp:
         repo = Path(tmp) / "repo"
         config = triton_config(name, onnx_bytes, parameters=parameters)
@@ -75,7 +89,7 @@ def validate_candidate(
                      model_control="none", timeout_s=60)  # fmt: skip
         ready_seconds = time.perf_counter() - started
         try:
-            client = TritonModelClient(name, f"127.0.0.1:{http}")
+            client = ModelClient(name, f"127.0.0.1:{http}")
             served = client.predict(rows)["probability"].to_numpy()
             timings = []
             for i in range(min(latency_requests, len(rows))):

@@ -20,7 +20,8 @@ training venv needs. How the server is started, and why:
 - `--disable-auto-complete-config`: every model has a complete config.pbtxt; it saves a stub
   launch per load and makes Triton ignore a model directory until its config.pbtxt exists.
 - The server runs in its own session (it survives the CLI that started it); stop sends
-  SIGTERM, waits, then SIGKILLs the whole process group (the server and its stubs).
+  SIGTERM, waits, then SIGKILLs the whole process group (the server and its stubs). The
+  process handling is `serving.background.BackgroundProcess`, shared by every local server.
 
 CLI (for `make serve` / `make stop`)::
 
@@ -32,29 +33,22 @@ CLI (for `make serve` / `make stop`)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import logging
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from configs.console import UserError, cli_parser, fail, setup_logging
-from serving.processes import client_host, http_ok, pid_alive, port_free, runs_binary
-
-log = logging.getLogger(__name__)
+from serving.background import BackgroundProcess
+from serving.processes import client_host, http_ok, port_free
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = REPO_ROOT / ".venv-triton"
 SETUP_HINT = "make triton-env  (runs serving/triton/setup_env.sh)"
-PID_FILE = "tritonserver.pid"
-STATE_FILE = "tritonserver.json"
-LOG_FILE = "tritonserver.log"
+SERVER_NAME = "tritonserver"  # its pid, state and log files are RUN_DIR/tritonserver.*
 MODEL_CONTROL_MODES = ("poll", "explicit", "none")
 
 
@@ -144,34 +138,34 @@ class TritonServer:
     def __init__(self, *, venv: Path = DEFAULT_VENV, run_dir: Path | None = None) -> None:
         self.venv = Path(venv)
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(self.venv)
-        self.process: subprocess.Popen | None = None
+        self.background = BackgroundProcess(
+            SERVER_NAME, self.run_dir, (SERVER_NAME,), error=TritonError, tail=log_tail
+        )
+
+    @property
+    def process(self) -> subprocess.Popen | None:
+        """The server this object started (None before `start` and after `stop`)."""
+        return self.background.process
 
     @property
     def pid_file(self) -> Path:
-        return self.run_dir / PID_FILE
+        return self.background.pid_file
 
     @property
     def state_file(self) -> Path:
-        return self.run_dir / STATE_FILE
+        return self.background.state_file
 
     @property
     def log_file(self) -> Path:
-        return self.run_dir / LOG_FILE
+        return self.background.log_file
 
     def state(self) -> dict | None:
         """What the last `start` recorded (pid, ports, repository, urls), or None."""
-        try:
-            return json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return None
+        return self.background.state()
 
     def running_pid(self) -> int | None:
         """The pid of the server this run directory started, when it still runs."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) and runs_binary(pid, ("tritonserver",)) else None
+        return self.background.running_pid()
 
     def start(
         self,
@@ -254,22 +248,8 @@ class TritonServer:
         elif model_control == "explicit":
             cmd += [f"--load-model={name}" for name in load_models]
 
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        began = time.monotonic()
-        with open(self.log_file, "wb") as log_handle:
-            self.process = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log_handle,
-                stderr=subprocess.STDOUT,
-                env=env.process_env(),
-                cwd=self.run_dir,
-                start_new_session=True,
-            )
-        self.pid_file.write_text(f"{self.process.pid}\n")
         base = f"http://{client_host(host)}"
         state = {
-            "pid": self.process.pid,
             "repo": str(repo),
             "host": host,
             "http_port": http_port,
@@ -279,34 +259,14 @@ class TritonServer:
             "http_url": f"{base}:{http_port}",
             "grpc_url": f"{client_host(host)}:{grpc_port}",
             "metrics_url": f"{base}:{metrics_port}/metrics",
-            "log": str(self.log_file),
-            "cmd": cmd,
         }
-        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
-
-        ready_url = f"{base}:{http_port}/v2/health/ready"
-        deadline = began + timeout_s
-        while True:
-            code = self.process.poll()
-            if code is not None:
-                self._forget()
-                raise TritonError(
-                    f"tritonserver exited with code {code} during start; log {self.log_file}:\n"
-                    + log_tail(self.log_file)
-                )
-            if http_ok(ready_url, timeout=0.5):
-                break
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TritonError(
-                    f"tritonserver not ready after {timeout_s:.0f} s; log {self.log_file}:\n"
-                    + log_tail(self.log_file)
-                )
-            time.sleep(0.1)
-        state["ready_seconds"] = round(time.monotonic() - began, 3)
-        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
-        log.info("tritonserver ready in %.1f s (pid %d)", state["ready_seconds"], self.process.pid)
-        return self.process
+        return self.background.start(
+            cmd,
+            env=env.process_env(),
+            ready_url=f"{base}:{http_port}/v2/health/ready",
+            timeout_s=timeout_s,
+            state=state,
+        )
 
     def stop(self, timeout_s: float = 20.0) -> bool:
         """SIGTERM the server, wait up to `timeout_s`, then SIGKILL its process group.
@@ -314,32 +274,7 @@ class TritonServer:
         Returns:
             True when a server was running and was stopped, False when none ran.
         """
-        pid = self.process.pid if self.process is not None else self.running_pid()
-        if pid is None or not pid_alive(pid):
-            self._forget()
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                break
-            if self.process is None and not pid_alive(pid):
-                break
-            time.sleep(0.1)
-        else:
-            log.warning("tritonserver %d ignored SIGTERM for %.0f s: SIGKILL", pid, timeout_s)
-        # The server is its session's group leader; this also reaps stubs left behind.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-        if self.process is not None:
-            self.process.wait(timeout=10)
-        self._forget()
-        return True
-
-    def _forget(self) -> None:
-        self.pid_file.unlink(missing_ok=True)
-        self.process = None
+        return self.background.stop(timeout_s)
 
     def is_ready(self) -> bool:
         """Whether the recorded server answers /v2/health/ready with 200."""

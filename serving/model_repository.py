@@ -28,6 +28,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from serving.processes import fsync_dir
+
 MODEL_FILENAME = "model.onnx"
 PYTHON_MODEL_FILENAME = "model.py"
 CONFIG_FILENAME = "config.pbtxt"
@@ -215,14 +217,6 @@ def triton_config(
     return "\n".join(lines) + "\n"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_file(path: Path, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
@@ -246,7 +240,7 @@ def _fill_version(version_dir: Path, onnx_bytes: bytes, backend: str) -> None:
     _write_file(version_dir / MODEL_FILENAME, onnx_bytes)
     if backend == "python":
         _write_file(version_dir / PYTHON_MODEL_FILENAME, python_model_source().read_bytes())
-    _fsync_dir(version_dir)
+    fsync_dir(version_dir)
 
 
 def write_version(
@@ -312,13 +306,32 @@ def write_version(
     try:
         if not config_path.is_file() or config_path.read_bytes() != config_bytes:
             _replace_file(config_path, config_bytes)
-        _fsync_dir(model_dir)
+        fsync_dir(model_dir)
     except BaseException:
         trash = model_dir / f"{_TRASH_PREFIX}{version}-{uuid.uuid4().hex}"
         os.rename(final, trash)
         shutil.rmtree(trash, ignore_errors=True)
         raise
     return final
+
+
+def write_config(repo: Path, name: str, config_text: str) -> bool:
+    """Replace an existing model's config.pbtxt atomically, only when its text changed (a
+    polling Triton reloads the model on a change); returns whether it was written.
+
+    Raises:
+        FileNotFoundError: The model is not in the repository.
+    """
+    _check_name(name)
+    model_dir = Path(repo) / name
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir} does not exist")
+    config_path, config_bytes = model_dir / CONFIG_FILENAME, config_text.encode()
+    if config_path.is_file() and config_path.read_bytes() == config_bytes:
+        return False
+    _replace_file(config_path, config_bytes)
+    fsync_dir(model_dir)
+    return True
 
 
 def _outside_staging_root(repo: Path) -> Path | None:
@@ -358,7 +371,7 @@ def _create_model(
         except BaseException:
             shutil.rmtree(model_dir, ignore_errors=True)
             raise
-        _fsync_dir(repo)
+        fsync_dir(repo)
         return
 
     staging_root.mkdir(exist_ok=True)
@@ -367,14 +380,14 @@ def _create_model(
         staging.mkdir()
         _write_file(staging / CONFIG_FILENAME, config_bytes)
         _fill_version(staging / str(version), onnx_bytes, backend)
-        _fsync_dir(staging)
+        fsync_dir(staging)
         os.rename(staging, model_dir)  # fails if another writer filled it meanwhile
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
         _remove_if_empty(staging_root)
-    _fsync_dir(repo)
+    fsync_dir(repo)
 
 
 def _remove_if_empty(path: Path) -> None:

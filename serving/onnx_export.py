@@ -31,12 +31,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from serving.decision import MISSING_CATEGORY, PROBABILITIES_OUTPUT
+
 # Opset 17 / ai.onnx.ml 3 (IR version 8): loadable by onnxruntime releases from 1.14 on,
 # including the older onnxruntime that the Triton environment pins.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
-MISSING_CATEGORY = ""  # what a client sends for a missing categorical value
 LABEL_OUTPUT = "label"
-PROBABILITIES_OUTPUT = "probabilities"
 
 _TORCH_MLP_MODULE = "models.torch_mlp"
 _TORCH_MLP_ALIAS = "TabularMlopsTorchMLPClassifier"

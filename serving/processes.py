@@ -1,9 +1,10 @@
-"""Small process and port checks shared by the local servers (Triton, Prometheus, Pushgateway)."""
+"""Small process, port and file helpers shared by the local servers and the monitor."""
 
 from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Collection
 from pathlib import Path
 
@@ -69,3 +70,33 @@ def runs_binary(pid: int, names: Collection[str]) -> bool:
 def client_host(host: str) -> str:
     """The address a client uses for a server bound to `host` (wildcards -> loopback)."""
     return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104 - compares, binds nothing
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Replace `path` with `data` atomically: a temporary sibling, fsync, `os.replace`.
+
+    A reader (or a crash at any point) sees the previous file or the new one, never a part.
+    The directory is fsynced too, so the rename itself survives a power loss.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    payload = data.encode() if isinstance(data, str) else data
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (a rename into it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

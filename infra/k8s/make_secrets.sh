@@ -4,7 +4,12 @@
 # For every DIR/NAME.env.example without a DIR/NAME.env, writes NAME.env (mode 600) with each
 # value CHANGE_ME replaced by a fresh random password (48 hex characters: URL-safe, so it can
 # sit inside MLflow's database URL). An existing NAME.env is never touched: rotate a password
-# by editing or deleting its file and applying again. The *.env files are gitignored.
+# by editing or deleting its file and applying again.
+# Without DIR/gateway-keys.json, creates one API key for the serving gateway: the key itself
+# goes to DIR/gateway-client.key (mode 600, also printed once), only its SHA-256 to
+# gateway-keys.json (the Secret gateway-keys; the format of serving/gateway/auth.py). Add keys
+# for more callers to that file, or delete both files to start over.
+# Every file written here is gitignored (secrets/.gitignore).
 set -euo pipefail
 
 DIR="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/base/secrets}"
@@ -35,3 +40,23 @@ for example in "${examples[@]}"; do
     mv "$tmp" "$target"
     say "wrote $target"
 done
+
+# The gateway's key: "gw_" + 32 random bytes, URL-safe base64 without padding (what
+# serving.gateway.auth.add_key makes). Its hash is the SHA-256 hex of those characters.
+keys="$DIR/gateway-keys.json"
+client_key="$DIR/gateway-client.key"
+if [ -e "$keys" ]; then
+    say "kept $keys (exists)"
+else
+    key="gw_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    digest="$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)"
+    [[ "$digest" =~ ^[0-9a-f]{64}$ ]] || { echo "make_secrets.sh: ERROR: sha256sum failed" >&2; exit 1; }
+    tmp="$client_key.tmp.$$"
+    trap 'rm -f "$tmp"' EXIT
+    printf '%s\n' "$key" >"$tmp"
+    mv "$tmp" "$client_key"
+    printf '{"keys": [{"name": "default-client", "sha256": "%s"}]}\n' "$digest" >"$tmp"
+    mv "$tmp" "$keys"
+    say "wrote $keys (the hash) and $client_key (the key, shown once here; keep it secret):"
+    say "  $key"
+fi

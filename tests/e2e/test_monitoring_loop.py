@@ -1,12 +1,11 @@
-"""The whole monitoring loop for real, on small data: nothing here is faked.
-
-kfp.local trains a deliberately weak first champion (2,500 rows of the normal period); a real
-Triton serves it; the simulator replays the drifted period through the client with the
-inference log attached and labels arriving late; the monitor pushes to a real Pushgateway
-that a real Prometheus scrapes with the repo's rules; every dashboard panel's PromQL returns
-data; the drift alert fires; the loop retrains on the labelled log, the gate and infra
-validation pass, Triton swaps versions; the next drifted week is no longer drift for the new
-model (its reference is the drifted data it learned from).
+"""The whole monitoring loop for real, on small data: nothing here is faked. kfp.local trains a
+deliberately weak first champion (2,500 rows of the normal period); a real Triton serves it
+behind the real gateway; the simulator replays the drifted period through the gateway, which
+writes the inference log, and labels arrive late; the monitor pushes to a real Pushgateway that
+a real Prometheus scrapes with the repo's rules; every dashboard panel's PromQL returns data;
+the drift alert fires; the loop retrains on the labelled log, the gate and infra validation
+pass, Triton swaps versions; the next drifted week is no longer drift for the new model (its
+reference is the drifted data it learned from).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import requests
 
 from configs import load_config
 from models.registry import champion_version
@@ -26,9 +26,10 @@ from monitoring.inference_log import read_log
 from monitoring.loop import firing_alerts, run_loop
 from monitoring.stack import PrometheusStack, dashboard_queries, query, wait_for_query
 from pipelines import run_local
-from serving import launcher
-from serving.client import TritonModelClient
+from serving import deploy, launcher
+from serving.client import ModelClient
 from serving.deploy import SERVING_REPOSITORY
+from serving.gateway import cli as gateway
 from serving.processes import free_ports
 from tests.conftest import write_config
 
@@ -76,21 +77,30 @@ def world(tmp_path_factory, tracking):
     try:
         assert run_local.main(["--project", str(config_path), "--reports", "reports/first"]) == 0
         assert champion_version(MODEL) == "1"
-        http, grpc, metrics, prom, push = free_ports(5)
+        config = load_config(config_path)
+        http, grpc, metrics, prom, push, public, public_metrics = free_ports(7)
         triton.start(root / SERVING_REPOSITORY, http_port=http, grpc_port=grpc,
                      metrics_port=metrics, model_control="poll", poll_seconds=1)  # fmt: skip
-        stack.start(prometheus_port=prom, pushgateway_port=push,
-                    triton_metrics=f"127.0.0.1:{metrics}", scrape_interval="1s")  # fmt: skip
+        gateway_args = [
+            "start", "--run-dir", str(root / "gateway-run"), "--port", str(public),
+            "--upstream", f"http://127.0.0.1:{http}", "--metrics-port", str(public_metrics),
+            "--log-root", str(root / config.monitoring.log_path),
+        ]  # fmt: skip
+        assert gateway.main(gateway_args) == 0
+        stack.start(prometheus_port=prom, pushgateway_port=push, scrape_interval="1s",
+                    triton_metrics=f"127.0.0.1:{metrics}",
+                    gateway_metrics=f"127.0.0.1:{public_metrics}")  # fmt: skip
         yield SimpleNamespace(
             root=root,
             config_path=config_path,
-            config=load_config(config_path),
-            url=f"127.0.0.1:{http}",
+            config=config,
+            url=f"127.0.0.1:{public}",
             prometheus=stack.prometheus_url,
             pushgateway=stack.pushgateway_url,
         )
     finally:
         stack.stop()
+        gateway.main(["stop", "--run-dir", str(root / "gateway-run")])
         triton.stop()
         os.chdir(cwd)
 
@@ -112,6 +122,14 @@ def run_monitor_and_kpis(world) -> list[monitor.WindowReport]:
 def first_week(world):
     args = ["--project", str(world.config_path), "--url", world.url]
     assert simulate.main(args) == 0
+    # `make serve` verifies the served bytes and reports it (the deploy panel and alert)
+    repo = str(world.root / SERVING_REPOSITORY)
+    deploy_args = ["--project", str(world.config_path), "--repo", repo,
+                   "--pushgateway", world.pushgateway]  # fmt: skip
+    assert deploy.main(deploy_args) == 0
+    # production traffic has its share of broken requests: refused at the edge, counted
+    broken = requests.post(f"http://{world.url}/v2/models/{MODEL}/infer", data=b"{", timeout=10)
+    assert broken.status_code == 400 and broken.json()["rule"] == "json"
     return run_monitor_and_kpis(world)
 
 
@@ -156,14 +174,14 @@ def test_alert_retrains_and_triton_swaps_to_the_winner(world, first_week):
     assert outcome.rows > 15_000
     assert outcome.promoted and outcome.deployed, outcome.reasons
     assert champion_version(MODEL) == outcome.version == "2"
-    client = TritonModelClient(MODEL, world.url)
+    client = ModelClient(MODEL, world.url)
     rows = simulate.traffic(world.config, 50, 7).drop(columns=["request_id", "timestamp", "label"])
 
     def serves_new_version():
         client.predict(rows)
         return client.last_version == "2"
 
-    wait_until(serves_new_version, 60, "Triton to serve version 2")
+    wait_until(serves_new_version, 60, "the endpoint to serve version 2")
     client.close()
 
 

@@ -1,7 +1,10 @@
 """The real local monitoring stack: Debian's prometheus and prometheus-pushgateway on free ports.
 
 Metrics are pushed with plain HTTP (text exposition format), as the monitor does; Prometheus
-scrapes them every second here. Fails (not skips) when a binary is missing.
+scrapes them every second here. The gateway's metrics come from a real exposition: the registry
+of serving/gateway/metrics.py served over HTTP by prometheus-client, as
+`python -m serving.gateway serve --metrics-port` serves it, scraped as job gateway. Fails (not
+skips) when a binary is missing.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import time
 
 import pytest
 import requests
+from prometheus_client import start_http_server
 
 from monitoring import stack
 from monitoring.contract import KPI_METRICS, MONITOR_METRICS
@@ -22,6 +26,8 @@ from monitoring.stack import (
     wait_for_query,
     wait_for_targets,
 )
+from serving.deploy import push_verification
+from serving.gateway.metrics import GatewayMetrics
 from serving.processes import free_ports, pid_alive, port_free
 
 pytestmark = pytest.mark.integration
@@ -102,14 +108,51 @@ TRITON_KINDS = {
 }
 
 
+GATEWAY_MODEL = "fraud-classifier"
+
+
+def gateway_traffic(metrics: GatewayMetrics, answered: int) -> None:
+    """What the gateway records for `answered` good requests and one of each failure: a
+    rejected request (4xx), an unknown model (4xx, model=""), Triton unavailable (503)."""
+    for i in range(answered):
+        metrics.answered(GATEWAY_MODEL, 200, 0.004 + 0.001 * (i % 5))
+        metrics.upstream_seconds.labels(GATEWAY_MODEL).observe(0.002)
+        metrics.decisions.labels(GATEWAY_MODEL, "3", str(i % 2)).inc()
+    metrics.answered(GATEWAY_MODEL, 422, 0.001)
+    metrics.rejections.labels(GATEWAY_MODEL, "shape").inc()
+    metrics.answered("", 404, 0.0005)
+    metrics.rejections.labels("", "unknown_model").inc()
+    metrics.answered(GATEWAY_MODEL, 503, 0.0008)
+    metrics.upstream_up.set(1)
+    metrics.log_queue_depth.set(answered)
+    metrics.log_written.inc(answered)
+    metrics.log_dropped.inc()
+    metrics.log_write_errors.inc()
+
+
 def push(url: str, grouping: str, body: str) -> None:
     response = requests.put(f"{url}/metrics/{grouping}", data=body.encode(), timeout=5)
     assert response.status_code in (200, 202), f"{grouping}: {response.status_code} {response.text}"
 
 
 @pytest.fixture(scope="module")
-def monitoring_stack(tmp_path_factory):
-    """The stack on free ports; Triton's target is a free port where nothing listens."""
+def gateway_exposition():
+    """The gateway's metrics registry on a free port, served by prometheus-client."""
+    metrics = GatewayMetrics()
+    (port,) = free_ports(1)
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
+    try:
+        yield metrics, f"127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def monitoring_stack(tmp_path_factory, gateway_exposition):
+    """The stack on free ports; Triton's target is a free port where nothing listens, the
+    gateway's the real exposition above."""
     run_dir = tmp_path_factory.mktemp("monitoring") / "run"
     server = PrometheusStack(run_dir)
     (triton_port,) = free_ports(1)
@@ -119,6 +162,7 @@ def monitoring_stack(tmp_path_factory):
             prometheus_port=0,
             pushgateway_port=0,
             triton_metrics=f"127.0.0.1:{triton_port}",
+            gateway_metrics=gateway_exposition[1],
             scrape_interval="1s",
             timeout_s=20,
         )
@@ -156,6 +200,8 @@ def test_pushed_metrics_are_scraped_and_queryable(monitoring_stack):
     now = time.time()
     push(server.pushgateway_url, "job/monitor/project/fraud", exposition(monitor_samples(now), {}))
     push(server.pushgateway_url, "job/kpi", exposition(kpi_samples(), {}))
+    # what `serving.deploy --pushgateway` pushes after verifying a version's bytes
+    push_verification(server.pushgateway_url, "fraud", "fraud-classifier", "3", failed=False)
     targets = wait_for_targets(server.prometheus_url, ("prometheus", "pushgateway"), timeout_s=15)
     assert {target["labels"]["job"] for target in targets} == {"prometheus", "pushgateway"}
 
@@ -184,18 +230,44 @@ def test_alert_rules_are_loaded_and_evaluated(monitoring_stack):
     body = requests.get(f"{server.prometheus_url}/api/v1/rules", timeout=5).json()
     names = {rule["name"] for group in body["data"]["groups"] for rule in group["rules"]}
     assert {"DataDriftDetected", "TritonErrorRateHigh", "MonitorStale"} <= names
+    assert {"GatewayUpstreamDown", "GatewayInferenceLogDropping"} <= names
 
 
-def test_every_dashboard_panel_query_returns_data(monitoring_stack):
+def test_the_gateway_is_scraped_from_its_real_exposition(monitoring_stack, gateway_exposition):
+    server, state = monitoring_stack
+    metrics, target = gateway_exposition
+    assert state["gateway_metrics"] == target
+    (scraped,) = wait_for_targets(server.prometheus_url, ("gateway",), timeout_s=15)
+    assert scraped["scrapeUrl"] == f"http://{target}/metrics"
+    gateway_traffic(metrics, 5)
+    (ok,) = wait_for_query(
+        server.prometheus_url,
+        f'gateway_requests_total{{job="gateway",model="{GATEWAY_MODEL}",status_class="2xx"}} == 5',
+        timeout_s=10,
+    )
+    assert ok["metric"]["instance"] == target
+    # Unknown model names are one series, model="", whatever callers send.
+    (unknown,) = query(server.prometheus_url, 'gateway_requests_total{model=""}')
+    assert unknown["metric"]["status_class"] == "4xx"
+
+
+def test_every_dashboard_panel_query_returns_data(monitoring_stack, gateway_exposition):
     server, _ = monitoring_stack
+    metrics, _ = gateway_exposition
     for step in (1, 2):  # two scrapes with advancing counters, so rate() has something
         push(
             server.pushgateway_url,
             "job/triton-fixture",
             exposition(triton_samples(step), TRITON_KINDS),
         )
+        gateway_traffic(metrics, 10)
         wait_for_query(
             server.prometheus_url, f"nv_inference_request_success == {100 * step}", timeout_s=10
+        )
+        wait_for_query(
+            server.prometheus_url,
+            f"gateway_inference_log_written_total == {5 + 10 * step}",
+            timeout_s=10,
         )
     wait_for_query(server.prometheus_url, "mlops_kpi_test_coverage_ratio", timeout_s=10)
     empty = [
@@ -204,11 +276,37 @@ def test_every_dashboard_panel_query_returns_data(monitoring_stack):
         if not query(server.prometheus_url, expr)
     ]
     assert not empty, "panels without data:\n" + "\n".join(empty)
-    (batch,) = query(
-        server.prometheus_url,
-        next(e for _, title, e in dashboard_queries() if title == "Average batch size"),
-    )
+    panels = {title: expr for _, title, expr in dashboard_queries()}
+    (batch,) = query(server.prometheus_url, panels["Triton: average batch size"])
     assert float(batch["value"][1]) == pytest.approx(8.0)
+    # The gateway's panels compute what was recorded: per round 10 answered, 1 rejected and
+    # 1 unavailable for the model, so about 1 in 12 answers was a 5xx (rate() extrapolates
+    # each series from its own first sample, hence the margin).
+    classes = query(server.prometheus_url, panels["Gateway: requests by status class"])
+    assert {s["metric"]["status_class"] for s in classes} == {"2xx", "4xx", "5xx"}
+    (share,) = query(server.prometheus_url, panels["Gateway: 5xx share"])
+    assert share["metric"]["model"] == GATEWAY_MODEL
+    assert 1 / 24 < float(share["value"][1]) < 1 / 6
+    versions = query(server.prometheus_url, panels["Gateway: decisions per version"])
+    assert {(s["metric"]["version"], s["metric"]["decision"]) for s in versions} == {
+        ("3", "0"),
+        ("3", "1"),
+    }
+
+
+def test_a_gateway_alert_is_evaluated_on_the_real_prometheus(monitoring_stack, gateway_exposition):
+    """Triton unreachable from the gateway: GatewayUpstreamDown goes pending (for: 1m)."""
+    server, _ = monitoring_stack
+    metrics, target = gateway_exposition
+    metrics.upstream_up.set(0)
+    try:
+        (alert,) = wait_for_query(
+            server.prometheus_url, 'ALERTS{alertname="GatewayUpstreamDown"}', timeout_s=15
+        )
+        assert alert["metric"]["instance"] == target
+        assert alert["metric"]["alertstate"] == "pending"
+    finally:
+        metrics.upstream_up.set(1)
 
 
 def test_stop_leaves_no_process_and_frees_the_ports(tmp_path):

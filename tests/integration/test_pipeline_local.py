@@ -7,6 +7,7 @@ import mlflow
 import optuna
 import pytest
 
+from configs import load_config
 from models.registry import champion_version
 from pipelines import rollback, run_local
 from pipelines.steps import STAGES
@@ -15,28 +16,32 @@ from tests.conftest import write_config
 pytestmark = pytest.mark.integration
 
 
+SHIPPED_GATE = load_config("fraud").gate
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, tracking):
     path = tmp_path_factory.mktemp("project")
+    settings = {"name": "kfp-local", "data": {"rows": 10_000, "seed": 5}, "tuning": {"n_trials": 3}}
     config = write_config(
         path / "tiny.yaml",
-        name="kfp-local",
-        data={"rows": 10_000, "seed": 5},
-        tuning={"n_trials": 3},
+        **settings,
         gate={"min_gain_over_baseline": -1.0, "min_slice_metric": 0.0},
     )
-    return path, config
+    # The second run gates with the settings configs/fraud.yaml ships, not relaxed margins.
+    shipped = write_config(path / "shipped.yaml", **settings, gate=SHIPPED_GATE.model_dump())
+    return path, config, shipped
 
 
 @pytest.fixture(scope="module")
 def two_runs(workdir):
-    path, config = workdir
+    path, config, shipped = workdir
     cwd = os.getcwd()
     os.chdir(path)
     try:
         summaries = []
-        for name in ("first", "second"):
-            assert run_local.main(["--project", str(config), "--reports", f"reports/{name}"]) == 0
+        for name, project in (("first", config), ("second", shipped)):
+            assert run_local.main(["--project", str(project), "--reports", f"reports/{name}"]) == 0
             summaries.append(json.loads((path / "reports" / name / "run_summary.json").read_text()))
     finally:
         os.chdir(cwd)
@@ -58,11 +63,21 @@ def test_run_summary_contract(two_runs, workdir, capsys):
     assert mlflow.get_run(first["mlflow"]["run_id"]).info.status == "FINISHED"
 
 
-def test_second_run_is_reproducible_and_gated_against_the_champion(two_runs):
+def test_second_run_is_reproducible_and_gated_against_the_champion(two_runs, workdir):
     first, second = two_runs
     assert second["model"]["version"] == "2"
     assert second["promoted"] is False
     assert any("does not beat champion" in r for r in second["reasons"])
+    record = json.loads((workdir[0] / second["paths"]["decision_record"]).read_text())
+    required = {c["opponent"]: c["required"] for c in record["comparisons"]}
+    assert required == {
+        "baseline": SHIPPED_GATE.min_gain_over_baseline,
+        "champion": SHIPPED_GATE.min_gain_over_champion,
+    }
+    for row in record["slice_failures"]:  # the shipped floor (0.1), not the relaxed 0.0
+        assert float(row["pr_auc"]) < SHIPPED_GATE.min_slice_metric == 0.1
+        assert any(f"slice {row['slice']}={row['value']}: pr_auc" in r for r in record["reasons"])
+    assert record["previous_champion"] == "1" and not record["champion_unusable"]
     assert second["primary_metric"]["challenger"] == first["primary_metric"]["challenger"]
     assert (
         second["primary_metric"]["champion"]["value"]

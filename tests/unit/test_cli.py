@@ -15,11 +15,13 @@ from tests.conftest import REPO, write_config
 
 # Every module with a `main` that `make` (or a person) runs as `python -m <module>`.
 CLI_MODULES = (
+    "benchmarks.bench_edge",
     "benchmarks.bench_monitor",
     "benchmarks.bench_pipeline",
     "benchmarks.bench_serve",
     "benchmarks.bench_tune",
     "benchmarks.gpu_check",
+    "configs.init_config",
     "configs.reference",
     "monitoring.kpi",
     "monitoring.loop",
@@ -35,6 +37,7 @@ CLI_MODULES = (
     "pipelines.tune_distributed",
     "serving.client",
     "serving.deploy",
+    "serving.gateway.cli",
     "serving.launcher",
 )
 
@@ -72,7 +75,7 @@ def test_help_has_usage_description_and_help_for_every_option(name, monkeypatch,
         importlib.import_module(name).main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"usage: python -m {name} ")
+    assert out.startswith(f"usage: python -m {name.removesuffix('.cli')} ")  # package CLIs
     parser = parsers[-1]
     assert parser.description and parser.description.strip()
     assert "--log-level" in out

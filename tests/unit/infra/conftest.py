@@ -1,9 +1,11 @@
 """Shared fixtures for the static checks of the cluster layer (infra/k8s, Dockerfile).
 
 Every overlay is rendered once per session, offline, the way the Makefile and docs/deploy.md
-do it (infra/k8s/kustomize.sh), from a copy of infra/k8s and monitoring/ whose secrets/*.env
-were written by infra/k8s/make_secrets.sh from the committed examples: a fresh clone has no
-credentials, and the tests never write any into the working tree.
+do it (infra/k8s/kustomize.sh), from a copy of infra/k8s and monitoring/ whose secrets were
+written by infra/k8s/make_secrets.sh from the committed examples: a fresh clone has no
+credentials, and the tests never write any into the working tree. Each InferenceService also
+yields the Deployment KServe will make from it (`Rendered.derived`), so the pod that really runs
+is checked like every other workload.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.unit.infra.kserve import predictor_deployment
 
 REPO = Path(__file__).resolve().parents[3]
 K8S = REPO / "infra" / "k8s"
@@ -48,6 +52,7 @@ class Rendered:
     overlay: str
     text: str
     objects: list[dict]
+    derived: list[dict]  # the Deployment KServe makes of each InferenceService
 
     def get(self, kind: str, name_prefix: str) -> dict:
         """The one object of `kind` whose name is `name_prefix` (plus kustomize's hash)."""
@@ -59,18 +64,34 @@ class Rendered:
         return found[0]
 
     def workloads(self) -> list[dict]:
-        return [o for o in self.objects if o["kind"] in {"Deployment", "StatefulSet"}]
+        """Deployments, StatefulSets and InferenceServices: every object that defines a pod."""
+        return [o for o in self.objects if o["kind"] in WORKLOAD_KINDS]
+
+    def checked_text(self) -> str:
+        """The rendered YAML plus the derived Deployments, as checkov scans them."""
+        return self.text + "".join("---\n" + yaml.safe_dump(obj) for obj in self.derived)
+
+
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "InferenceService"})
+
+
+def pod_spec(workload: dict) -> dict:
+    """A workload's pod spec: a Deployment's or StatefulSet's template, or the predictor of an
+    InferenceService (KServe inlines a PodSpec there)."""
+    if workload["kind"] == "InferenceService":
+        return workload["spec"]["predictor"]
+    return workload["spec"]["template"]["spec"]
 
 
 def pod_containers(workload: dict) -> list[dict]:
-    """Init containers (sidecars included) and containers of a workload's pod template."""
-    spec = workload["spec"]["template"]["spec"]
+    """Init containers (sidecars included) and containers of a workload's pod."""
+    spec = pod_spec(workload)
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
 def copy_tree(dest: Path) -> Path:
-    """infra/k8s and monitoring/{prometheus,grafana} under `dest`, same layout, no *.env."""
-    ignore = shutil.ignore_patterns("*.env", "__pycache__")
+    """infra/k8s and monitoring/{prometheus,grafana} under `dest`, same layout, no credentials."""
+    ignore = shutil.ignore_patterns("*.env", "*.key", "gateway-keys.json", "__pycache__")
     shutil.copytree(K8S, dest / "infra" / "k8s", ignore=ignore)
     for part in ("prometheus", "grafana"):
         shutil.copytree(REPO / "monitoring" / part, dest / "monitoring" / part, ignore=ignore)
@@ -121,7 +142,8 @@ def rendered(kubectl, k8s_copy) -> dict[str, Rendered]:
         done = kustomize(kubectl, k8s_copy / "overlays" / overlay)
         assert done.returncode == 0, f"overlay {overlay} does not build:\n{done.stderr}"
         objects = [o for o in yaml.safe_load_all(done.stdout) if o]
-        out[overlay] = Rendered(overlay, done.stdout, objects)
+        derived = [predictor_deployment(o) for o in objects if o["kind"] == "InferenceService"]
+        out[overlay] = Rendered(overlay, done.stdout, objects, derived)
     return out
 
 

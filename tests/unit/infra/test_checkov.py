@@ -1,7 +1,11 @@
 """Security policies (checkov, framework kubernetes and dockerfile) on what the cluster runs:
 both rendered overlays and the Dockerfile, in one checkov run per test session. No check may
 fail; a check is skipped only through an annotation on the object (checkov.io/skipN) or a
-comment in the Dockerfile (checkov:skip=ID:reason), each with its reason."""
+comment in the Dockerfile (checkov:skip=ID:reason), each with its reason.
+
+checkov has no policies for a custom resource: the InferenceService's pod is checked as the
+Deployment KServe makes of it (`Rendered.derived`), which carries the InferenceService's
+annotations, its skips among them, as the controller copies them."""
 
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ def checkov_report(rendered, tmp_path_factory) -> dict[str, list[dict]]:
     checkov = k8s_tool("checkov")
     root = tmp_path_factory.mktemp("checkov")
     for overlay in OVERLAYS:
-        (root / f"{overlay}.yaml").write_text(rendered[overlay].text)
+        (root / f"{overlay}.yaml").write_text(rendered[overlay].checked_text())
     (root / "canary.yaml").write_text(CANARY)
     shutil.copy(REPO / "Dockerfile", root / "Dockerfile")
     done = subprocess.run(
@@ -104,7 +108,9 @@ def test_the_canary_fails_the_checks_the_platform_passes(checkov_report):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_skip_is_annotated_on_its_object_with_a_reason(rendered, checkov_report, overlay):
     annotated = set()
-    for obj in rendered[overlay].objects:
+    for obj in rendered[overlay].objects + rendered[overlay].derived:
+        if obj["kind"] == "InferenceService":
+            continue  # not scanned: its skips apply to the derived Deployment
         for key, value in (obj["metadata"].get("annotations") or {}).items():
             if not SKIP_ANNOTATION.fullmatch(key):
                 continue
@@ -116,6 +122,16 @@ def test_every_skip_is_annotated_on_its_object_with_a_reason(rendered, checkov_r
         (c["check_id"], c["resource"]) for c in checkov_report[f"{overlay}.yaml"]["skipped_checks"]
     }
     assert skipped == annotated
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_serving_pod_is_scanned_as_the_deployment_kserve_makes(checkov_report, overlay):
+    report = checkov_report[f"{overlay}.yaml"]
+    scanned = {c["resource"] for c in report["passed_checks"]}
+    assert "Deployment.mlops.inference-predictor" in scanned
+    passed = {c["check_id"] for c in report["passed_checks"]
+              if c["resource"] == "Deployment.mlops.inference-predictor"}  # fmt: skip
+    assert passed >= CANARY_MUST_FAIL
 
 
 def test_every_dockerfile_skip_has_a_reason(checkov_report):

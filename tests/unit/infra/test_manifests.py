@@ -1,10 +1,15 @@
 """The platform's kustomize overlays build offline and say what the cluster layer promises:
-locked-down pods, resources everywhere, GPU only in the gpu overlay, Triton fed from the
-MLflow registry, default-deny network policies, credentials from generated Secrets."""
+locked-down pods, resources everywhere, GPU only in the gpu overlay, serving as a KServe
+InferenceService whose only public port is the gateway (Triton on loopback beside it, fed from
+the MLflow registry), default-deny network policies, credentials and API-key hashes from
+generated Secrets."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import shutil
 import stat
 import subprocess
 from importlib import metadata
@@ -12,6 +17,7 @@ from importlib import metadata
 import pytest
 import yaml
 
+from serving.gateway import cli as gateway_cli
 from tests.unit.infra.conftest import (
     K8S,
     MAKE_SECRETS,
@@ -20,7 +26,9 @@ from tests.unit.infra.conftest import (
     copy_tree,
     kustomize,
     pod_containers,
+    pod_spec,
 )
+from tests.unit.infra.kserve import KSERVE_VERSION
 
 PIPELINE_IMAGE_DEFAULT = re.search(
     r'os\.environ\.get\("PIPELINE_IMAGE", "([^"]+)"\)',
@@ -28,6 +36,9 @@ PIPELINE_IMAGE_DEFAULT = re.search(
 ).group(1)
 MLFLOW_URL = "http://mlflow.mlops.svc.cluster.local:5000"
 PINNED_TAG = re.compile(r"^[a-z0-9.\-/]+:(?!latest$)[\w.\-]+$")
+# The first NGC release with every upstream fix docs/deploy.md names for hostile HTTP input
+# (the last of them, #8770, shipped in 26.05); the manifests pin 26.08.
+TRITON_FLOOR = (26, 5)
 
 
 def _env(container: dict) -> dict[str, dict]:
@@ -41,8 +52,10 @@ def _env(container: dict) -> dict[str, dict]:
 def test_overlay_builds_offline_into_the_mlops_namespace(rendered, overlay):
     objects = rendered[overlay].objects
     kinds = {o["kind"] for o in objects}
-    assert {"Namespace", "Deployment", "StatefulSet", "Service", "HorizontalPodAutoscaler",
+    assert {"Namespace", "Deployment", "StatefulSet", "Service", "InferenceService",
             "NetworkPolicy", "Secret", "ConfigMap", "PersistentVolumeClaim"} <= kinds  # fmt: skip
+    # KServe makes the serving Deployment, Service and HorizontalPodAutoscaler itself.
+    assert "HorizontalPodAutoscaler" not in kinds
     for obj in objects:
         if obj["kind"] == "Namespace":
             assert obj["metadata"]["name"] == "mlops"
@@ -98,7 +111,8 @@ def test_make_secrets_writes_random_private_env_files_once(tmp_path):
         assert done.stdout == ""
         return done.stderr
 
-    assert run().count("wrote") == 3
+    output = run()
+    assert output.count("wrote") == 4
     first = {p.name: p.read_text() for p in secrets.glob("*.env")}
     assert sorted(first) == ["grafana.env", "minio.env", "postgres.env"]
     passwords = []
@@ -114,13 +128,31 @@ def test_make_secrets_writes_random_private_env_files_once(tmp_path):
             else:
                 assert got == want
     assert len(set(passwords)) == len(passwords) == 3
-    assert run().count("kept") == 3  # idempotent: never overwrites
+    # The gateway's key: the key in a private file (and shown once), only its hash in the
+    # Secret's keys file, in the format the gateway reads.
+    key = (secrets / "gateway-client.key").read_text().strip()
+    assert re.fullmatch(r"gw_[A-Za-z0-9_\-]{43}", key), key
+    assert stat.S_IMODE((secrets / "gateway-client.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((secrets / "gateway-keys.json").stat().st_mode) == 0o600
+    keys_text = (secrets / "gateway-keys.json").read_text()
+    assert key not in keys_text and output.count(key) == 1
+    from serving.gateway.auth import KeyStore
+
+    store = KeyStore(secrets / "gateway-keys.json")
+    assert store.authenticate(f"Bearer {key}", None, "fraud-classifier") == "default-client"
+    assert json.loads(keys_text)["keys"][0]["sha256"] == hashlib.sha256(key.encode()).hexdigest()
+
+    again = run()
+    assert again.count("kept") == 4 and key not in again  # idempotent: never overwrites
     assert {p.name: p.read_text() for p in secrets.glob("*.env")} == first
+    assert (secrets / "gateway-keys.json").read_text() == keys_text
 
 
 def test_credentials_are_never_committed():
     ignored = (K8S / "base" / "secrets" / ".gitignore").read_text().split()
     assert "*.env" in ignored
+    for generated in ("gateway-keys.json", "*.key"):
+        assert generated in ignored
     tracked = subprocess.run(
         ["git", "ls-files", "infra/k8s/base/secrets"], cwd=REPO, capture_output=True, text=True
     ).stdout.split()
@@ -134,11 +166,11 @@ def test_credentials_are_never_committed():
 def test_every_pod_and_container_is_locked_down_and_bounded(rendered, overlay):
     workloads = rendered[overlay].workloads()
     assert {w["metadata"]["name"] for w in workloads} == {
-        "postgres", "minio", "mlflow", "triton", "pushgateway", "prometheus", "grafana"
+        "postgres", "minio", "mlflow", "inference", "pushgateway", "prometheus", "grafana"
     }  # fmt: skip
     for workload in workloads:
         name = workload["metadata"]["name"]
-        pod = workload["spec"]["template"]["spec"]
+        pod = pod_spec(workload)
         assert pod["automountServiceAccountToken"] is False, name
         context = pod["securityContext"]
         assert context["runAsNonRoot"] is True and context["runAsUser"] >= 10000, name
@@ -159,47 +191,138 @@ def test_every_pod_and_container_is_locked_down_and_bounded(rendered, overlay):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_long_running_container_has_probes(rendered, overlay):
     for workload in rendered[overlay].workloads():
-        for container in workload["spec"]["template"]["spec"]["containers"]:
+        for container in pod_spec(workload)["containers"]:
             where = f"{workload['metadata']['name']}/{container['name']}"
             assert "readinessProbe" in container and "livenessProbe" in container, where
 
 
-# --- Triton ---------------------------------------------------------------------------------
+# --- serving: the InferenceService ------------------------------------------------------------
 
 
-def _triton(rendered, overlay):
-    return rendered[overlay].get("Deployment", "triton")
+def _isvc(rendered, overlay) -> dict:
+    return rendered[overlay].get("InferenceService", "inference")
+
+
+def _containers(rendered, overlay) -> tuple[dict, dict]:
+    """(Triton, gateway): KServe's kserve-container and transformer-container, in that order."""
+    triton, gateway = pod_spec(_isvc(rendered, overlay))["containers"]
+    assert (triton["name"], gateway["name"]) == ("kserve-container", "transformer-container")
+    return triton, gateway
+
+
+def _flags(container: dict) -> dict[str, str]:
+    """--name=value arguments of a container, as a dict."""
+    return dict(a.removeprefix("--").split("=", 1) for a in container["args"] if "=" in a)
+
+
+def _ports(container: dict) -> dict[str, int]:
+    return {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+
+
+def _gateway_args(gateway: dict):
+    """The gateway container's command line, parsed by the gateway's own CLI parser."""
+    assert gateway["command"] == ["python", "-m", "serving.gateway"]
+    return gateway_cli._parser().parse_args(gateway["args"])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_triton_health_ports_service_and_autoscaler(rendered, overlay):
-    out = rendered[overlay]
-    deployment = _triton(rendered, overlay)
-    assert "replicas" not in deployment["spec"], "the autoscaler owns the replica count"
-    (server,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert re.fullmatch(r"nvcr\.io/nvidia/tritonserver:\d\d\.\d\d-py3", server["image"])
-    assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
-    ports = {p["name"]: p["containerPort"] for p in server["ports"]}
-    assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
-    args = server["args"]
-    assert "--model-repository=/models" in args and "--model-control-mode=poll" in args
-    service = out.get("Service", "triton")
-    assert {(p["name"], p["port"]) for p in service["spec"]["ports"]} == set(ports.items())
-    assert service["spec"]["selector"] == {"app.kubernetes.io/name": "triton"}
-    headless = out.get("Service", "triton-metrics")
-    assert headless["spec"]["clusterIP"] == "None"
-    hpa = out.get("HorizontalPodAutoscaler", "triton")
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                            "name": "triton"}  # fmt: skip
-    assert 1 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+def test_serving_is_one_kserve_inference_service_in_standard_mode(rendered, overlay):
+    isvc = _isvc(rendered, overlay)
+    assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
+    annotations = isvc["metadata"]["annotations"]
+    assert annotations["serving.kserve.io/deploymentMode"] == "Standard"
+    assert annotations["serving.kserve.io/autoscalerClass"] == "hpa"
+    predictor = isvc["spec"]["predictor"]
+    assert set(isvc["spec"]) == {"predictor"}, "collocated: no separate transformer component"
+    assert predictor["labels"]["app.kubernetes.io/name"] == "inference"
+    assert predictor["scaleMetric"] == "cpu" and 0 < predictor["scaleTarget"] < 100
+    assert 1 <= predictor["minReplicas"] < predictor["maxReplicas"]
+    assert predictor["deploymentStrategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert predictor["enableServiceLinks"] is False
+    # no Deployment or HPA of our own beside KServe's
+    assert not [w for w in rendered[overlay].workloads() if "triton" in w["metadata"]["name"]]
+    assert KSERVE_VERSION in (K8S / "base" / "inference.yaml").read_text()
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_triton_model_repository_is_synced_from_the_registry(rendered, overlay):
+def test_triton_listens_on_loopback_only_with_the_fixed_release(rendered, overlay):
+    triton, _ = _containers(rendered, overlay)
+    match = re.fullmatch(r"nvcr\.io/nvidia/tritonserver:(\d\d)\.(\d\d)-py3", triton["image"])
+    assert match and tuple(map(int, match.groups())) >= TRITON_FLOOR, triton["image"]
+    flags = _flags(triton)
+    assert triton["args"][0] == "tritonserver"
+    assert flags["http-address"] == "127.0.0.1"
+    assert flags["allow-grpc"] == "false" and "grpc-port" not in flags
+    assert flags["metrics-address"] == "0.0.0.0"
+    assert int(flags["http-max-input-size"]) > 0
+    assert flags["model-repository"] == "/models" and flags["model-control-mode"] == "poll"
+    # Only the metrics port is declared; the kubelet probes it (the API is out of its reach).
+    assert _ports(triton) == {"triton-metrics": int(flags["metrics-port"])}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert triton[probe]["httpGet"] == {"path": "/metrics", "port": "triton-metrics"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_is_the_public_endpoint_in_front_of_triton(rendered, overlay):
+    triton, gateway = _containers(rendered, overlay)
+    assert gateway["image"] == PIPELINE_IMAGE_DEFAULT
+    args = _gateway_args(gateway)
+    assert args.command == "serve" and args.host == "0.0.0.0"
+    # Its upstream is the Triton beside it, on loopback, on Triton's HTTP port.
+    assert args.upstream == f"http://127.0.0.1:{_flags(triton)['http-port']}"
+    assert not args.predictor_host
+    # KServe's Service maps port 80 to the first container port: the gateway's HTTP.
+    assert gateway["ports"][0] == {"name": "http", "containerPort": args.port, "protocol": "TCP"}
+    assert _ports(gateway) == {"http": args.port, "gateway-metrics": args.metrics_port}
+    assert gateway["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    assert gateway["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    # Triton accepts no bigger request than the gateway can send it.
+    assert int(_flags(triton)["http-max-input-size"]) >= args.max_body_bytes
+    # Beyond loopback the gateway needs keys: they come from the Secret, read-only.
+    assert args.keys_file is not None
+    mounts = {m["name"]: m for m in gateway["volumeMounts"]}
+    keys_mount = mounts["gateway-keys"]
+    assert keys_mount["readOnly"] is True and "subPath" not in keys_mount  # reloads on rotation
+    assert str(args.keys_file) == f"{keys_mount['mountPath']}/keys.json"
+    assert mounts["inference-log"]["mountPath"] == str(args.log_root)
+    volumes = {v["name"]: v for v in pod_spec(_isvc(rendered, overlay))["volumes"]}
+    assert volumes["gateway-keys"]["secret"] == {"secretName": "gateway-keys", "defaultMode": 0o440}
+    assert volumes["inference-log"]["emptyDir"]["sizeLimit"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_keys_secret_holds_hashes_only(rendered, overlay, k8s_copy):
+    import base64
+
+    secret = rendered[overlay].get("Secret", "gateway-keys")
+    assert set(secret["data"]) == {"keys.json"}
+    document = json.loads(base64.b64decode(secret["data"]["keys.json"]))
+    assert [set(entry) <= {"name", "sha256", "models"} for entry in document["keys"]] == [True]
+    assert re.fullmatch(r"[0-9a-f]{64}", document["keys"][0]["sha256"])
+    key = (k8s_copy / "base" / "secrets" / "gateway-client.key").read_text().strip()
+    assert key not in rendered[overlay].text
+    assert base64.b64encode(key.encode()).decode()[:20] not in rendered[overlay].text
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_metrics_service_scrapes_every_serving_pod_ready_or_not(rendered, overlay):
+    triton, gateway = _containers(rendered, overlay)
+    service = rendered[overlay].get("Service", "inference-metrics")["spec"]
+    assert service["clusterIP"] == "None" and service["publishNotReadyAddresses"] is True
+    labels = _isvc(rendered, overlay)["spec"]["predictor"]["labels"]
+    assert service["selector"].items() <= labels.items()
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["ports"]}
+    assert ports == {
+        "triton-metrics": (_ports(triton)["triton-metrics"], "triton-metrics"),
+        "gateway-metrics": (_ports(gateway)["gateway-metrics"], "gateway-metrics"),
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_model_repository_is_synced_from_the_registry(rendered, overlay):
     """An init container, then a native sidecar, run `python -m serving.deploy` from the
     pipeline image into the emptyDir Triton serves, against the cluster's MLflow."""
-    pod = _triton(rendered, overlay)["spec"]["template"]["spec"]
+    pod = pod_spec(_isvc(rendered, overlay))
     init, sidecar = pod["initContainers"]
     assert (init["name"], sidecar["name"]) == ("model-sync-init", "model-sync")
     assert "restartPolicy" not in init and sidecar["restartPolicy"] == "Always"
@@ -213,21 +336,24 @@ def test_triton_model_repository_is_synced_from_the_registry(rendered, overlay):
         assert env["TRITON_KIND"]["value"] == kind
         assert env["MLFLOW_TRACKING_URI"]["value"] == MLFLOW_URL
         assert {"name": "models", "mountPath": "/models"} in container["volumeMounts"]
-    server = pod["containers"][0]
-    assert {"name": "models", "mountPath": "/models", "readOnly": True} in server["volumeMounts"]
+    triton, gateway = _containers(rendered, overlay)
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in triton["volumeMounts"]
+    assert "models" not in {m["name"] for m in gateway["volumeMounts"]}
     assert {"name": "models", "emptyDir": {"sizeLimit": "2Gi"}} in pod["volumes"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_gpus_only_in_the_gpu_overlay(rendered, overlay):
-    pod = _triton(rendered, overlay)["spec"]["template"]["spec"]
-    server = pod["containers"][0]
+    pod = pod_spec(_isvc(rendered, overlay))
+    triton, gateway = _containers(rendered, overlay)
+    assert "nvidia.com/gpu" not in json.dumps(gateway)
     if overlay == "gpu":
-        assert server["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1
         assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
             "tolerations"
         ]
+        assert pod["maxReplicas"] == 2
     else:
         assert "nvidia.com/gpu" not in rendered[overlay].text
         assert "nodeSelector" not in pod and "tolerations" not in pod
@@ -238,19 +364,47 @@ def test_overlays_differ_only_in_triton_placement_and_scale(rendered):
         objects = {}
         for obj in out.objects:
             obj = yaml.safe_load(yaml.safe_dump(obj))
-            if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "triton":
-                pod = obj["spec"]["template"]["spec"]
+            if obj["kind"] == "InferenceService":
+                pod = obj["spec"]["predictor"]
                 pod.pop("nodeSelector", None), pod.pop("tolerations", None)
+                pod.pop("maxReplicas")
                 for c in pod_containers(obj):
                     for bound in c.get("resources", {}).values():
                         bound.pop("nvidia.com/gpu", None)
                     c["env"] = [e for e in c.get("env", []) if e["name"] != "TRITON_KIND"]
-            if obj["kind"] == "HorizontalPodAutoscaler":
-                obj["spec"].pop("maxReplicas")
             objects[(obj["kind"], obj["metadata"]["name"])] = obj
         return objects
 
     assert comparable(rendered["cpu"]) == comparable(rendered["gpu"])
+
+
+def test_the_gpu_patch_fails_the_build_when_the_base_moves(kubectl, k8s_copy, tmp_path):
+    """The gpu overlay patches containers by index (a JSON patch): its `test` operations make
+    the build fail, instead of patching the wrong container, when the base's order changes."""
+    root = tmp_path / "k8s"
+    shutil.copytree(k8s_copy.parent.parent, root)
+    base = root / "infra" / "k8s" / "base" / "inference.yaml"
+    documents = list(yaml.safe_load_all(base.read_text()))
+    documents[0]["spec"]["predictor"]["initContainers"].reverse()
+    base.write_text(yaml.safe_dump_all(documents))
+    assert kustomize(kubectl, root / "infra" / "k8s" / "overlays" / "cpu").returncode == 0
+    done = kustomize(kubectl, root / "infra" / "k8s" / "overlays" / "gpu")
+    assert done.returncode != 0 and "test" in done.stderr.lower(), done.stderr
+
+
+def test_the_overlays_image_setting_reaches_the_inference_service(kubectl, k8s_copy, tmp_path):
+    """`images:` in an overlay (docs/deploy.md, "Build and push the image") rewrites the
+    pipeline image inside the InferenceService too, not only in Deployments."""
+    root = tmp_path / "k8s"
+    shutil.copytree(k8s_copy.parent.parent, root)
+    overlay = root / "infra" / "k8s" / "overlays" / "cpu" / "kustomization.yaml"
+    overlay.write_text(overlay.read_text().replace('newTag: "0.1.0"', 'newTag: "9.9.9"'))
+    done = kustomize(kubectl, overlay.parent)
+    assert done.returncode == 0, done.stderr
+    (isvc,) = [o for o in yaml.safe_load_all(done.stdout) if o and o["kind"] == "InferenceService"]
+    images = {c["name"]: c["image"] for c in pod_containers(isvc)}
+    assert images.pop("kserve-container").startswith("nvcr.io/nvidia/tritonserver:")
+    assert set(images.values()) == {"ghcr.io/tabular-mlops/pipeline-python:9.9.9"}
 
 
 # --- MLflow, storage, credentials -------------------------------------------------------------
@@ -288,7 +442,7 @@ def test_every_secret_and_configmap_reference_resolves(rendered, overlay):
     }
     refs = 0
     for workload in out.workloads():
-        pod = workload["spec"]["template"]["spec"]
+        pod = pod_spec(workload)
         for volume in pod.get("volumes", []):
             if "secret" in volume:
                 assert ("Secret", volume["secret"]["secretName"]) in data, volume
@@ -303,10 +457,12 @@ def test_every_secret_and_configmap_reference_resolves(rendered, overlay):
                     assert ref["key"] in data[("Secret", ref["name"])], ref
                     refs += 1
                 assert "CHANGE_ME" not in env.get("value", "")
-    assert refs >= 15
+    assert refs >= 16
+    # Hashed names (pods roll when a password changes), except the API keys, which the gateway
+    # reloads in place (and which kustomize could not rename inside the InferenceService).
     for secret in (o for o in out.objects if o["kind"] == "Secret"):
-        assert re.fullmatch(r"(postgres-credentials|minio-credentials|grafana-admin)-\w+",
-                            secret["metadata"]["name"])  # fmt: skip
+        assert re.fullmatch(r"(postgres-credentials|minio-credentials|grafana-admin)-\w+"
+                            r"|gateway-keys", secret["metadata"]["name"])  # fmt: skip
 
 
 # --- network policies -------------------------------------------------------------------------
@@ -351,16 +507,18 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered, overlay)
     flows = [
         ("mlflow", "postgres", 5432),
         ("mlflow", "minio", 9000),
-        ("triton", "mlflow", 5000),
-        ("prometheus", "triton", 8002),
+        ("inference", "mlflow", 5000),  # the model sync
+        ("prometheus", "inference", 8002),  # Triton's metrics
+        ("prometheus", "inference", 8003),  # the gateway's
         ("prometheus", "pushgateway", 9091),
         ("grafana", "prometheus", 9090),
     ]
     for source, target, port in flows:
         assert _allowed(policies, source, target, port), (source, target, port)
     # and nothing else between the platform's own pods, e.g.:
-    assert not _allowed(policies, "triton", "postgres", 5432)
+    assert not _allowed(policies, "inference", "postgres", 5432)
     assert not _allowed(policies, "grafana", "mlflow", 5000)
+    assert not _allowed(policies, "grafana", "inference", 8003)
     # Pipeline runs (namespace kubeflow) reach MLflow and the Pushgateway.
     for target, port in (("mlflow", 5000), ("pushgateway", 9091)):
         policy = rendered[overlay].get("NetworkPolicy", target)
@@ -370,3 +528,31 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered, overlay)
             and any(p["port"] == port for p in rule["ports"])
             for rule in policy["spec"]["ingress"]
         )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_gateway_port_is_open_to_callers_and_triton_to_nobody(rendered, overlay):
+    """Callers anywhere in the cluster reach the gateway's HTTP port and nothing else of the
+    serving pod; Triton's API port is on loopback and no policy admits it either."""
+    out = rendered[overlay]
+    triton, gateway = _containers(rendered, overlay)
+    triton_api = int(_flags(triton)["http-port"])
+    policies = [o for o in out.objects if o["kind"] == "NetworkPolicy"]
+    serving = [p for p in policies if _selects(p, {"app.kubernetes.io/name": "inference"})]
+    open_rules = [
+        rule
+        for policy in serving
+        for rule in policy["spec"].get("ingress", [])
+        if any("namespaceSelector" in peer for peer in rule.get("from", [{}]))
+    ]
+    open_ports = [[p["port"] for p in rule["ports"]] for rule in open_rules]
+    assert open_ports == [[_ports(gateway)["http"]]]
+    admitted = {
+        port["port"]
+        for policy in policies
+        for rule in policy["spec"].get("ingress", [])
+        for port in rule.get("ports", [])
+    }
+    assert triton_api not in admitted
+    for service in (o for o in out.objects if o["kind"] == "Service"):
+        assert triton_api not in {p["port"] for p in service["spec"]["ports"]}

@@ -1,6 +1,7 @@
 """Prometheus and Grafana in the cluster read the local stack's own files: the generated
 ConfigMaps equal monitoring/ byte for byte, and the one cluster-specific step, the scrape
-targets, is rendered by a script these tests run on the real file."""
+targets (the Pushgateway, and Triton and the gateway in every serving pod), is rendered by a
+script these tests run on the real file."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.unit.infra.conftest import OVERLAYS, REPO
+from tests.unit.infra.conftest import OVERLAYS, REPO, pod_spec
 
 MONITORING = REPO / "monitoring"
 # ConfigMap (name before kustomize's hash) -> key -> the repository file it must equal.
@@ -68,9 +69,10 @@ def _render(awk: str, config: Path, env: dict[str, str]) -> subprocess.Completed
 
 
 @pytest.mark.parametrize("awk", AWKS)
-def test_render_changes_only_the_pushgateway_and_triton_targets(rendered, awk):
-    """The rendered config is the repo's with two jobs re-aimed: the Pushgateway service, and
-    every Triton pod through the headless service's DNS records, on Triton's metrics port."""
+def test_render_changes_only_the_pushgateway_triton_and_gateway_targets(rendered, awk):
+    """The rendered config is the repo's with three jobs re-aimed: the Pushgateway service, and
+    Triton and the gateway in every serving pod (ready or not) through the headless service's
+    DNS records, each on its metrics port."""
     assert "awk" in AWKS
     out = rendered["gpu"]
     env = _init_env(rendered, "gpu")
@@ -81,22 +83,26 @@ def test_render_changes_only_the_pushgateway_and_triton_targets(rendered, awk):
 
     pushgateway = out.get("Service", "pushgateway")["spec"]["ports"][0]["port"]
     assert env["PUSHGATEWAY_TARGET"] == f"pushgateway.mlops.svc.cluster.local:{pushgateway}"
-    assert env["TRITON_METRICS_DNS"] == "triton-metrics.mlops.svc.cluster.local"
-    (server,) = out.get("Deployment", "triton")["spec"]["template"]["spec"]["containers"]
-    triton_port = next(p["containerPort"] for p in server["ports"] if p["name"] == "metrics")
+    metrics = out.get("Service", "inference-metrics")
+    dns = f"{metrics['metadata']['name']}.mlops.svc.cluster.local"
+    assert metrics["spec"]["clusterIP"] == "None" and metrics["spec"]["publishNotReadyAddresses"]
+    assert env["TRITON_METRICS_DNS"] == env["GATEWAY_METRICS_DNS"] == dns
+    containers = pod_spec(out.get("InferenceService", "inference"))["containers"]
+    ports = {p["name"]: p["containerPort"] for c in containers for p in c.get("ports", [])}
+    service_ports = {p["name"]: p["port"] for p in metrics["spec"]["ports"]}
     expected = yaml.safe_load(source.read_text())
     jobs = {job["job_name"]: job for job in expected["scrape_configs"]}
     jobs["pushgateway"]["static_configs"] = [{"targets": [env["PUSHGATEWAY_TARGET"]]}]
-    del jobs["triton"]["static_configs"]
-    jobs["triton"]["dns_sd_configs"] = [
-        {"names": [env["TRITON_METRICS_DNS"]], "type": "A", "port": triton_port}
-    ]
+    for job, port in (("triton", "triton-metrics"), ("gateway", "gateway-metrics")):
+        assert service_ports[port] == ports[port]
+        del jobs[job]["static_configs"]
+        jobs[job]["dns_sd_configs"] = [{"names": [dns], "type": "A", "port": ports[port]}]
     assert cluster == expected
     assert cluster["global"] == local["global"] and cluster["rule_files"] == local["rule_files"]
     changed = [
         line for line in done.stdout.splitlines() if line not in source.read_text().splitlines()
     ]
-    assert len(changed) == 5, changed  # 1 pushgateway line, 4 triton lines; the rest verbatim
+    assert len(changed) == 9, changed  # 1 pushgateway line, 4 triton, 4 gateway; rest verbatim
 
 
 @pytest.mark.parametrize("awk", AWKS)
@@ -105,6 +111,8 @@ def test_render_fails_loudly_when_the_config_changes_shape(rendered, awk, tmp_pa
     env = _init_env(rendered, "cpu")
     for broken, message in (
         (source.replace('"127.0.0.1:8002"', '"triton:8002"'), "job triton"),
+        (source.replace('"127.0.0.1:8003"', '"gateway:8003"'), "job gateway"),
+        (source.replace("job_name: gateway", "job_name: edge"), "job gateway"),
         (source.replace("job_name: pushgateway", "job_name: push"), "job pushgateway"),
     ):
         assert broken != source
@@ -114,6 +122,9 @@ def test_render_fails_loudly_when_the_config_changes_shape(rendered, awk, tmp_pa
         assert done.returncode != 0 and message in done.stderr, done.stderr
     done = _render(awk, SOURCES["prometheus-config"]["prometheus.yml"], {})
     assert done.returncode != 0 and "PUSHGATEWAY_TARGET" in done.stderr
+    without_gateway = {k: v for k, v in env.items() if k != "GATEWAY_METRICS_DNS"}
+    done = _render(awk, SOURCES["prometheus-config"]["prometheus.yml"], without_gateway)
+    assert done.returncode != 0 and "GATEWAY_METRICS_DNS" in done.stderr
 
 
 def test_rendered_cluster_config_passes_promtool(rendered, tmp_path):

@@ -73,9 +73,40 @@ def test_slice_below_floor_blocks_promotion_and_is_named(config, data):
     assert any("slice channel=atm" in r for r in d.reasons)
 
 
-def test_missing_champion_is_recorded(config, data):
+def test_no_champion_compares_with_the_baseline_only(config, data):
     y, strong, weak = data
-    d = decide_promotion(
-        config, y, (strong, 0.5), (weak, 0.5), None, [], "champion v3 could not score"
+    d = decide_promotion(config, y, (strong, 0.5), (weak, 0.5), None, [])
+    assert d.promote and [c.opponent for c in d.comparisons] == ["baseline"]
+    assert d.reasons[-1] == "no current champion: compared with the baseline only"
+    assert not d.champion_unusable and not d.baseline_only_override
+
+
+def test_an_unusable_champion_blocks_even_a_clear_winner(config, data):
+    y, strong, weak = data
+    why = "champion version 3 exists but could not be scored (KeyError: 'threshold')"
+    d = decide_promotion(config, y, (strong, 0.5), (weak, 0.5), None, [], why)
+    assert not d.promote
+    assert d.reasons[0].startswith(f"{why}: refused")
+    assert "gate.allow_baseline_only_when_champion_unusable: true" in d.reasons[0]
+    record = d.to_dict()
+    assert record["champion_unusable"] == why and record["baseline_only_override"] is False
+
+
+def test_the_recorded_override_compares_with_the_baseline_only(config, data):
+    y, strong, weak = data
+    allowed = config.model_copy(
+        update={
+            "gate": config.gate.model_copy(
+                update={"allow_baseline_only_when_champion_unusable": True}
+            )
+        }
     )
-    assert "champion v3 could not score" in d.reasons
+    why = "champion version 3 exists but could not be scored (ValueError: columns changed)"
+    d = decide_promotion(allowed, y, (strong, 0.5), (weak, 0.5), None, [], why)
+    assert d.promote and d.baseline_only_override
+    assert d.reasons[0].startswith("challenger beats baseline")
+    assert any(
+        "compared with the baseline only, as gate.allow_baseline_only" in r for r in d.reasons
+    )
+    worse = decide_promotion(allowed, y, (weak, 0.5), (strong, 0.5), None, [], why)
+    assert not worse.promote  # the override skips the champion, never the baseline

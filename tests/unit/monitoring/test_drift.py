@@ -5,6 +5,8 @@ from __future__ import annotations
 import evidently.presets  # noqa: F401 - import once at collection, not inside a timed test
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from evidently import Dataset
 
@@ -248,3 +250,53 @@ def test_infer_kinds_matches_evidentlys_inference():
     numeric, categorical = infer_kinds(frame)
     assert numeric == definition.numerical_columns == ["f", "i_many"]
     assert categorical == definition.categorical_columns == ["i_few", "flag", "s", "cat"]
+
+
+def test_an_absent_or_empty_current_column_is_drift_when_asked(tmp_path):
+    """A window without any value of a feature: drifted (method "missing"), not a crash."""
+    rng, ref, cur = frames(3000, 500, seed=9)
+    for frame, n in ((ref, 3000), (cur, 500)):
+        frame["ok"] = rng.normal(0, 1, n)
+        frame["nan"] = rng.normal(0, 1, n)
+        frame["none"] = rng.choice(["a", "b"], n).astype(object)
+        frame["gone"] = rng.normal(0, 1, n)
+        frame["null_obj"] = rng.normal(0, 1, n)
+    cur["nan"] = np.nan
+    cur["none"] = None
+    cur["null_obj"] = pd.Series([None] * 500, dtype=object)  # all-null logged column
+    cur = cur.drop(columns="gone")
+    numeric, categorical = ["ok", "nan", "gone", "null_obj"], ["none"]
+    with pytest.raises(ValueError, match=r"missing from the current data: \['gone'\]"):
+        detect_drift(ref, cur, numeric, categorical)
+    with pytest.raises(ValueError, match="'nan' in the current data has no value"):
+        detect_drift(ref, cur.assign(gone=0.0), numeric, categorical)
+
+    result = detect_drift(ref, cur, numeric, categorical, missing_is_drift=True)
+    assert methods(result) == {
+        "ok": ("wasserstein", False),
+        "nan": ("missing", True),
+        "gone": ("missing", True),
+        "null_obj": ("missing", True),
+        "none": ("missing", True),
+    }
+    assert result.column("gone").score == 1.0 and result.drift_share == 0.8
+    assert result.dataset_drift  # 4 of 5 columns: the dataset drifted
+
+    # Parquet: the absent column and a column written as Arrow's null type
+    ref.to_parquet(tmp_path / "ref.parquet")
+    cur.to_parquet(tmp_path / "cur.parquet")
+    assert pq.read_schema(tmp_path / "cur.parquet").field("null_obj").type == pa.null()
+    streamed = detect_drift_parquet(
+        tmp_path / "ref.parquet", tmp_path / "cur.parquet", numeric, categorical,
+        missing_is_drift=True,
+    )  # fmt: skip
+    assert methods(streamed) == methods(result)
+
+
+def test_an_empty_reference_column_stays_an_error():
+    rng, ref, cur = frames(100, 100)
+    ref["x"], cur["x"] = np.nan, rng.normal(0, 1, 100)
+    with pytest.raises(ValueError, match="'x' in the reference data has no value"):
+        detect_drift(ref, cur, ["x"], [], missing_is_drift=True)
+    with pytest.raises(ValueError, match=r"missing from the reference data: \['y'\]"):
+        detect_drift(ref, cur.assign(y=1.0), ["x", "y"], [], missing_is_drift=True)

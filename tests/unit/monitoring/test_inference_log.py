@@ -1,7 +1,7 @@
-"""The inference log: partitioned Parquet, late labels, and a writer that never fails a caller."""
+"""The inference log: partitioned Parquet by day, late labels joined by id, atomic files.
 
-import logging
-import time
+The gateway's non-blocking writer is tested in tests/unit/serving/gateway/test_edge_log.py.
+"""
 
 import numpy as np
 import pandas as pd
@@ -9,11 +9,11 @@ import pytest
 
 from monitoring.inference_log import (
     InferenceLogError,
-    InferenceLogger,
     label_frame,
     prediction_frame,
     read_log,
     write_labels,
+    write_predictions,
 )
 
 MODEL = "m-classifier"
@@ -34,10 +34,7 @@ def predictions(n: int = 6, start: str = "2026-07-01 22:00", version: str = "3")
 
 
 def test_rows_are_partitioned_by_day_and_labels_join_by_id(tmp_path):
-    logger = InferenceLogger(tmp_path, flush_interval_s=0.05)
-    logger.log(predictions())
-    stats = logger.close()
-    assert (stats.logged, stats.written, stats.pending) == (6, 6, 0)
+    write_predictions(tmp_path, MODEL, predictions())
     days = sorted(p.name for p in (tmp_path / MODEL / "predictions").iterdir())
     assert days == ["date=2026-07-01", "date=2026-07-02"]
     write_labels(tmp_path, MODEL, label_frame(["r1", "r2"], [0, 1]))
@@ -51,45 +48,14 @@ def test_rows_are_partitioned_by_day_and_labels_join_by_id(tmp_path):
 
 
 def test_read_log_range_reads_only_what_it_needs(tmp_path):
-    logger = InferenceLogger(tmp_path, flush_interval_s=0.05)
-    logger.log(predictions())
-    logger.close()
+    write_predictions(tmp_path, MODEL, predictions())
     part = read_log(tmp_path, MODEL, start=pd.Timestamp("2026-07-02 00:00"))
     assert list(part["request_id"]) == ["r2", "r3", "r4", "r5"]
     assert read_log(tmp_path, "other-model").empty
 
 
-def test_a_bad_path_is_reported_and_retried_not_dropped(tmp_path, caplog):
-    blocked = tmp_path / "not-a-dir"
-    blocked.write_text("a file where the log folder should be")
-    logger = InferenceLogger(blocked, flush_interval_s=0.05)
-    with caplog.at_level(logging.ERROR, logger="monitoring.inference_log"):
-        logger.log(predictions())  # returns at once, never raises
-        stats = logger.close(timeout_s=10)
-    assert stats.written == 0 and stats.pending == 6 and stats.failed_writes >= 1
-    assert str(blocked) in stats.last_error
-    assert "6 row(s) could not be written" in caplog.text
-
-
-def test_a_failed_write_succeeds_on_retry_without_duplicates(tmp_path):
-    root = tmp_path / "log"
-    root.write_text("in the way")  # the log root cannot be created: writes fail
-    logger = InferenceLogger(root, flush_interval_s=0.05)
-    logger.log(predictions())
-    deadline = time.monotonic() + 10
-    while not logger.stats.failed_writes and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert logger.stats.failed_writes and logger.stats.pending == 6
-    root.unlink()  # the disk is fixed: the next flush writes the kept rows
-    stats = logger.close()
-    assert stats.written == 6 and stats.pending == 0
-    assert len(read_log(root, MODEL)) == 6
-
-
 def test_no_half_written_files_are_visible(tmp_path):
-    logger = InferenceLogger(tmp_path, flush_interval_s=0.05)
-    logger.log(predictions())
-    logger.close()
+    write_predictions(tmp_path, MODEL, predictions())
     names = [p.name for p in tmp_path.rglob("*") if p.is_file()]
     assert names and all(n.startswith("part-") and n.endswith(".parquet") for n in names)
 
@@ -112,11 +78,3 @@ def test_defaults_are_fresh_ids_and_now():
                              scores=[0.1, 0.9], decisions=[0, 1])  # fmt: skip
     assert frame["request_id"].is_unique
     assert (pd.Timestamp.now(tz="UTC") - frame["timestamp"].max()) < pd.Timedelta(minutes=1)
-
-
-def test_unreadable_log_names_the_folder(tmp_path):
-    folder = tmp_path / MODEL / "predictions" / "date=2026-07-01"
-    folder.mkdir(parents=True)
-    (folder / "part-broken.parquet").write_text("not parquet")
-    with pytest.raises(InferenceLogError, match="cannot read the inference log under"):
-        read_log(tmp_path, MODEL)

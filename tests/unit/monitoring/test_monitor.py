@@ -9,7 +9,7 @@ import pytest
 from configs import load_config
 from monitoring import kpi
 from monitoring.contract import MONITOR_METRICS
-from monitoring.inference_log import InferenceLogger, label_frame, prediction_frame, write_labels
+from monitoring.inference_log import label_frame, prediction_frame, write_labels, write_predictions
 from monitoring.loop import LoopError, firing_alerts, retrain_config, retrain_dataset
 from monitoring.monitor import MonitorError, WindowReport, _Version, assess, run_monitor, samples
 from monitoring.monitor import windows as cut_windows
@@ -120,14 +120,12 @@ def test_loop_alert_check_needs_prometheus():
 
 
 def write_log(config, root, rows: pd.DataFrame, labelled: int) -> None:
-    logger = InferenceLogger(root, flush_interval_s=0.05)
-    logger.log(prediction_frame(
+    write_predictions(root, config.model_name, prediction_frame(
         model=config.model_name, version="1", features=rows[list(config.features)],
         scores=rows["score"], decisions=(rows["score"] > 0.5).astype(int),
         request_ids=[f"id{i}" for i in range(len(rows))],
         timestamps=pd.date_range("2026-07-01", periods=len(rows), freq="1h", tz="UTC"),
     ))  # fmt: skip
-    assert logger.close().written == len(rows)
     ids = [f"id{i}" for i in range(labelled)]
     write_labels(root, config.model_name, label_frame(ids, rows["label"].iloc[:labelled]))
 
@@ -170,3 +168,45 @@ def test_kpi_page_renders_markdown_and_html(tmp_path):
     (tmp_path / "coverage.xml").write_text('<coverage line-rate="0.875"/>')
     assert kpi.coverage_ratio(tmp_path / "coverage.xml") == 0.875
     assert math.isnan(kpi.coverage_ratio(tmp_path / "none.xml"))
+
+
+def window_report(config, current: pd.DataFrame, reference: pd.DataFrame) -> WindowReport:
+    result = assess(logged(config, current), _Version(reference), config)
+    return WindowReport(project="mon", model="mon-classifier", version="1",
+                        start="2026-07-01T00:00:00+00:00", end="2026-07-02T00:00:00+00:00",
+                        rows=len(current), **result)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("feature", "breakage"),
+    [("amount", "removed"), ("amount", "all NaN"), ("channel", "removed"), ("channel", "all NaN")],
+)
+def test_a_feature_without_any_value_is_drifted_and_counted_missing(config, feature, breakage):
+    """No ValueError from the drift core: the feature drifts, its missing share is 1."""
+    reference = frame(config, 3000)
+    current = frame(config, 400, seed=5)
+    if breakage == "removed":
+        current = current.drop(columns=feature)
+    else:
+        current[feature] = np.nan if feature == "amount" else None
+    report = window_report(config, current, reference)
+    drifted = {c["column"]: c["method"] for c in report.drift["columns"] if c["drifted"]}
+    assert drifted == {feature: "missing"}  # the other features are still tested, not drifted
+    assert report.missing_values[feature] == report.rows == 400
+    assert report.drift["drift_share"] == 1 / len(config.features)
+    text = exposition(samples(report, "pr_auc"), MONITOR_METRICS)
+    assert f'mlops_feature_drift_detected{{feature="{feature}"}} 1.0' in text
+    assert f'mlops_feature_drift_score{{feature="{feature}",method="missing"}} 1.0' in text
+    assert f'mlops_input_missing_values{{feature="{feature}"}} 400.0' in text
+
+
+def test_evidently_reports_a_window_with_a_removed_and_an_all_nan_feature(config, tmp_path):
+    from monitoring.monitor import evidently_reports
+
+    reference = frame(config, 400)
+    current = frame(config, 100, seed=6).drop(columns="amount")
+    current["channel"] = None
+    current["label"] = np.nan  # no labels yet: the drift and summary reports only (faster)
+    evidently_reports(reference, logged(config, current), config, tmp_path, sample_rows=400)
+    assert (tmp_path / "drift.html").stat().st_size > 0
+    assert "channel" in (tmp_path / "drift.json").read_text()  # in the data summary

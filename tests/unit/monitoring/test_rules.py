@@ -14,9 +14,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from configs import load_config
 from monitoring import stack
-from monitoring.contract import KPI_METRICS, METRIC_NAMES, MONITOR_METRICS, TRITON_METRICS
+from monitoring.contract import (
+    DEPLOY_METRICS,
+    KPI_METRICS,
+    METRIC_NAMES,
+    MONITOR_METRICS,
+    TRITON_METRICS,
+)
 from monitoring.stack import DASHBOARDS_DIR, MonitoringError, dashboard_queries, render_config
+from serving.gateway.metrics import GatewayMetrics
 
 PROMETHEUS_DIR = stack.MONITORING_DIR / "prometheus"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"
@@ -26,11 +34,31 @@ DASHBOARD_FILES = sorted(DASHBOARDS_DIR.glob("*.json"))
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 ALERT_NAMES = {
     "DataDriftDetected",
+    "FeatureMissingInWindow",
     "ModelQualityBelowBaseline",
     "TritonErrorRateHigh",
     "TritonLatencySLOBreach",
     "MonitorStale",
+    "GatewayInferenceLogDropping",
+    "GatewayErrorRateHigh",
+    "GatewayUpstreamDown",
+    "GatewayLatencySLOBreach",
+    "ArtifactVerificationFailed",
 }
+CONFIGS = sorted((stack.REPO_ROOT / "configs").glob("*.yaml"))
+
+
+def gateway_families() -> dict[str, set[str]]:
+    """The gateway's metric families (serving/gateway/metrics.py, the one definition) and the
+    sample names Prometheus stores for each: counters get _total, histograms _bucket/_sum/_count."""
+    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+    return {
+        family.name: {family.name + suffix for suffix in suffixes[family.type]}
+        for family in GatewayMetrics().registry.collect()
+    }
+
+
+GATEWAY_METRIC_NAMES = frozenset().union(*gateway_families().values())
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +112,8 @@ def test_metric_name_parser_finds_names_and_nothing_else():
 
 
 def test_promtool_check_rules(promtool):
-    assert "SUCCESS: 5 rules found" in run_promtool(promtool, "check", "rules", ALERTS)
+    found = f"SUCCESS: {len(alert_rules())} rules found"
+    assert found in run_promtool(promtool, "check", "rules", ALERTS)
 
 
 def test_promtool_rule_unit_tests_pass(promtool):
@@ -107,7 +136,11 @@ def test_alerts_carry_severity_summary_description_and_runbook():
         annotations = rule["annotations"]
         assert set(annotations) == {"summary", "description", "runbook"}, name
         assert annotations["runbook"] == f"docs/runbook.md#{name.lower()}"
-        label = "$labels.model" if name.startswith("Triton") else "$labels.project"
+        labels = {
+            "Gateway": ("$labels.model", "$labels.instance"),  # per model or per replica
+            "Triton": ("$labels.model",),
+        }.get(re.match(r"[A-Z][a-z]+", name).group(), ("$labels.project",))
+        label = next((lab for lab in labels if lab in annotations["summary"]), labels[0])
         assert label in annotations["summary"] and label in annotations["description"], name
         assert rule["for"], f"{name} has no for:"
 
@@ -117,12 +150,15 @@ def test_alerts_carry_severity_summary_description_and_runbook():
 
 def test_repo_and_rendered_prometheus_configs_pass_promtool(promtool, tmp_path):
     run_promtool(promtool, "check", "config", PROMETHEUS_DIR / "prometheus.yml")
+    repo_jobs = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())["scrape_configs"]
+    assert tuple(job["job_name"] for job in repo_jobs) == stack.SCRAPE_JOBS
     rendered = tmp_path / "prometheus.yml"
     rendered.write_text(
         render_config(
             prometheus="127.0.0.1:19090",
             pushgateway="127.0.0.1:19091",
             triton="10.0.0.5:18002",
+            gateway="10.0.0.5:18003",
             scrape_interval="1s",
         )
     )
@@ -135,10 +171,15 @@ def test_repo_and_rendered_prometheus_configs_pass_promtool(promtool, tmp_path):
         "prometheus": ["127.0.0.1:19090"],
         "pushgateway": ["127.0.0.1:19091"],
         "triton": ["10.0.0.5:18002"],
+        "gateway": ["10.0.0.5:18003"],
     }
     assert jobs["pushgateway"]["honor_labels"] is True
     assert config["rule_files"] == [str(ALERTS)]
     assert config["global"]["scrape_interval"] == config["global"]["scrape_timeout"] == "1s"
+    # The gateway's default target is the port `python -m serving.gateway serve` exposes.
+    default = yaml.safe_load(render_config(prometheus="a:1", pushgateway="b:2", triton="c:3"))
+    (gateway,) = [job for job in default["scrape_configs"] if job["job_name"] == "gateway"]
+    assert gateway["static_configs"] == [{"targets": ["127.0.0.1:8003"]}]
 
 
 def test_render_config_names_the_file_and_the_missing_job(tmp_path):
@@ -240,9 +281,10 @@ def _used_names() -> dict[str, set[str]]:
 
 
 def test_dashboards_and_rules_use_only_contract_metric_names():
+    known = METRIC_NAMES | GATEWAY_METRIC_NAMES
     used = _used_names()
-    unknown = {where: names - METRIC_NAMES for where, names in used.items() if names - METRIC_NAMES}
-    assert not unknown, f"not in monitoring/contract.py: {unknown}"
+    unknown = {where: names - known for where, names in used.items() if names - known}
+    assert not unknown, f"not in monitoring/contract.py or serving/gateway/metrics.py: {unknown}"
     assert all(used.values()), [where for where, names in used.items() if not names]
 
 
@@ -250,8 +292,30 @@ def test_every_contract_metric_is_on_a_dashboard():
     on_dashboards = set().union(
         *(names for where, names in _used_names().items() if not where.startswith("alert"))
     )
-    assert set(MONITOR_METRICS) | set(KPI_METRICS) | set(TRITON_METRICS) == METRIC_NAMES
+    families = (MONITOR_METRICS, KPI_METRICS, TRITON_METRICS, DEPLOY_METRICS)
+    assert set().union(*families) == METRIC_NAMES
     assert sorted(METRIC_NAMES - on_dashboards) == []
+
+
+def test_every_gateway_metric_is_on_the_serving_dashboard():
+    """Each family of serving/gateway/metrics.py has a panel (through one of its sample names)."""
+    on_serving = set().union(
+        *(names for where, names in _used_names().items() if where.startswith("serving: "))
+    )
+    families = gateway_families()
+    assert len(families) >= 10, sorted(families)
+    assert sorted(name for name, samples in families.items() if not samples & on_serving) == []
+
+
+def test_the_gateway_latency_alert_is_the_configs_budget():
+    """GatewayLatencySLOBreach fires above serving.p99_budget_ms, the budget infra validation
+    holds every project to: change one and this fails until the other follows."""
+    (rule,) = [r for r in alert_rules() if r["alert"] == "GatewayLatencySLOBreach"]
+    threshold = float(re.search(r"\*\s*1000\s*>\s*([\d.]+)\s*$", rule["expr"].strip()).group(1))
+    assert CONFIGS, "no project configs found"
+    budgets = {path.stem: load_config(path).serving.p99_budget_ms for path in CONFIGS}
+    assert set(budgets.values()) == {threshold}, budgets
+    assert f"{threshold:g} ms" in rule["annotations"]["summary"]
 
 
 def test_grafana_provisioning_points_at_the_datasource_and_a_dashboards_folder():

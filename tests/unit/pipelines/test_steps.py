@@ -271,3 +271,164 @@ def test_failed_infra_validation_keeps_the_champion_and_is_recorded(outputs, con
         .tags
     )
     assert tags["deploy.status"].startswith("not deployed: single-row p99 latency")
+
+
+# --- promotion integrity (issue 12) ------------------------------------------------------------
+
+MODEL = "steps-test-classifier"
+
+
+def test_export_and_register_record_the_artifact_hashes(outputs):
+    from models.registry import SKOPS_FILE, sha256_hex
+
+    _, a = outputs
+    version = a["registered"].metadata["version"]
+    info = mlflow.MlflowClient().get_model_version(MODEL, version)
+    onnx_bytes = Path(a["onnx"].path).read_bytes()
+    assert info.tags["onnx_sha256"] == sha256_hex(onnx_bytes) == a["onnx"].metadata["sha256"]
+    skops = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL}/{version}")) / SKOPS_FILE
+    assert info.tags["skops_sha256"] == sha256_hex(skops.read_bytes())
+
+
+def _gate(config_yaml, run_id, a, tmp_path):
+    """Register the challenger once more and gate it; returns the decision record."""
+    registered, decision = FileArtifact(str(tmp_path / "reg")), FileArtifact(str(tmp_path / "dec"))
+    _register_again(config_yaml, run_id, a, registered)
+    steps.gate_step(config_yaml, run_id, registered, a["model"], a["baseline"], a["test"],
+                    a["evaluation"], a["explanation"], decision)  # fmt: skip
+    return json.loads((Path(decision.path) / steps.DECISION_FILE).read_text())
+
+
+def test_champion_without_threshold_makes_the_gate_refuse_unless_overridden(
+    outputs, config_yaml, tmp_path
+):
+    run_id, a = outputs
+    champion = champion_version(MODEL)
+    client = mlflow.MlflowClient()
+    threshold = client.get_model_version(MODEL, champion).tags["threshold"]
+    client.delete_model_version_tag(MODEL, champion, "threshold")
+    try:
+        refused = _gate(config_yaml, run_id, a, tmp_path / "strict")
+        lenient = config_yaml.replace(
+            "min_slice_metric: 0.0",
+            "min_slice_metric: 0.0\n  allow_baseline_only_when_champion_unusable: true",
+        )
+        assert "allow_baseline_only_when_champion_unusable: true" in lenient
+        overridden = _gate(lenient, run_id, a, tmp_path / "override")
+    finally:
+        client.set_model_version_tag(MODEL, champion, "threshold", threshold)
+    assert refused["promote"] is False
+    assert refused["reasons"][0].startswith(
+        f"champion version {champion} exists but could not be scored on this test set "
+        f"(KeyError: 'version {champion} has no `threshold` tag')"
+    )
+    assert refused["previous_champion"] == champion and refused["champion_unusable"]
+    assert overridden["promote"] is True and overridden["baseline_only_override"] is True
+    assert [c["opponent"] for c in overridden["comparisons"]] == ["baseline"]
+    assert champion_version(MODEL) == champion
+
+
+def test_champion_with_its_model_file_missing_makes_the_gate_refuse(outputs, config_yaml, tmp_path):
+    from urllib.parse import urlparse
+
+    from models.registry import SKOPS_FILE
+
+    run_id, a = outputs
+    champion = champion_version(MODEL)
+    folder = Path(
+        urlparse(mlflow.MlflowClient().get_model_version_download_uri(MODEL, champion)).path
+    )
+    skops, hidden = folder / SKOPS_FILE, folder / f"{SKOPS_FILE}.hidden"
+    skops.rename(hidden)
+    try:
+        record = _gate(config_yaml, run_id, a, tmp_path)
+    finally:
+        hidden.rename(skops)
+    assert record["promote"] is False
+    assert record["reasons"][0].startswith(
+        f"champion version {champion} exists but could not be scored"
+    )
+    assert "refused" in record["reasons"][0] and champion_version(MODEL) == champion
+
+
+def _deploy(config_yaml, run_id, a, registered, decision, serving, onnx=None):
+    deployment = FileArtifact(str(Path(decision.path).parent / "deployment"))
+    steps.deploy_step(config_yaml, run_id, str(serving), registered, a["model"],
+                      onnx or a["onnx"], a["test"], decision, deployment)  # fmt: skip
+    return json.loads(Path(deployment.path).read_text())
+
+
+def _passed_gate(tmp_path, previous_champion):
+    decision = FileArtifact(str(tmp_path / "dec"))
+    Path(decision.path).mkdir()
+    (Path(decision.path) / steps.DECISION_FILE).write_text(
+        json.dumps(
+            {
+                "promote": True,
+                "reasons": ["the gate passed"],
+                "previous_champion": previous_champion,
+            }
+        )  # fmt: skip
+    )
+    return decision
+
+
+def test_champion_moved_after_the_gate_refuses_the_promotion_with_a_record(
+    outputs, config_yaml, tmp_path
+):
+    from models.registry import Version, promote, rollback
+
+    run_id, a = outputs
+    gated_against = champion_version(MODEL)
+    registered = FileArtifact(str(tmp_path / "reg"))
+    _register_again(config_yaml, run_id, a, registered)
+    decision = _passed_gate(tmp_path, gated_against)
+    other = FileArtifact(str(tmp_path / "other"))
+    _register_again(config_yaml, run_id, a, other)  # meanwhile another run promotes its version
+    promote(Version(MODEL, other.metadata["version"], run_id), "another run",
+            expected=gated_against)  # fmt: skip
+    try:
+        serving = tmp_path / "serving"
+        record = _deploy(config_yaml, run_id, a, registered, decision, serving)
+        assert record["deployed"] is False
+        assert record["reasons"][0].startswith(
+            f"refused at promotion: champion of '{MODEL}' is version "
+            f"{other.metadata['version']}, not version {gated_against}"
+        )
+        assert record["infra_validation"]["passed"] is True
+        assert champion_version(MODEL) == other.metadata["version"]
+        assert not serving.exists()  # refused before anything was published
+    finally:
+        assert rollback(MODEL, to=gated_against) == gated_against
+
+
+def test_a_tampered_pipeline_onnx_is_refused_before_infra_validation(
+    outputs, config_yaml, tmp_path
+):
+    from models.registry import ArtifactIntegrityError
+
+    run_id, a = outputs
+    champion = champion_version(MODEL)
+    registered = FileArtifact(str(tmp_path / "reg"))
+    _register_again(config_yaml, run_id, a, registered)
+    tampered = FileArtifact(str(tmp_path / "tampered.onnx"), dict(a["onnx"].metadata))
+    Path(tampered.path).write_bytes(Path(a["onnx"].path).read_bytes() + b"\0")
+    with pytest.raises(ArtifactIntegrityError, match="does not match its onnx_sha256 tag"):
+        _deploy(config_yaml, run_id, a, registered, _passed_gate(tmp_path, champion),
+                tmp_path / "serving", onnx=tampered)  # fmt: skip
+    assert champion_version(MODEL) == champion and not (tmp_path / "serving").exists()
+
+
+def test_promotion_writes_per_version_thresholds_into_the_served_config(outputs):
+    from serving.decision import thresholds_from_parameters
+
+    _, a = outputs
+    record = json.loads(Path(a["deployment"].path).read_text())
+    version = int(a["registered"].metadata["version"])
+    threshold = float(a["model"].metadata["threshold"])
+    assert record["infra_validation"]["parameters"][f"threshold.v{version}"] == repr(threshold)
+    config = (Path(record["serving_repository"]) / MODEL / "config.pbtxt").read_text()
+    assert f'key: "threshold.v{version}" value: {{ string_value: "{threshold!r}" }}' in config
+    assert thresholds_from_parameters(record["infra_validation"]["parameters"]) == {
+        version: threshold
+    }

@@ -1,17 +1,21 @@
 # Renders monitoring/prometheus/prometheus.yml, the platform's one scrape config (mounted
 # unchanged from the ConfigMap prometheus-config), for the cluster. Like the local stack
-# (monitoring/stack.py), it changes only where two jobs scrape; every other line is copied:
+# (monitoring/stack.py), it changes only where three jobs scrape; every other line is copied:
 #   job pushgateway: its static target becomes ENVIRON["PUSHGATEWAY_TARGET"];
 #   job triton:      its static target 127.0.0.1:PORT becomes dns_sd_configs on the A records
 #                    of ENVIRON["TRITON_METRICS_DNS"] (a headless Service: one target per
-#                    Triton pod, however many the autoscaler runs), same PORT.
+#                    serving pod, however many the autoscaler runs), same PORT;
+#   job gateway:     the same with ENVIRON["GATEWAY_METRICS_DNS"] (the gateway runs in the
+#                    serving pod beside Triton), same PORT.
 #   job prometheus:  unchanged (127.0.0.1:9090 is Prometheus itself, in its own pod).
 # Exits 1, naming what it did not find, when the file no longer has that shape: the init
 # container then fails loudly instead of Prometheus scraping nothing. POSIX awk (busybox in
 # the Prometheus image; the unit tests run this file with the system awk).
 BEGIN {
-    if (ENVIRON["PUSHGATEWAY_TARGET"] == "" || ENVIRON["TRITON_METRICS_DNS"] == "") {
-        print "render: set PUSHGATEWAY_TARGET and TRITON_METRICS_DNS" > "/dev/stderr"
+    dns["triton"] = ENVIRON["TRITON_METRICS_DNS"]
+    dns["gateway"] = ENVIRON["GATEWAY_METRICS_DNS"]
+    if (ENVIRON["PUSHGATEWAY_TARGET"] == "" || dns["triton"] == "" || dns["gateway"] == "") {
+        print "render: set PUSHGATEWAY_TARGET, TRITON_METRICS_DNS and GATEWAY_METRICS_DNS" > "/dev/stderr"
         failed = 1
         exit 1
     }
@@ -28,23 +32,23 @@ job == "pushgateway" && /^[ \t]*- targets: \["127\.0\.0\.1:[0-9]+"\][ \t]*$/ {
     pushgateway++
     next
 }
-job == "triton" && /^[ \t]*static_configs:[ \t]*$/ {
+(job in dns) && /^[ \t]*static_configs:[ \t]*$/ {
     indent = $0
     sub(/static_configs:.*/, "", indent)
     print indent "dns_sd_configs:"
-    triton_sd++
+    sd[job]++
     next
 }
-job == "triton" && /^[ \t]*- targets: \["127\.0\.0\.1:[0-9]+"\][ \t]*$/ {
+(job in dns) && /^[ \t]*- targets: \["127\.0\.0\.1:[0-9]+"\][ \t]*$/ {
     indent = $0
     sub(/-.*/, "", indent)
     port = $0
     sub(/.*:/, "", port)
     sub(/".*/, "", port)
-    print indent "- names: [\"" ENVIRON["TRITON_METRICS_DNS"] "\"]"
+    print indent "- names: [\"" dns[job] "\"]"
     print indent "  type: A"
     print indent "  port: " port
-    triton++
+    targets[job]++
     next
 }
 { print }
@@ -54,8 +58,10 @@ END {
         print "render: expected one static target 127.0.0.1:PORT in job pushgateway" > "/dev/stderr"
         exit 1
     }
-    if (triton_sd != 1 || triton != 1) {
-        print "render: expected static_configs with one target 127.0.0.1:PORT in job triton" > "/dev/stderr"
-        exit 1
+    for (name in dns) {
+        if (sd[name] != 1 || targets[name] != 1) {
+            print "render: expected static_configs with one target 127.0.0.1:PORT in job " name > "/dev/stderr"
+            exit 1
+        }
     }
 }

@@ -1,0 +1,408 @@
+"""The gateway's ASGI application: the public KServe v2 HTTP endpoint in front of Triton.
+
+Every request is authenticated (when keys are configured), validated against the served
+model's contract, forwarded to Triton as a canonical binary request, decided at the threshold
+of the version that answered, logged and counted. Answers:
+
+- 2xx: Triton's outputs plus `probability` and `decision`, `parameters.request_id` and
+  `parameters.threshold`, headers `X-Request-ID` and `X-Model-Version`;
+- 4xx: the client's mistake, `{"error": "...", "rule": "..."}` naming the input and the rule;
+- 502/503/504: a failure behind the gateway (Triton down, erroring or slow), with an error body.
+
+Routes: `GET /v2/health/live|ready` (no auth), `GET /v2`, `GET /v2/models/{m}[/versions/{v}]`,
+`GET .../ready`, `POST .../infer`. Triton's repository and admin APIs are not exposed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from serving.decision import PROBABILITIES_OUTPUT
+from serving.gateway.auth import ANONYMOUS, KeysFileError, KeyStore
+from serving.gateway.contract import (
+    TEXT,
+    Limits,
+    ModelContract,
+    Rejected,
+    encode_for_triton,
+    parse_infer_request,
+)
+from serving.gateway.edge_log import EdgeLog, LogRecord
+from serving.gateway.metrics import GatewayMetrics
+from serving.gateway.upstream import Upstream, UpstreamUnavailable
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+SERVER_NAME = "tabular-mlops-gateway"
+KEYS_RELOAD_S = 1.0
+SWAP_GRACE_S = 3.0  # default: > Triton's repository poll interval (1 s locally)
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+# curl -d sends form-urlencoded by default; the body is still parsed as JSON.
+_JSON_TYPES = ("", "application/json", "application/x-www-form-urlencoded")
+_BINARY_TYPE = "application/octet-stream"
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+@dataclass
+class _Call:
+    """What one request carries through the handler."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    request_id: str
+    started: float
+    model_label: str = ""
+    extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+class Gateway:
+    """The ASGI app (uvicorn runs it); `upstream`, `keys` and `edge_log` are its edges."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        *,
+        keys: KeyStore | None,
+        edge_log: EdgeLog | None,
+        metrics: GatewayMetrics,
+        limits: Limits = Limits(),  # noqa: B008 - frozen, immutable default
+        swap_grace_s: float = SWAP_GRACE_S,
+    ) -> None:
+        self.upstream, self.keys, self.edge_log = upstream, keys, edge_log
+        self.metrics, self.limits = metrics, limits
+        self._keys_checked = time.monotonic()
+        self._versions_seen: dict[tuple[str, str], float] = {}
+        self.swap_grace_s = swap_grace_s
+        metrics.upstream_up.set_function(lambda: float(self.upstream.ready))
+
+    # -- ASGI ---------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        call = _Call(scope["method"], scope["path"], headers, "", time.perf_counter())
+        try:
+            call.request_id = _request_id(headers)
+            status, payload = await self._route(call, receive)
+        except Rejected as exc:
+            status, payload = exc.status, {"error": exc.message, "rule": exc.rule}
+            self.metrics.rejections.labels(call.model_label, exc.rule).inc()
+            log.info("rejected %s %s (%s, %s): %s", call.method, call.path, exc.status, exc.rule,
+                     exc.message)  # fmt: skip
+        except Exception as exc:
+            log.exception("gateway error on %s %s", call.method, call.path)
+            status, payload = 500, {"error": f"gateway error: {type(exc).__name__}"}
+        body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        headers_out = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        headers_out += call.extra_headers
+        if call.request_id:
+            headers_out.append((b"x-request-id", call.request_id.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers_out})
+        await send({"type": "http.response.body", "body": body})
+        if not call.path.startswith("/v2/health"):
+            self.metrics.answered(call.model_label, status, time.perf_counter() - call.started)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.upstream.start()
+                    if self.edge_log is not None:
+                        self.edge_log.start()
+                except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which exits
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.upstream.close()
+                if self.edge_log is not None:
+                    self.edge_log.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- routing ------------------------------------------------------------------------------
+
+    async def _route(self, call: _Call, receive: Receive) -> tuple[int, Any]:
+        parts = call.path.strip("/").split("/")
+        if parts[:2] == ["v2", "health"] and len(parts) == 3 and parts[2] in ("live", "ready"):
+            _allow(call, "GET")
+            return self._health(parts[2])
+        if parts[0] != "v2":
+            raise Rejected(404, "route", f"no route {call.path}; the API is KServe v2 under /v2")
+        if len(parts) == 1:
+            _allow(call, "GET")
+            self._authenticate(call, "")
+            return 200, {"name": SERVER_NAME, "extensions": ["binary_tensor_data"]}
+        if parts[1] != "models" or len(parts) < 3:
+            raise Rejected(404, "route", f"no route {call.path}")
+        model, rest = parts[2], parts[3:]
+        version = None
+        if rest[:1] == ["versions"]:
+            if len(rest) < 2 or not rest[1].isdigit():
+                raise Rejected(404, "route", f"no route {call.path}: versions are integers")
+            version, rest = rest[1], rest[2:]
+        if len(rest) > 1 or (rest and rest[0] not in ("ready", "infer")):
+            raise Rejected(404, "route", f"no route {call.path}")
+        action = rest[0] if rest else "metadata"
+        _allow(call, "POST" if action == "infer" else "GET")
+        caller = self._authenticate(call, model)
+        contract = await self._contract(call, model, version)
+        if action == "metadata":
+            return 200, {**contract.metadata, "versions": list(contract.versions)}
+        if action == "ready":
+            return 200, {"name": model, "ready": True}
+        return await self._infer(call, receive, contract, version, caller)
+
+    def _health(self, which: str) -> tuple[int, Any]:
+        if which == "live":
+            return 200, {"live": True}
+        if self.upstream.ready:
+            return 200, {"ready": True}
+        return 503, {"error": "Triton behind the gateway is not ready", "ready": False}
+
+    def _authenticate(self, call: _Call, model: str) -> str:
+        if self.keys is None:
+            return ANONYMOUS
+        if time.monotonic() - self._keys_checked > KEYS_RELOAD_S:  # rotation without restart
+            self._keys_checked = time.monotonic()
+            try:
+                self.keys.reload_if_changed()
+            except KeysFileError as exc:
+                log.error("keeping the previous API keys: %s", exc)
+        return self.keys.authenticate(
+            call.headers.get("authorization"), call.headers.get("x-api-key"), model
+        )
+
+    async def _contract(self, call: _Call, model: str, version: str | None) -> ModelContract:
+        """The served model's contract; an unknown model or version is a 404."""
+        if not _MODEL_RE.match(model):
+            raise Rejected(404, "unknown_model", f"'{model[:64]}' is not a valid model name")
+        contract = self.upstream.contracts.get(model)
+        if contract is None or (version is not None and version not in contract.versions):
+            await self.upstream.refresh()  # a model or version loaded since the last poll
+            contract = self.upstream.contracts.get(model)
+        if contract is None:
+            if model in self.upstream.unusable:
+                reason = self.upstream.unusable[model]
+                raise _unavailable(f"model '{model}' cannot be served: {reason}")
+            if not self.upstream.ready:
+                raise _unavailable("Triton behind the gateway is not ready")
+            served = sorted(self.upstream.contracts)
+            raise Rejected(404, "unknown_model", f"unknown model '{model}'; served: {served}")
+        call.model_label = model
+        self.metrics.serving(model)
+        if version is not None and version not in contract.versions:
+            raise Rejected(
+                404,
+                "unknown_version",
+                f"model '{model}' has no ready version {version}; ready: {list(contract.versions)}",
+            )
+        return contract
+
+    # -- inference ----------------------------------------------------------------------------
+
+    async def _infer(
+        self,
+        call: _Call,
+        receive: Receive,
+        contract: ModelContract,
+        version: str | None,
+        caller: str,
+    ) -> tuple[int, Any]:
+        header_length = call.headers.get("inference-header-content-length")
+        content_type = call.headers.get("content-type", "").split(";")[0].strip().lower()
+        allowed = (_BINARY_TYPE, *_JSON_TYPES) if header_length is not None else _JSON_TYPES
+        if content_type not in allowed:
+            raise Rejected(
+                415,
+                "content_type",
+                f"Content-Type {content_type!r} is not accepted; send application/json "
+                "(or application/octet-stream with Inference-Header-Content-Length)",
+            )
+        body = await _read_body(call, receive, self.limits.max_body_bytes)
+        parsed = parse_infer_request(
+            body, contract, header_length=header_length, limits=self.limits
+        )
+        canonical, length = encode_for_triton(parsed, contract, [PROBABILITIES_OUTPUT])
+        arrived = time.time()
+        try:
+            answer = await self.upstream.infer(contract.name, version, canonical, length)
+            answered = time.monotonic()
+        except UpstreamUnavailable as exc:
+            raise _unavailable(f"Triton behind the gateway does not answer: {exc}") from None
+        self.metrics.upstream_seconds.labels(contract.name).observe(answer.seconds)
+        if answer.status != 200:
+            return _upstream_error(answer.status, answer.body)
+        served, pairs = _read_answer(answer.body, answer.header_length, parsed.rows)
+        probabilities = pairs[1::2]
+        threshold = await self._threshold(contract.name, served, answered)
+        decisions = [int(p >= threshold) for p in probabilities]
+        for decision in (0, 1):
+            count = decisions.count(decision)
+            if count:
+                self.metrics.decisions.labels(contract.name, served, str(decision)).inc(count)
+        latency_ms = (time.perf_counter() - call.started) * 1000.0
+        if self.edge_log is not None:
+            self.edge_log.offer(
+                LogRecord(
+                    request_id=call.request_id,
+                    timestamp=parsed.event_time.timestamp() if parsed.event_time else arrived,
+                    received=arrived,
+                    model=contract.name,
+                    version=served,
+                    columns=parsed.columns,
+                    text_inputs=frozenset(s.name for s in contract.inputs if s.datatype == TEXT),
+                    scores=probabilities,
+                    decisions=decisions,
+                    latency_ms=latency_ms,
+                    caller=caller,
+                )
+            )
+        call.extra_headers.append((b"x-model-version", served.encode()))
+        rows = parsed.rows
+        response = {
+            "model_name": contract.name,
+            "model_version": served,
+            "id": parsed.client_id or call.request_id,
+            "parameters": {"request_id": call.request_id, "threshold": threshold},
+            "outputs": [
+                {
+                    "name": PROBABILITIES_OUTPUT,
+                    "datatype": "FP32",
+                    "shape": [rows, 2],
+                    "data": pairs,
+                },
+                {"name": "probability", "datatype": "FP32", "shape": [rows], "data": probabilities},
+                {"name": "decision", "datatype": "INT32", "shape": [rows], "data": decisions},
+            ],
+        }
+        return 200, response
+
+    async def _threshold(self, model: str, version: str, answered: float) -> float:
+        """The decision threshold of the version that answered; 503 when it has none.
+
+        During a swap Triton may serve a new version one repository poll before the config
+        that carries its threshold:
+        a request waits (at most `swap_grace_s` after the gateway first met the version) for a
+        config read after its answer, then fails closed.
+        """
+        first_seen = self._versions_seen.setdefault((model, version), answered)
+        while True:
+            contract = self.upstream.contracts.get(model)
+            if contract is not None and int(version) in contract.thresholds:
+                return contract.thresholds[int(version)]
+            if time.monotonic() - first_seen > self.swap_grace_s:
+                break
+            await self.upstream.refresh(newer_than=answered)
+            answered = time.monotonic()
+            await asyncio.sleep(0.05)
+        raise _unavailable(
+            f"version {version} of {model} has no decision threshold (config parameter "
+            f"threshold.v{version}); not deciding without one"
+        )
+
+
+def _allow(call: _Call, method: str) -> None:
+    if call.method != method:
+        raise Rejected(405, "method", f"{call.path} takes {method}, not {call.method}")
+
+
+def _request_id(headers: dict[str, str]) -> str:
+    given = headers.get("x-request-id")
+    if given is None:
+        return uuid.uuid4().hex
+    if not _REQUEST_ID_RE.match(given):
+        raise Rejected(
+            400, "request_id", "X-Request-ID must be 1-128 letters, digits, '.', '_', ':', '-'"
+        )
+    return given
+
+
+async def _read_body(call: _Call, receive: Receive, limit: int) -> bytes:
+    declared = call.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Rejected(413, "body_size", f"body of {declared} bytes exceeds {limit}")
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Rejected(400, "body", "the client disconnected before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, "body_size", f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _unavailable(message: str) -> Rejected:
+    # Not the client's fault: 503 with the same error body shape.
+    return Rejected(503, "upstream_unavailable", message)
+
+
+def _upstream_error(status: int, body: bytes) -> tuple[int, Any]:
+    """Triton refused or failed a request the gateway had validated."""
+    try:
+        message = str(orjson.loads(body).get("error", ""))
+    except (orjson.JSONDecodeError, AttributeError):
+        message = body[:200].decode("utf-8", "replace")
+    if 400 <= status < 500:
+        # A rule the gateway does not know yet (e.g. a value the graph cannot take).
+        return 400, {"error": f"the model refused the request: {message}", "rule": "model"}
+    return 502, {"error": f"Triton failed the request (HTTP {status}): {message}"}
+
+
+def _read_answer(body: bytes, header_length: int | None, rows: int) -> tuple[str, list[float]]:
+    """The version that answered and its [n, 2] probabilities, flat (row-major).
+
+    Triton answers with binary outputs (no JSON float formatting, and NaN survives); a
+    non-finite probability is the model's failure, not the client's: 502.
+    """
+    try:
+        header = orjson.loads(body[:header_length] if header_length else body)
+        version = str(header["model_version"])
+        output = next(o for o in header["outputs"] if o["name"] == PROBABILITIES_OUTPUT)
+        if header_length:
+            offset = header_length
+            for item in header["outputs"]:
+                size = int(item["parameters"]["binary_data_size"])
+                if item is output:
+                    data = np.frombuffer(body[offset : offset + size], dtype="<f4")
+                    break
+                offset += size
+        else:
+            data = np.asarray(output["data"], dtype=np.float32)
+    except (orjson.JSONDecodeError, KeyError, StopIteration, TypeError, ValueError) as exc:
+        raise Rejected(502, "upstream_answer", f"Triton's answer is unreadable: {exc}") from None
+    if data.size != 2 * rows:
+        raise Rejected(
+            502, "upstream_answer", f"Triton returned {data.size} probabilities for {rows} rows"
+        )
+    if not np.isfinite(data).all():
+        row = int(np.flatnonzero(~np.isfinite(data))[0]) // 2
+        raise Rejected(
+            502, "upstream_answer", f"the model returned a non-finite probability for row {row}"
+        )
+    return version, data.astype(float).tolist()

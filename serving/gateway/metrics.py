@@ -1,0 +1,90 @@
+"""The gateway's Prometheus metrics (job `gateway`), one registry per gateway.
+
+Labels never carry what a caller chose freely: a model the gateway does not serve is
+labelled `model=""`, so unknown names cannot grow the series count.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Edge latency buckets: the p99 budget is 50 ms; resolution where it matters.
+LATENCY_BUCKETS = (
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5,
+    1.0, 2.5,
+)  # fmt: skip
+
+
+class GatewayMetrics:
+    """Counters, histograms and gauges of one gateway, on their own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._models: set[str] = set()
+        r = self.registry
+        self.requests = Counter(
+            "gateway_requests",
+            "Requests answered at the edge, by model and status class (2xx/4xx/5xx).",
+            ["model", "status_class"],
+            registry=r,
+        )
+        self.rejections = Counter(
+            "gateway_rejections",
+            "Requests refused before Triton, by the rule they broke.",
+            ["model", "rule"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from the request's arrival to its answer, at the edge.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_seconds = Histogram(
+            "gateway_upstream_duration_seconds",
+            "Time Triton took to answer a forwarded request.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_up = Gauge(
+            "gateway_upstream_up", "1 when Triton answered the last readiness poll.", registry=r
+        )
+        self.decisions = Counter(
+            "gateway_decisions",
+            "Rows decided, by the version that answered and the decision (0/1).",
+            ["model", "version", "decision"],
+            registry=r,
+        )
+        self.log_queue_depth = Gauge(
+            "gateway_inference_log_queue_depth",
+            "Rows waiting to be written to the inference log.",
+            registry=r,
+        )
+        self.log_dropped = Counter(
+            "gateway_inference_log_dropped",
+            "Rows not logged because the log queue was full (or unwritable at shutdown).",
+            registry=r,
+        )
+        self.log_written = Counter(
+            "gateway_inference_log_written", "Rows written to the inference log.", registry=r
+        )
+        self.log_write_errors = Counter(
+            "gateway_inference_log_write_errors",
+            "Failed attempts to write a batch of the inference log (retried).",
+            registry=r,
+        )
+
+    def serving(self, model: str) -> None:
+        """Create a served model's request series at 0, so a share of 5xx reads 0, not "no
+        data", until the first error (once per model)."""
+        if model not in self._models:
+            self._models.add(model)
+            for status_class in ("2xx", "4xx", "5xx"):
+                self.requests.labels(model, status_class)
+
+    def answered(self, model: str, status: int, seconds: float) -> None:
+        """Count one answered request and its edge latency."""
+        self.requests.labels(model, f"{status // 100}xx").inc()
+        self.request_seconds.labels(model).observe(seconds)
