@@ -30,6 +30,7 @@ from benchmarks.bench_serve import (
     BenchError,
     gateway_server,
     sample_rows,
+    save_report,
     triton_body,
     triton_server,
     versions,
@@ -161,11 +162,7 @@ def write_report(result: dict) -> str:
         *[f"- {name}: {value}" for name, value in result["versions"].items()],
         "",
     ]
-    markdown = "\n".join(lines)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.with_suffix(".md").write_text(markdown)
-    REPORT.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    return markdown
+    return save_report(REPORT, lines, result)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -576,10 +576,15 @@ def write_report(result: dict) -> str:
         *[f"- {name}: {value}" for name, value in result["versions"].items()],
         "",
     ]
+    return save_report(REPORT, lines, result)
+
+
+def save_report(report: Path, lines: list[str], result: dict) -> str:
+    """Write `report`.md (the lines) and `report`.json (the result); return the markdown."""
     markdown = "\n".join(lines)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.with_suffix(".md").write_text(markdown)
-    REPORT.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.with_suffix(".md").write_text(markdown)
+    report.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     return markdown
 
 

@@ -30,7 +30,6 @@ import orjson
 from serving.decision import PROBABILITIES_OUTPUT
 from serving.gateway.auth import ANONYMOUS, KeysFileError, KeyStore
 from serving.gateway.contract import (
-    TEXT,
     Limits,
     ModelContract,
     Rejected,
@@ -272,7 +271,7 @@ class Gateway:
                     model=contract.name,
                     version=served,
                     columns=parsed.columns,
-                    text_inputs=frozenset(s.name for s in contract.inputs if s.datatype == TEXT),
+                    text_inputs=contract.text_inputs,
                     scores=probabilities,
                     decisions=decisions,
                     latency_ms=latency_ms,

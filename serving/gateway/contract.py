@@ -14,6 +14,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -93,7 +94,16 @@ class ModelContract:
         )
 
     def input(self, name: str) -> InputSpec | None:
-        return next((spec for spec in self.inputs if spec.name == name), None)
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, InputSpec]:
+        return {spec.name: spec for spec in self.inputs}
+
+    @cached_property
+    def text_inputs(self) -> frozenset[str]:
+        """The BYTES inputs (their "" is the missing marker)."""
+        return frozenset(spec.name for spec in self.inputs if spec.datatype == TEXT)
 
 
 def _version_key(version: str) -> tuple[int, str]:
