@@ -30,7 +30,8 @@ class GatewayMetrics:
         )
         self.rejections = Counter(
             "gateway_rejections",
-            "Requests refused before Triton, by the rule they broke.",
+            "Requests answered with an error body, by rule: a client's mistake (4xx) or a "
+            "failure behind the gateway (rules upstream_*).",
             ["model", "rule"],
             registry=r,
         )
