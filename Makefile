@@ -38,7 +38,7 @@ endif
 	monitor-up monitor-status monitor-down simulate monitor report retrain test test-fast \
 	lint format bench-pipeline bench-serve bench-edge bench-monitor gpu-check mlflow-ui clean \
 	image image-lock k8s-tools k8s-secrets k8s-render deploy tune-distributed bench-tune docs \
-	history init-config \
+	history init-config clean-store \
 	typecheck audit hooks
 
 help: ## List the targets
@@ -132,15 +132,17 @@ simulate: $(STAMP) ## Replay PROJECT's later (drifted) traffic through the gatew
 monitor: $(STAMP) ## Drift, quality and Evidently reports per window -> reports/monitoring/, Pushgateway
 	$(BIN)/python -m monitoring.monitor --project $(PROJECT) --pushgateway $(PUSHGATEWAY)
 
-report: $(STAMP) ## The KPI page (Markdown, HTML, plots) -> reports/kpi/, KPIs to the Pushgateway
-	$(BIN)/python -m monitoring.kpi --pushgateway $(PUSHGATEWAY)
+report: $(STAMP) ## The KPI page (Markdown, HTML, plots) -> reports/kpi/, KPIs to the Pushgateway (PROJECT=...: that project only; default: every config and registered model)
+	$(BIN)/python -m monitoring.kpi --pushgateway $(PUSHGATEWAY) \
+		$(if $(filter-out file default,$(origin PROJECT)),--projects $(PROJECT))
 
 retrain: $(STAMP) ## Closed loop: if a drift or quality alert fires, retrain, gate, validate, deploy (FORCE=1: anyway)
 	$(BIN)/python -m monitoring.loop --project $(PROJECT) --prometheus $(PROMETHEUS) $(if $(FORCE),--force)
 
-init-config: $(STAMP) ## Profile a CSV or Parquet table into a commented starter config (DATA=path TARGET=col [ID=col] [TIME=col] [NAME=name] [POSITIVE=value] [FORCE=1])
+init-config: $(STAMP) ## Profile a CSV or Parquet table into a commented starter config (DATA=path TARGET=col [ID=col] [TIME=col] [TIME_UNIT=year|yyyymmdd|s|ms] [NAME=name] [POSITIVE=value] [FORCE=1])
 	$(BIN)/python -m configs.init_config $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") \
-		$(if $(ID),--id "$(ID)") $(if $(TIME),--time "$(TIME)") $(if $(NAME),--name "$(NAME)") \
+		$(if $(ID),--id "$(ID)") $(if $(TIME),--time "$(TIME)") $(if $(TIME_UNIT),--time-unit "$(TIME_UNIT)") \
+		$(if $(NAME),--name "$(NAME)") \
 		$(if $(POSITIVE),--positive-label "$(POSITIVE)") $(if $(FORCE),--force)
 
 docs: $(STAMP) ## Regenerate docs/configuration.md from the config schema
@@ -176,8 +178,9 @@ test: lint typecheck triton-env system-deps k8s-tools ## Lint, type check, then 
 test-fast: $(STAMP) ## Unit tests only, no coverage gate
 	$(BIN)/python -m pytest tests/unit -q
 
-bench-pipeline: $(STAMP) triton-env ## Benchmark kfp.local against the same steps in one process -> reports/
-	$(BIN)/python -m benchmarks.bench_pipeline --project $(PROJECT)
+bench-pipeline: $(STAMP) triton-env ## Benchmark kfp.local cold and warm against the same steps in one process, per component -> reports/ (default: the small test project; PROJECT=... for another)
+	$(BIN)/python -m benchmarks.bench_pipeline \
+		--project $(if $(filter-out file default,$(origin PROJECT)),$(PROJECT),tests/configs/fraud_small.yaml)
 
 bench-serve: $(STAMP) triton-env ## Benchmark the endpoint (gateway + Triton) vs raw Triton vs mlflow models serve (needs wrk) -> reports/
 	$(BIN)/python -m benchmarks.bench_serve --project $(PROJECT)
@@ -201,5 +204,13 @@ gpu-check: ## Champion on Triton on the GPU vs CPU, concurrency 8 and 64 -> repo
 mlflow-ui: $(STAMP) ## Browse runs and the registry of the embedded store on :5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --port 5000
 
-clean: ## Remove local runs, registry, reports and caches (keeps .venv)
-	rm -rf mlruns local_outputs reports .pytest_cache .ruff_cache .mypy_cache .coverage coverage.xml
+clean: ## Remove local outputs, reports and caches; keeps .venv and the tracking store and registry (mlruns/: make clean-store)
+	rm -rf local_outputs reports .pytest_cache .ruff_cache .mypy_cache .coverage coverage.xml
+
+clean-store: ## Delete the tracking store, the model registry and the Optuna studies in mlruns/ (asks first; CONFIRM=1: no question)
+	@test -e mlruns || { echo "make clean-store: no mlruns/ here, nothing to delete"; exit 0; }; \
+	if [ "$(CONFIRM)" != 1 ]; then \
+		read -r -p "Delete mlruns/ (every MLflow run, every registered model and its champion, the Optuna studies)? Type yes: " answer; \
+		[ "$$answer" = yes ] || { echo "make clean-store: kept mlruns/"; exit 1; }; \
+	fi; \
+	rm -rf mlruns && echo "make clean-store: deleted mlruns/"

@@ -33,6 +33,14 @@ from configs.console import UserError, cli_parser, fail, setup_logging
 from configs.schema import Family, ProjectConfig
 from features.profile import ColumnProfile, ProfileError, TableProfile, profile_table
 from features.sources import DataSourceError, read_table
+from features.timestamps import TIME_UNITS
+
+UNIT_WORDS = {
+    "year": "years (2015)",
+    "yyyymmdd": "dates (20150331)",
+    "s": "seconds since 1970",
+    "ms": "milliseconds since 1970",
+}
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +50,7 @@ NAME_PATTERN = next(
 )
 RANGE_MARGIN = 0.1  # each end of a numeric range moves out this share of its distance to the median
 PR_AUC_BELOW = 0.2  # positive rate under which the primary metric is PR-AUC
-SMALL_ROWS = 5_000  # tables below this get larger holdouts and a search for small data
+SMALL_ROWS = 5_000  # tables below this get larger holdouts
 LARGE_ROWS = 100_000  # tables from this size get fewer trials on a subsample
 TUNE_ROWS = 100_000
 YAML_WIDTH = 88  # values wrap at this width; a comment beside a key may run to 100
@@ -90,6 +98,8 @@ def starter_config(profile: TableProfile, *, name: str, data_path: str) -> Start
         config["id_column"] = profile.id_column
     if profile.time_column:
         config["time_column"] = profile.time_column
+        if profile.time_unit:
+            config["time_unit"] = profile.time_unit
     config["numeric_features"] = list(profile.numeric)
     config["categorical_features"] = list(profile.categorical)
     config["slices"] = list(profile.slices)
@@ -109,6 +119,7 @@ def starter_config(profile: TableProfile, *, name: str, data_path: str) -> Start
     config["gate"] = {
         "min_gain_over_baseline": 0.0,
         "min_gain_over_champion": 0.0,
+        "noninferiority_margin": 0.01,
         "min_slice_metric": 0.0,
     }
     starter = Starter(config)
@@ -171,50 +182,16 @@ def target_rate_bounds(rate: float) -> tuple[float, float]:
 
 
 def tuning_section(rows: int, holdout: float) -> dict[str, Any]:
-    """Trials, families and search ranges sized to the table (the schema's families)."""
+    """Trials and families sized to the table; each family searches its default space."""
     train_rows = round(rows * (1 - 2 * holdout))
-    size = "small" if rows < SMALL_ROWS else "large" if rows >= LARGE_ROWS else "medium"
-    spaces = {
-        "gbdt": {
-            "small": _gbdt(0.01, (4, 31), (50, 400), (5, 50)),
-            "medium": _gbdt(0.02, (7, 63), (100, 400), (10, 200)),
-            "large": _gbdt(0.03, (15, 127), (100, 300), (20, 400)),
-        }[size],
-        "mlp": {
-            "small": _mlp(["16", "32", "64-32"], [32, 64], (20, 80)),
-            "medium": _mlp(["32", "64-32", "128-64"], [128, 256], (10, 40)),
-            "large": _mlp(["64", "128-64"], [512, 1024], (5, 15)),
-        }[size],
+    large = rows >= LARGE_ROWS
+    section: dict[str, Any] = {
+        "n_trials": 20 if large else 30,
+        "families": list(typing.get_args(Family)),
     }
-    families = list(typing.get_args(Family))
-    section: dict[str, Any] = {"n_trials": 20 if size == "large" else 30, "families": families}
     if train_rows > TUNE_ROWS:
         section["tune_rows"] = TUNE_ROWS
-    section["search_space"] = {f: spaces[f] for f in families if f in spaces}
     return section
-
-
-def _gbdt(
-    learning_rate: float, leaves: tuple[int, int], iters: tuple[int, int], leaf: tuple[int, int]
-) -> dict[str, Any]:
-    return {
-        "learning_rate": {"type": "float", "low": learning_rate, "high": 0.3, "log": True},
-        "max_leaf_nodes": {"type": "int", "low": leaves[0], "high": leaves[1]},
-        "max_iter": {"type": "int", "low": iters[0], "high": iters[1]},
-        "min_samples_leaf": {"type": "int", "low": leaf[0], "high": leaf[1], "log": True},
-        "l2_regularization": {"type": "float", "low": 1e-6, "high": 1.0, "log": True},
-    }
-
-
-def _mlp(hidden: list[str], batches: list[int], epochs: tuple[int, int]) -> dict[str, Any]:
-    return {
-        "hidden_units": {"type": "categorical", "choices": hidden},
-        "dropout": {"type": "float", "low": 0.0, "high": 0.3},
-        "learning_rate": {"type": "float", "low": 3e-4, "high": 1e-2, "log": True},
-        "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-3, "log": True},
-        "batch_size": {"type": "categorical", "choices": batches},
-        "max_epochs": {"type": "int", "low": epochs[0], "high": epochs[1]},
-    }
 
 
 def _allowance(share: float) -> float:
@@ -279,13 +256,18 @@ def _explain(
     order = f"by '{profile.time_column}'" if profile.time_column else "stratified at random"
     size = "; larger holdouts for a small table" if profile.rows < SMALL_ROWS else ""
     beside[("split",)] = order + size
+    if profile.time_unit:
+        beside[("time_unit",)] = (
+            f"numbers in '{profile.time_column}' read as {UNIT_WORDS[profile.time_unit]}"
+        )
     tuning = starter.config["tuning"]
     beside[("tuning", "n_trials")] = f"sized to {profile.rows:,} rows"
     if "tune_rows" in tuning:
         beside[("tuning", "tune_rows")] = "each trial fits on a sample of the training split"
-    unspaced = [f for f in tuning["families"] if f not in tuning["search_space"]]
-    if unspaced:
-        beside[("tuning", "families")] = f"no starter range for {unspaced}: their defaults"
+    above[("tuning", "families")] = [
+        "Each family searches its default ranges (DEFAULT_SEARCH_SPACES in configs/schema.py); "
+        "add search_space.<family> to replace a family's ranges.",
+    ]
     beside[("evaluation", "primary_metric")] = (
         f"positives are {_percent(rate)} (< {PR_AUC_BELOW:.0%}): PR-AUC follows the rare class"
         if metric == "pr_auc"
@@ -293,9 +275,11 @@ def _explain(
     )
     beside[("evaluation", "slice_min_rows")] = f"about a tenth of ~{test_rows:,} test rows"
     above[("gate",)] = [
-        "The challenger must beat the baseline (and later the champion) on the test set; set "
-        "a per-slice floor (min_slice_metric) once you know what a slice must reach. Every "
-        "other key and its default: docs/configuration.md.",
+        "A tuned model must beat the baseline significantly to be chosen; otherwise the "
+        "simplest model within noninferiority_margin of the best is (the baseline, often, on "
+        "small tables), so every run leaves a deployable model. A new model must then beat the "
+        "champion. Set a per-slice floor (min_slice_metric) once you know what a slice must "
+        "reach. Every other key and its default: docs/configuration.md.",
     ]
 
 
@@ -450,6 +434,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--time", dest="time_column", metavar="COL", help="event-time column: split by time"
     )
+    parser.add_argument(
+        "--time-unit",
+        choices=TIME_UNITS,
+        default="auto",
+        help="how a numeric time column is read: year, yyyymmdd, s, ms, or auto (by magnitude)",
+    )
     parser.add_argument("--name", help="project name (default: from the file name)")
     parser.add_argument(
         "--out", type=Path, metavar="PATH", help="config path (default: configs/<name>.yaml)"
@@ -483,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
             args.target,
             id_column=args.id_column,
             time_column=args.time_column,
+            time_unit=args.time_unit,
             positive_label=args.positive_label,
         )
         data_path = config_data_path(args.data)

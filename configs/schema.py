@@ -6,12 +6,12 @@ Everything downstream receives these validated objects, never raw dictionaries.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Metric = Literal["roc_auc", "pr_auc", "f1"]
-Family = Literal["gbdt", "mlp"]
+Family = Literal["gbdt", "mlp", "logreg"]  # the tuned families (models/families.py)
 
 
 class _Frozen(BaseModel):
@@ -88,25 +88,47 @@ class ParamRange(_Frozen):
                 raise ValueError("a categorical range needs 'choices'")
         elif self.low is None or self.high is None or self.low > self.high:
             raise ValueError("a numeric range needs 'low' <= 'high'")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log range needs 'low' > 0")
         return self
 
+    @property
+    def fixed(self) -> bool:
+        """True when the range holds a single value (nothing to search)."""
+        if self.type == "categorical":
+            return len(set(self.choices or ())) == 1
+        return self.low == self.high
 
-GBDT_PARAMS = (
-    "learning_rate",
-    "max_leaf_nodes",
-    "max_iter",
-    "min_samples_leaf",
-    "l2_regularization",
-)
-MLP_PARAMS = (
-    "hidden_units",
-    "dropout",
-    "learning_rate",
-    "weight_decay",
-    "batch_size",
-    "max_epochs",
-)
-FAMILY_PARAMS: dict[str, tuple[str, ...]] = {"gbdt": GBDT_PARAMS, "mlp": MLP_PARAMS}
+
+def _space(**ranges: dict[str, Any]) -> dict[str, ParamRange]:
+    return {name: ParamRange(**spec) for name, spec in ranges.items()}
+
+
+# Each tuned family's default search space. Its keys are the parameters the family accepts
+# (models/families.py builds the estimator from them); `tuning.search_space.<family>` replaces
+# a family's default space as a whole.
+DEFAULT_SEARCH_SPACES: dict[str, dict[str, ParamRange]] = {
+    "gbdt": _space(
+        learning_rate={"type": "float", "low": 0.02, "high": 0.3, "log": True},
+        max_leaf_nodes={"type": "int", "low": 7, "high": 63},
+        max_iter={"type": "int", "low": 50, "high": 400},
+        min_samples_leaf={"type": "int", "low": 10, "high": 200, "log": True},
+        l2_regularization={"type": "float", "low": 1e-6, "high": 1.0, "log": True},
+    ),
+    "mlp": _space(
+        hidden_units={"type": "categorical", "choices": ["32", "64-32", "128-64"]},
+        dropout={"type": "float", "low": 0.0, "high": 0.3},
+        learning_rate={"type": "float", "low": 3e-4, "high": 1e-2, "log": True},
+        weight_decay={"type": "float", "low": 1e-6, "high": 1e-3, "log": True},
+        batch_size={"type": "categorical", "choices": [128, 256, 512]},
+        max_epochs={"type": "int", "low": 10, "high": 40},
+    ),
+    "logreg": _space(
+        C={"type": "float", "low": 1e-3, "high": 100.0, "log": True},
+        penalty={"type": "categorical", "choices": ["l1", "l2"]},
+        class_weight={"type": "categorical", "choices": ["none", "balanced"]},
+    ),
+}
 
 
 class Tuning(_Frozen):
@@ -114,7 +136,7 @@ class Tuning(_Frozen):
 
     n_trials: int = Field(12, ge=1)
     timeout_s: float | None = Field(None, gt=0)
-    families: tuple[Family, ...] = ("gbdt", "mlp")
+    families: tuple[Family, ...] = ("gbdt", "mlp", "logreg")
     storage: str | None = Field(
         None, description="SQLAlchemy URL; default: a SQLite file in the artifacts directory."
     )
@@ -122,18 +144,32 @@ class Tuning(_Frozen):
     tune_rows: int | None = Field(
         None, ge=100, description="Subsample of the training split used per trial (speed)."
     )
-    search_space: dict[Family, dict[str, ParamRange]] = {}
+    search_space: dict[Family, dict[str, ParamRange]] = Field(
+        {},
+        description="Per family, parameter -> range; replaces that family's default space "
+        "(`configs.schema.DEFAULT_SEARCH_SPACES`), which is searched when the family is absent.",
+    )
 
     @model_validator(mode="after")
     def _known_params(self) -> Tuning:
         for family, params in self.search_space.items():
-            unknown = sorted(set(params) - set(FAMILY_PARAMS[family]))
+            allowed = list(DEFAULT_SEARCH_SPACES[family])
+            unknown = sorted(set(params) - set(allowed))
             if unknown:
                 raise ValueError(
-                    f"search_space.{family}: unknown parameter(s) {unknown}; "
-                    f"allowed: {list(FAMILY_PARAMS[family])}"
+                    f"search_space.{family}: unknown parameter(s) {unknown}; allowed: {allowed}"
+                )
+            if all(spec.fixed for spec in params.values()):
+                what = f"every parameter is fixed {sorted(params)}" if params else "it is empty"
+                raise ValueError(
+                    f"search_space.{family} cannot vary ({what}): every trial would fit the "
+                    "same model; widen a range, or drop the key to search the default space"
                 )
         return self
+
+    def space(self, family: Family) -> dict[str, ParamRange]:
+        """The search space of `family`: the config's, else the family's default."""
+        return self.search_space.get(family, DEFAULT_SEARCH_SPACES[family])
 
 
 class Evaluation(_Frozen):
@@ -147,10 +183,26 @@ class Evaluation(_Frozen):
 
 
 class Gate(_Frozen):
-    """Promotion gate: the challenger must beat champion and baseline by these margins."""
+    """Which candidate becomes the challenger, and the margins it must clear to be promoted."""
 
-    min_gain_over_baseline: float = 0.0
-    min_gain_over_champion: float = 0.0
+    min_gain_over_baseline: float = Field(
+        0.0,
+        description="The tuned model becomes the challenger by superiority when the lower bound "
+        "of its paired bootstrap gain over the baseline (primary metric, test set) exceeds this.",
+    )
+    noninferiority_margin: float = Field(
+        0.01,
+        gt=0,
+        description="When no tuned model is superior, the challenger is the simplest candidate "
+        "(the baseline first) whose paired bootstrap difference to the best candidate has a "
+        "lower bound above minus this margin (primary metric's scale); the gate then requires "
+        "the same of it. The decision record and model card name the rule.",
+    )
+    min_gain_over_champion: float = Field(
+        0.0,
+        description="An existing champion is replaced only when the lower bound of the "
+        "challenger's paired gain over it exceeds this, whichever rule selected the challenger.",
+    )
     min_slice_metric: float = Field(0.0, description="Floor for the primary metric per slice.")
     allow_baseline_only_when_champion_unusable: bool = Field(
         False,
@@ -245,6 +297,14 @@ class ProjectConfig(_Frozen):
     positive_label: str | int = Field(1, description="The target value that counts as 1.")
     id_column: str | None = Field(None, description="Unique row id (checked, not a feature).")
     time_column: str | None = Field(None, description="Event time: the split is by time if set.")
+    time_unit: Literal["auto", "year", "yyyymmdd", "s", "ms"] = Field(
+        "auto",
+        description="How numbers in the time column are read: year (2015 is 2015-01-01), "
+        "yyyymmdd (20150331), s / ms (since 1970-01-01 UTC), auto (by magnitude: years "
+        "1800-2200, dates 18000101-22001231, seconds 1e8-9.2e9, ms 1e11-9.2e12; other numbers "
+        "are refused, naming the column). Date-time text and datetime values are read as such; "
+        "a value the rule cannot read is quarantined.",
+    )
     numeric_features: tuple[str, ...] = Field((), description="Numbers: imputed and scaled.")
     categorical_features: tuple[str, ...] = Field(
         (), description="Categories: imputed and one-hot encoded (unseen values are scored)."

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from configs.schema import ProjectConfig
+from features.timestamps import parse_times
 
 QUARANTINE_REASON = "quarantine_reason"
 
@@ -118,7 +119,7 @@ def clean_rows(frame: pd.DataFrame, config: ProjectConfig) -> CleanResult:
         flag(ids.isna(), f"{config.id_column}: missing id")
         flag(ids.notna() & ids.duplicated(keep="first"), f"{config.id_column}: duplicate id")
     if config.time_column:
-        times = pd.to_datetime(out[config.time_column], errors="coerce", format="mixed")
+        times = parse_times(out[config.time_column], config.time_column, config.time_unit)
         flag(times.isna(), f"{config.time_column}: not a timestamp")
         out[config.time_column] = times
 

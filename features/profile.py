@@ -25,6 +25,7 @@ import pandas as pd
 
 from configs.console import UserError
 from features.contract import normalise_category, parse_numbers
+from features.timestamps import TimeColumnError, detect_time_unit, parse_times
 
 MAX_CODE_VALUES = 10  # integer columns with at most this many values may be codes
 MAX_CATEGORIES = 100  # text with more distinct values is free text or an identifier
@@ -99,6 +100,7 @@ class TableProfile:
     slices: tuple[str, ...]
     id_column: str | None = None
     time_column: str | None = None
+    time_unit: str | None = None  # how a numeric time column is read (None: not numbers)
 
     @property
     def numeric(self) -> tuple[str, ...]:
@@ -117,6 +119,7 @@ def profile_table(
     *,
     id_column: str | None = None,
     time_column: str | None = None,
+    time_unit: str = "auto",
     positive_label: str | None = None,
     seed: int = 0,
 ) -> TableProfile:
@@ -127,6 +130,7 @@ def profile_table(
         target: The label column (binary).
         id_column: A unique row id column (not a feature), if any.
         time_column: An event-time column (not a feature), if any.
+        time_unit: How a numeric time column is read (`features.timestamps.TIME_UNITS`).
         positive_label: The target value that counts as positive, as text; inferred when None
             (the 1 / true / yes of such a pair, else the minority class).
         seed: Seed of the row sample that pairwise and target checks use on large tables.
@@ -134,7 +138,7 @@ def profile_table(
     Raises:
         ProfileError: The target, id or time column is missing; the target has one class,
             more than two, too few rows of a class, or does not contain `positive_label`; or
-            no usable feature is left.
+            no usable feature is left; or the time column cannot be read as times.
     """
     columns = tuple(map(str, frame.columns))
     frame = frame.set_axis(columns, axis=1)
@@ -151,8 +155,17 @@ def profile_table(
         notes.append(
             f"target '{target}': {int((~known).sum()):,} rows without a label are quarantined"
         )
+    unit: str | None = None
     if time_column:
-        times = pd.to_datetime(frame[time_column], errors="coerce", format="mixed")
+        try:
+            times = parse_times(frame[time_column], time_column, time_unit)
+            unit = (
+                detect_time_unit(frame[time_column], time_column)
+                if time_unit == "auto"
+                else time_unit
+            )
+        except TimeColumnError as exc:
+            raise ProfileError(str(exc), hint=exc.hint) from exc
         if times.isna().any():
             notes.append(
                 f"time column '{time_column}': {int(times.isna().sum()):,} values are not "
@@ -218,6 +231,7 @@ def profile_table(
         slices=_slices(kept),
         id_column=id_column,
         time_column=time_column,
+        time_unit=unit,
     )
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from configs.schema import ProjectConfig
+from features.timestamps import parse_times
 
 
 def split_data(
@@ -14,18 +14,25 @@ def split_data(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Split a clean table into train, validation and test.
 
-    With a time column the earliest rows train and the latest test (no look-ahead); without
-    one the split is random, stratified by the target and seeded.
+    With a time column the earliest rows train and the latest test (no look-ahead; times read
+    by `features.timestamps.parse_times`); without one the split is random, stratified by the
+    target and seeded.
     """
     valid_n = round(len(frame) * config.split.valid_fraction)
     test_n = round(len(frame) * config.split.test_fraction)
     if config.time_column:
-        ordered = frame.sort_values(config.time_column, kind="stable").reset_index(drop=True)
+        column, unit = config.time_column, config.time_unit
+        ordered = frame.sort_values(
+            column, kind="stable", key=lambda values: parse_times(values, column, unit)
+        ).reset_index(drop=True)
         valid_end = len(ordered) - test_n  # not iloc[-test_n:]: with test_n == 0 that is all rows
         train_end = valid_end - valid_n
         train, valid = ordered.iloc[:train_end], ordered.iloc[train_end:valid_end]
         parts = train, valid, ordered.iloc[valid_end:]
     else:
+        # Imported here: every step reads `model_inputs`, only a split without time needs it.
+        from sklearn.model_selection import train_test_split
+
         seed, target = config.split.seed, frame[config.target]
         rest, test = train_test_split(frame, test_size=test_n, random_state=seed, stratify=target)
         train, valid = train_test_split(

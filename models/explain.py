@@ -1,8 +1,9 @@
 """SHAP explanations: global (beeswarm, mean |SHAP|) and local (top attributions per row).
 
-The explainer matches the family: exact tree SHAP for gradient boosting, linear SHAP for
-the logistic baseline, permutation SHAP for the torch MLP. Attributions of one-hot columns
-are summed back to their raw feature, so explanations speak in the columns users send.
+The explainer is the one the family declares (`ModelFamily.explainer`): exact tree SHAP
+for gradient boosting, exact linear SHAP for logistic regression (tuned or baseline),
+permutation SHAP for the torch MLP. Attributions of one-hot columns are summed back to their
+raw feature, so explanations speak in the columns users send.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
+
+from models.families import get_family
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def explain_model(
 
     Args:
         model: Fitted pipeline with steps "preprocess" and "model".
-        family: "gbdt", "mlp" or "baseline"; picks the explainer.
+        family: A name in `models.families.FAMILIES`; its declaration picks the explainer.
         background: Raw rows for the background distribution (linear/permutation SHAP).
         rows: Raw rows to explain.
         out_dir: Directory for the plots (created).
@@ -56,14 +59,12 @@ def explain_model(
     preprocess, estimator = model.named_steps["preprocess"], model.named_steps["model"]
     X_rows = preprocess.transform(rows)
     X_background = preprocess.transform(background)
-    if family == "gbdt":
-        name, explainer = "tree", shap.TreeExplainer(estimator)
-        values = explainer.shap_values(X_rows)
-    elif family == "baseline":
-        name, explainer = "linear", shap.LinearExplainer(estimator, X_background)
-        values = explainer.shap_values(X_rows)
+    name = get_family(family).explainer
+    if name == "tree":
+        values = shap.TreeExplainer(estimator).shap_values(X_rows)
+    elif name == "linear":
+        values = shap.LinearExplainer(estimator, X_background).shap_values(X_rows)
     else:
-        name = "permutation"
         explainer = shap.PermutationExplainer(
             lambda X: estimator.predict_proba(X)[:, 1], X_background, seed=seed
         )

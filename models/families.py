@@ -1,45 +1,206 @@
-"""Model families: the tuned challengers (gradient boosting, torch MLP) and the baseline."""
+"""Model families, each declared once: the tuned challengers and the untuned baseline.
+
+A `ModelFamily` holds everything the platform needs of a family: how to build its estimator,
+how a trial fits it (the pruning hook), which SHAP explainer suits it, what its ONNX export
+needs and which types skops must trust to load it. The tuner, explainer, exporter and registry
+read `FAMILIES`; none branches on a family's name. A family's parameter names and default
+search space live in the config layer (`configs.schema.DEFAULT_SEARCH_SPACES`), which must not
+import this one; a test keeps the two in step.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-from sklearn.base import ClassifierMixin
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
+import numpy as np
 
 from configs.schema import ParamRange
 
+if TYPE_CHECKING:  # annotations only: importing sklearn costs every caller seconds
+    from sklearn.base import ClassifierMixin
+
 BASELINE = "baseline"
+GBDT_STAGES = 4  # a gbdt trial is scored (and may be pruned) after each quarter of its trees
+
+Report = Callable[[int], None]  # report(step): score the estimator now; may prune the trial
+FitTrial = Callable[[Any, np.ndarray, np.ndarray, Report], None]
+
+
+def _fit_once(estimator: Any, X: np.ndarray, y: np.ndarray, report: Report) -> None:
+    """No intermediate scores: the trial is judged only on its final value."""
+    estimator.fit(X, y)
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """One model family.
+
+    Attributes:
+        name: The family's name in configs, studies and model metadata.
+        estimator: Qualified public name of the class `build` returns ("module.Class").
+        build: (params, seed) -> a fresh, unfitted estimator; params use search-space names.
+        explainer: SHAP explainer kind: exact "tree" or "linear", or model-agnostic
+            "permutation".
+        fit_trial: Fits the estimator in a trial, calling `report(step)` as it improves so the
+            study can prune it (incremental fitting).
+        onnx_fold_scaling: The exporter folds StandardScaler into the split thresholds (trees
+            then compare raw float32 values as sklearn compares float64 ones).
+        onnx_converter: Registers a skl2onnx converter for the estimator class (for classes
+            skl2onnx does not know).
+        trusted_types: Types beyond numpy's that skops must trust to load a fitted model.
+    """
+
+    name: str
+    estimator: str
+    build: Callable[[dict[str, Any], int], ClassifierMixin]
+    explainer: Literal["tree", "linear", "permutation"]
+    fit_trial: FitTrial = _fit_once
+    onnx_fold_scaling: bool = False
+    onnx_converter: Callable[[type], None] | None = None
+    trusted_types: tuple[str, ...] = ()
+
+
+# --- gbdt: histogram gradient boosting, trees added in stages with warm start ---
+
+
+def _build_gbdt(params: dict[str, Any], seed: int) -> ClassifierMixin:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        early_stopping=False, warm_start=True, random_state=seed, **params
+    )
+
+
+def _fit_gbdt_in_stages(estimator: Any, X: np.ndarray, y: np.ndarray, report: Report) -> None:
+    full = estimator.max_iter
+    for stage in range(1, GBDT_STAGES + 1):
+        estimator.set_params(max_iter=math.ceil(full * stage / GBDT_STAGES))
+        estimator.fit(X, y)
+        report(stage)
+
+
+# --- mlp: the torch MLP, scored after every epoch ---
+
+
+def parse_hidden_units(spec: str | int) -> tuple[int, ...]:
+    """'128-64' -> (128, 64): layer widths are searched as categorical strings."""
+    return tuple(int(width) for width in str(spec).split("-"))
+
+
+def _build_mlp(params: dict[str, Any], seed: int) -> ClassifierMixin:
+    from models.torch_mlp import TorchMLPClassifier
+
+    params = dict(params)
+    if "hidden_units" in params:
+        params["hidden_units"] = parse_hidden_units(params["hidden_units"])
+    return TorchMLPClassifier(class_weight="balanced", random_state=seed, **params)
+
+
+def _fit_mlp_by_epoch(estimator: Any, X: np.ndarray, y: np.ndarray, report: Report) -> None:
+    estimator.fit(X, y, epoch_callback=lambda epoch, _: report(epoch))
+
+
+def _register_mlp_converter(estimator_type: type) -> None:
+    from models.torch_mlp_onnx import register_converter
+
+    register_converter(estimator_type)
+
+
+# --- logreg (tuned) and baseline (fixed): logistic regression ---
+
+NO_CLASS_WEIGHT = "none"  # YAML-friendly spelling of class_weight=None
+L1_RATIO = {"l1": 1.0, "l2": 0.0}  # the searched penalty as sklearn >= 1.8 spells it
+
+
+def _build_logreg(params: dict[str, Any], seed: int) -> ClassifierMixin:
+    """liblinear: fast for L1 and L2 on tabular sizes (saga, for elastic net, is ~20x slower)."""
+    from sklearn.linear_model import LogisticRegression
+
+    params = dict(params)
+    params["l1_ratio"] = L1_RATIO[params.pop("penalty", "l2")]
+    if params.get("class_weight") == NO_CLASS_WEIGHT:
+        params["class_weight"] = None
+    return LogisticRegression(solver="liblinear", max_iter=1000, random_state=seed, **params)
+
+
+def _build_baseline(params: dict[str, Any], seed: int) -> ClassifierMixin:
+    """The untuned reference: L2 logistic regression, C=1 (params and seed unused)."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=2000, C=1.0)
+
+
+FAMILIES: dict[str, ModelFamily] = {
+    family.name: family
+    for family in (
+        ModelFamily(
+            name="gbdt",
+            estimator="sklearn.ensemble.HistGradientBoostingClassifier",
+            build=_build_gbdt,
+            explainer="tree",
+            fit_trial=_fit_gbdt_in_stages,
+            onnx_fold_scaling=True,
+            trusted_types=("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",),
+        ),
+        ModelFamily(
+            name="mlp",
+            estimator="models.torch_mlp.TorchMLPClassifier",
+            build=_build_mlp,
+            explainer="permutation",
+            fit_trial=_fit_mlp_by_epoch,
+            onnx_converter=_register_mlp_converter,
+            trusted_types=("models.torch_mlp.TorchMLPClassifier",),
+        ),
+        ModelFamily(
+            name="logreg",
+            estimator="sklearn.linear_model.LogisticRegression",
+            build=_build_logreg,
+            explainer="linear",
+        ),
+        ModelFamily(
+            name=BASELINE,
+            estimator="sklearn.linear_model.LogisticRegression",
+            build=_build_baseline,
+            explainer="linear",
+        ),
+    )
+}
+
+
+def get_family(name: str) -> ModelFamily:
+    """The family called `name`; ValueError naming the known ones otherwise."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ValueError(f"unknown model family '{name}'; allowed: {', '.join(FAMILIES)}") from None
+
+
+def family_of(estimator: object) -> ModelFamily | None:
+    """The first family whose estimator class `estimator` is an instance of, else None.
+
+    Imports nothing: a class whose module was never imported has no instances.
+    """
+    for family in FAMILIES.values():
+        module, _, name = family.estimator.rpartition(".")
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(estimator, cls):
+            return family
+    return None
 
 
 def build_estimator(family: str, params: dict[str, Any], seed: int) -> ClassifierMixin:
     """A fresh, unfitted estimator of `family` with `params` (search-space names).
 
     Args:
-        family: "gbdt", "mlp" or "baseline" (logistic regression, trained every run).
+        family: A name in `FAMILIES` (a tuned family or "baseline").
         params: Hyperparameters as suggested by the study (may be empty for defaults).
         seed: Random seed for the estimator.
     """
-    if family == "gbdt":
-        return HistGradientBoostingClassifier(
-            early_stopping=False, warm_start=True, random_state=seed, **params
-        )
-    if family == "mlp":
-        from models.torch_mlp import TorchMLPClassifier
-
-        params = dict(params)
-        if "hidden_units" in params:
-            params["hidden_units"] = parse_hidden_units(params["hidden_units"])
-        return TorchMLPClassifier(class_weight="balanced", random_state=seed, **params)
-    if family == BASELINE:
-        return LogisticRegression(max_iter=2000, C=1.0)
-    raise ValueError(f"unknown model family '{family}'; allowed: gbdt, mlp, {BASELINE}")
-
-
-def parse_hidden_units(spec: str | int) -> tuple[int, ...]:
-    """'128-64' -> (128, 64): layer widths are searched as categorical strings."""
-    return tuple(int(width) for width in str(spec).split("-"))
+    return get_family(family).build(params, seed)
 
 
 def suggest_params(trial: Any, family: str, space: dict[str, ParamRange]) -> dict[str, Any]:

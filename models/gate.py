@@ -1,10 +1,18 @@
-"""The promotion gate: a pure decision on paired bootstrap comparisons and slice floors.
+"""Candidate selection and the promotion gate: pure decisions on paired bootstrap comparisons.
 
-The challenger becomes champion only if, on the same test rows, the lower bound of the
-paired bootstrap interval of its gain over each opponent (the current champion, the
-baseline) exceeds that opponent's margin, and no reported slice falls below the floor.
-A champion that exists but cannot be scored blocks the promotion (fail closed), unless
-`gate.allow_baseline_only_when_champion_unusable` is set, which the record then says.
+Selection (`select_candidate`): the tuned model becomes the challenger if the lower bound of
+its gain over the baseline exceeds `gate.min_gain_over_baseline` (superiority); otherwise the
+simplest candidate (the baseline first) whose paired difference to the best candidate has a
+lower bound above `-gate.noninferiority_margin` (non-inferiority), so a run always leaves a
+deployable best model.
+
+Gate (`decide_promotion`): the challenger becomes champion only if, on the same test rows,
+the lower bound of the paired bootstrap interval of its gain over each opponent exceeds that
+opponent's margin, and no reported slice falls below the floor. The comparison with the
+candidates follows the rule that selected the challenger; the one with an existing champion
+always requires `gate.min_gain_over_champion`. A champion that exists but cannot be scored
+blocks the promotion (fail closed), unless `gate.allow_baseline_only_when_champion_unusable`
+is set, which the record then says.
 """
 
 from __future__ import annotations
@@ -39,6 +47,116 @@ class Comparison:
         return self.gain_low > self.required
 
 
+TUNED, BASELINE = "tuned", "baseline"
+# Candidates from simplest to most complex: non-inferiority picks the first one that qualifies.
+SIMPLICITY_ORDER = (BASELINE, TUNED)
+SUPERIORITY, NON_INFERIORITY = "superiority", "non-inferiority"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which candidate becomes the challenger, by which rule, and the numbers behind it.
+
+    `comparisons[0]` is the tuned model's gain over the baseline (the superiority test); under
+    non-inferiority each candidate checked against the best one follows, simplest first, the
+    selected one last.
+    """
+
+    candidate: str
+    rule: str
+    best: str
+    margin: float
+    comparisons: list[Comparison]
+    reason: str
+
+    @property
+    def required(self) -> float:
+        """The margin the challenger must clear against the candidate it is gated against."""
+        return self.comparisons[-1].required
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (in the evaluation and decision records)."""
+        out = asdict(self)
+        for row, comparison in zip(out["comparisons"], self.comparisons, strict=True):
+            row["passed"] = comparison.passed
+        return out
+
+
+def select_candidate(
+    config: ProjectConfig,
+    y_test: np.ndarray,
+    tuned: tuple[np.ndarray, float],
+    baseline: tuple[np.ndarray, float],
+) -> Selection:
+    """Choose the challenger among the tuned model and the baseline on the test set.
+
+    Superiority: the tuned model if the lower bound of its paired gain over the baseline
+    exceeds `gate.min_gain_over_baseline`. Otherwise non-inferiority: the best candidate is
+    the one with the higher point estimate (the simpler one on a tie), and the simplest
+    candidate whose paired difference to the best has a lower bound above
+    `-gate.noninferiority_margin` is selected (the best always qualifies).
+
+    Args:
+        config: Project config (metric, bootstrap settings, margins).
+        y_test: Test labels.
+        tuned, baseline: (test probabilities, decision threshold) of each candidate.
+    """
+    ev, gate = config.evaluation, config.gate
+    metric, margin = ev.primary_metric, gate.noninferiority_margin
+    indices = bootstrap_indices(len(y_test), ev.bootstrap_samples, ev.seed)
+    scores = {TUNED: tuned, BASELINE: baseline}
+
+    def versus(ours: str, theirs: str, required: float) -> Comparison:
+        (p_ours, t_ours), (p_theirs, t_theirs) = scores[ours], scores[theirs]
+        return compare(
+            theirs, metric, y_test, p_ours, p_theirs, indices, ev.confidence, required,
+            (t_ours, t_theirs),
+        )  # fmt: skip
+
+    superiority = versus(TUNED, BASELINE, gate.min_gain_over_baseline)
+    test = _gain_text(superiority, metric, ev.confidence)
+    if superiority.passed:
+        reason = (
+            f"The tuned model beat the baseline significantly ({test}); "
+            "by superiority, selected the tuned model."
+        )
+        return Selection(TUNED, SUPERIORITY, TUNED, margin, [superiority], reason)
+    best = TUNED if superiority.gain > 0 else BASELINE
+    checks: list[Comparison] = []
+    for candidate in SIMPLICITY_ORDER:
+        checks.append(versus(candidate, best, -margin))
+        if candidate == best or checks[-1].passed:
+            break
+    within = (
+        f"{_label(candidate)} is the best"
+        if candidate == best
+        else f"{_label(candidate)} vs the best ({_label(best)}): "
+        + _gain_text(checks[-1], metric, ev.confidence)
+    )
+    skipped = "".join(
+        f"; {_label(simpler)} is simpler but not within the margin "
+        f"({_gain_text(check, metric, ev.confidence)})"
+        for simpler, check in zip(SIMPLICITY_ORDER, checks[:-1], strict=False)
+    )
+    reason = (
+        f"No tuned model beat the baseline significantly ({test}); by non-inferiority, selected "
+        f"{_label(candidate)}, the simplest model within {margin:.4f} {metric} of the best "
+        f"({within}{skipped})."
+    )
+    return Selection(candidate, NON_INFERIORITY, best, margin, [superiority, *checks], reason)
+
+
+def _label(candidate: str) -> str:
+    return "the baseline" if candidate == BASELINE else "the tuned model"
+
+
+def _gain_text(c: Comparison, metric: str, confidence: float) -> str:
+    return (
+        f"{metric} gain {c.gain:+.4f}, {confidence:.0%} CI [{c.gain_low:+.4f}, "
+        f"{c.gain_high:+.4f}], required > {c.required:+.4f}"
+    )
+
+
 @dataclass(frozen=True)
 class Decision:
     """The gate's decision record: what was compared, the numbers, and why."""
@@ -51,12 +169,15 @@ class Decision:
     slice_failures: list[SliceRow] = field(default_factory=list)
     champion_unusable: str = ""
     baseline_only_override: bool = False
+    selection: Selection | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the decision record artifact)."""
         out = asdict(self)
         for row, comparison in zip(out["comparisons"], self.comparisons, strict=True):
             row["passed"] = comparison.passed
+        if self.selection is not None:
+            out["selection"] = self.selection.to_dict()
         return out
 
 
@@ -99,6 +220,8 @@ def decide_promotion(
     champion: tuple[np.ndarray, float] | None,
     challenger_slices: list[SliceRow],
     champion_unusable: str = "",
+    selection: Selection | None = None,
+    tuned: tuple[np.ndarray, float] | None = None,
 ) -> Decision:
     """Decide whether the challenger replaces the champion.
 
@@ -111,11 +234,22 @@ def decide_promotion(
         champion_unusable: Why an existing champion could not be scored (empty when there is
             none): the challenger is then refused unless the config's override allows a
             comparison with the baseline only.
+        selection: How the challenger was chosen (`select_candidate`). Without one, or under
+            superiority, the challenger must beat the baseline by `min_gain_over_baseline`;
+            under non-inferiority it must be within `noninferiority_margin` of the best
+            candidate (itself, a zero gain, when it is the best).
+        tuned: The tuned model's (probabilities, threshold); needed when the selection's best
+            candidate is the tuned model.
     """
     ev, gate = config.evaluation, config.gate
     metric = ev.primary_metric
     indices = bootstrap_indices(len(y_test), ev.bootstrap_samples, ev.seed)
     opponents = [("baseline", baseline, gate.min_gain_over_baseline)]
+    if selection is not None and selection.rule == NON_INFERIORITY:
+        if selection.best == TUNED and tuned is None:
+            raise ValueError("the best candidate is the tuned model: pass its scores as `tuned`")
+        best = tuned if selection.best == TUNED and tuned is not None else baseline
+        opponents = [(selection.best, best, -gate.noninferiority_margin)]
     if champion is not None:
         opponents.append(("champion", champion, gate.min_gain_over_champion))
     comparisons = [
@@ -138,13 +272,17 @@ def decide_promotion(
         if not math.isnan(float(row[metric])) and float(row[metric]) < gate.min_slice_metric
     ]
     # What blocked the promotion comes first, so reasons[0] is the deciding one.
-    reasons = [_reason(c, metric, ev.confidence) for c in comparisons if not c.passed]
+    within = selection is not None and selection.rule == NON_INFERIORITY
+    texts = [
+        _reason(c, metric, ev.confidence, within and i == 0) for i, c in enumerate(comparisons)
+    ]
+    reasons = [t for c, t in zip(comparisons, texts, strict=True) if not c.passed]
     reasons += [
         f"slice {row['slice']}={row['value']}: {metric} {float(row[metric]):.4f} "
         f"below the floor {gate.min_slice_metric:.4f}"
         for row in slice_failures
     ]
-    reasons += [_reason(c, metric, ev.confidence) for c in comparisons if c.passed]
+    reasons += [t for c, t in zip(comparisons, texts, strict=True) if c.passed]
     promote = all(c.passed for c in comparisons) and not slice_failures
     override = False
     if champion_unusable and gate.allow_baseline_only_when_champion_unusable:
@@ -163,16 +301,23 @@ def decide_promotion(
         )
     elif champion is None:
         reasons.append("no current champion: compared with the baseline only")
+    if selection is not None:
+        reasons.insert(0 if promote else len(reasons), f"selection: {selection.reason}")
     return Decision(
         promote, reasons, metric, ev.confidence, comparisons, slice_failures,
-        champion_unusable, override,
+        champion_unusable, override, selection,
     )  # fmt: skip
 
 
-def _reason(c: Comparison, metric: str, confidence: float) -> str:
-    verdict = "beats" if c.passed else "does not beat"
+def _reason(c: Comparison, metric: str, confidence: float, within: bool = False) -> str:
+    if within:  # a non-inferiority check against the best candidate
+        verdict = "is within the margin of" if c.passed else "is not within the margin of"
+        opponent = f"the best candidate ({_label(c.opponent).removeprefix('the ')})"
+    else:
+        verdict = "beats" if c.passed else "does not beat"
+        opponent = c.opponent
     return (
-        f"challenger {verdict} {c.opponent}: {metric} {c.challenger:.4f} vs "
+        f"challenger {verdict} {opponent}: {metric} {c.challenger:.4f} vs "
         f"{c.opponent_value:.4f}, gain {c.gain:+.4f} ({confidence:.0%} CI "
         f"{c.gain_low:+.4f}..{c.gain_high:+.4f}), required > {c.required:+.4f}"
     )

@@ -23,6 +23,7 @@ def render_model_card(
     slices: list[dict[str, Any]],
     top_features: list[dict[str, Any]],
     decision: dict[str, Any],
+    selection: dict[str, Any] | None = None,
 ) -> str:
     """The card as Markdown.
 
@@ -36,13 +37,20 @@ def render_model_card(
         slices: Per-slice test metrics.
         top_features: Rows of (feature, mean_abs_shap), most important first.
         decision: The gate's decision record.
+        selection: How the challenger was chosen among the candidates
+            (`models.gate.Selection.to_dict()`); the card says which rule decided and why.
     """
     metric = primary["metric"]
+    chosen = [
+        f"**Selected by:** {selection['rule']} — the {selection['candidate']} model  ",
+    ] if selection else []  # fmt: skip
+    why = ["## Model selection", selection["reason"], ""] if selection else []
     lines = [
         f"# Model card: {model_name} v{version}",
         "",
         f"**Project:** {project} — {description}",
         f"**Model family:** {family}  ",
+        *chosen,
         f"**Gate passed:** {'yes' if decision['promote'] else 'no'} (the champion alias moves "
         "only after infra validation in Triton; see the version's `deploy.status` tag)",
         "",
@@ -78,6 +86,7 @@ def render_model_card(
             for i, row in enumerate(top_features, 1)
         ],
         "",
+        *why,
         "## Gate decision",
         *[f"- {reason}" for reason in decision["reasons"]],
         "",

@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from configs.console import UserError
+from models.families import FAMILIES
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,10 @@ LOCK_ENV = "MLOPS_PROMOTION_LOCK"  # lock for an http(s) tracking server: postgr
 LOCK_TIMEOUT_S = 600.0  # a promotion holds it through publishing (Triton load included)
 LOCK_POLL_S = 0.2
 SKOPS_FILE = "model.skops"
-# Every non-builtin type the platform's models contain; saving anything else fails early.
-TRUSTED_TYPES = (
-    "numpy.dtype",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "models.torch_mlp.TorchMLPClassifier",
+# Every non-builtin type the platform's models contain (each family declares its own);
+# saving anything else fails early.
+TRUSTED_TYPES = tuple(
+    dict.fromkeys(["numpy.dtype", *(t for f in FAMILIES.values() for t in f.trusted_types)])
 )
 
 

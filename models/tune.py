@@ -27,11 +27,10 @@ import numpy as np
 
 from configs.schema import Family, ProjectConfig
 from models.evaluate import choose_threshold, score
-from models.families import build_estimator, params_of_trial, suggest_params
+from models.families import get_family, params_of_trial, suggest_params
 
 log = logging.getLogger(__name__)
 
-GBDT_STAGES = 4
 HEARTBEAT_S = 10  # a running trial's heartbeat period; stale after GRACE_BEATS missed beats
 GRACE_BEATS = 3
 MAX_RETRY = 2  # a trial whose worker died is re-run at most this often (then a fresh trial)
@@ -97,9 +96,10 @@ def tune_model(
 
     def objective(trial: optuna.Trial) -> float:
         # one of tuning.families (typed `str` by optuna)
-        family = cast(Family, trial.suggest_categorical("family", list(tuning.families)))
-        params = suggest_params(trial, family, tuning.search_space.get(family, {}))
-        estimator = build_estimator(family, params, tuning.seed)
+        name = cast(Family, trial.suggest_categorical("family", list(tuning.families)))
+        family = get_family(name)
+        params = suggest_params(trial, name, tuning.space(name))
+        estimator = family.build(params, tuning.seed)
 
         def report(step: int) -> None:
             value = validation_score(metric, y_valid, estimator.predict_proba(X_valid)[:, 1])
@@ -107,14 +107,7 @@ def tune_model(
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        if family == "gbdt":
-            full = estimator.max_iter
-            for stage in range(1, GBDT_STAGES + 1):
-                estimator.set_params(max_iter=math.ceil(full * stage / GBDT_STAGES))
-                estimator.fit(X_train, y_train)
-                report(stage)
-        else:
-            estimator.fit(X_train, y_train, epoch_callback=lambda epoch, _: report(epoch))
+        family.fit_trial(estimator, X_train, y_train, report)
         return validation_score(metric, y_valid, estimator.predict_proba(X_valid)[:, 1])
 
     def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

@@ -3,14 +3,20 @@
     python -m monitoring.kpi [--projects fraud churn] [--pushgateway URL]
 
 - **Production readiness**: projects whose champion is deployed *and* monitored (windows
-  served by the current champion have been assessed) / all projects.
+  served by the current champion have been assessed) / all projects: every config under
+  `configs/` and every registered `<project>-classifier` model (its config read from the run
+  that registered it when no file exists).
 - **Production model performance**: the champion's primary metric on the newest labelled
   window it served, against the logistic baseline scored on the same rows (%); the bar is to
   maintain or beat it.
 - **Pipeline efficiency**: deployment lead time (registration to serving-ready, seconds) of
-  the current champion, and the manual steps between raw data and a served model (none: every
-  stage is a pipeline component).
-- **Code quality**: line coverage from the last `make test` (`coverage.xml`).
+  the current champion, and the manual steps between raw data and that served model, counted
+  from the champion's MLflow run (`manual_steps`): starting the run (none with a `schedule`),
+  each training stage the run has no `stage_seconds.<stage>` for, and a deployment with no
+  lead time recorded (the alias moved outside the pipeline).
+- **Code quality**: line coverage from the last test run's report (`coverage.xml` at the
+  repository root, whatever the working directory; `make test` writes it), with its date;
+  n/a only when no report exists.
 
 Markdown, HTML and PNG plots go to `reports/kpi/`; the gauges can be pushed for Grafana.
 """
@@ -19,22 +25,30 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import math
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from configs import CONFIG_DIR, ConfigError, load_config
+from configs import CONFIG_DIR, ConfigError, load_config, parse_config
 from configs.console import cli_parser, fail, setup_logging
 from configs.schema import ProjectConfig
 from monitoring.monitor import REPORTS_ROOT
 from monitoring.pushgateway import PushError, Sample, push
 
+log = logging.getLogger(__name__)
+
 KPI_ROOT = Path("reports/kpi")
 COVERAGE_BAR = 0.85
+REPO = Path(__file__).resolve().parents[1]
+COVERAGE_XML = REPO / "coverage.xml"  # what `make test` leaves (pytest --cov-report=xml)
+MODEL_SUFFIX = "-classifier"
+START_STEP = "start the training run (make pipeline / make deploy; a config schedule removes it)"
 
 
 @dataclass
@@ -51,6 +65,7 @@ class ProjectKpi:
     vs_baseline_pct: float = math.nan
     lead_time_s: float = math.nan
     windows: list[dict[str, Any]] = field(default_factory=list)
+    manual_steps: list[str] | None = None  # None: no champion, nothing served to count for
 
 
 @dataclass
@@ -60,6 +75,7 @@ class KpiReport:
     projects: list[ProjectKpi]
     coverage: float
     automated_stages: int
+    coverage_source: str = ""
 
     @property
     def ready(self) -> int:
@@ -97,24 +113,114 @@ def project_kpi(config: ProjectConfig, monitoring_root: Path = REPORTS_ROOT) -> 
         kpi.vs_baseline_pct = labelled[-1]["vs_baseline_pct"].get(primary, math.nan)
     if champion is not None:
         run_id = mlflow.MlflowClient().get_model_version(config.model_name, champion).run_id
-        if run_id is not None:  # a version registered without a run has no lead time
+        metrics: dict[str, float] = {}
+        if run_id:  # a version registered without a run has no lead time
             metrics = mlflow.get_run(run_id).data.metrics
             kpi.lead_time_s = metrics.get("deployment_lead_time_s", math.nan)
+        kpi.manual_steps = manual_steps(config, metrics)
     return kpi
 
 
-def coverage_ratio(path: Path = Path("coverage.xml")) -> float:
-    """Line coverage of the last `make test`, NaN if it has not run here."""
+def manual_steps(config: ProjectConfig, run_metrics: dict[str, float]) -> list[str]:
+    """The steps a person took between raw data and the served champion, from its run.
+
+    Args:
+        config: The project (a `schedule` starts runs without a person).
+        run_metrics: The metrics of the run that registered the champion (empty if none).
+    """
+    from pipelines.steps import STAGES
+
+    steps = [] if config.schedule else [START_STEP]
+    steps += [
+        f"{stage}: not run by the pipeline"
+        for stage in STAGES
+        if f"stage_seconds.{stage}" not in run_metrics
+    ]
+    if "deployment_lead_time_s" not in run_metrics:
+        steps.append("deploy: the champion alias was moved outside the pipeline")
+    return steps
+
+
+def discover_projects(config_dir: Path = CONFIG_DIR) -> list[ProjectConfig]:
+    """Every project: the configs in `config_dir` and every registered `*-classifier` model.
+
+    A registered model without a config file gets the config its newest version's run
+    logged (`config.yaml`); one whose run has none is skipped with a warning.
+    """
+    import mlflow
+
+    configs = {c.name: c for c in (load_config(p) for p in sorted(config_dir.glob("*.yaml")))}
+    client = mlflow.MlflowClient()
+    for model in _registered_models(client):
+        project = model.name.removesuffix(MODEL_SUFFIX)
+        if not model.name.endswith(MODEL_SUFFIX) or project in configs:
+            continue
+        config = _logged_config(client, model.name)
+        if config is None:
+            log.warning(
+                "registered model %s has no logged config.yaml: not on the KPI page", model.name
+            )
+        else:
+            configs[config.name] = config
+    return [configs[name] for name in sorted(configs)]
+
+
+def _registered_models(client: Any) -> list[Any]:
+    models, token = [], None
+    while True:
+        page = client.search_registered_models(max_results=1000, page_token=token)
+        models += list(page)
+        token = page.token
+        if not token:
+            return models
+
+
+def _logged_config(client: Any, model_name: str) -> ProjectConfig | None:
+    import mlflow
+    import yaml
+
+    versions = client.search_model_versions(f"name='{model_name}'")
+    for version in sorted(versions, key=lambda v: -int(v.version)):
+        if not version.run_id:
+            continue
+        try:
+            text = mlflow.artifacts.load_text(f"runs:/{version.run_id}/config.yaml")
+        except Exception as exc:  # noqa: BLE001 - any store's "no such artifact": try an older one
+            log.debug("%s v%s: no config.yaml (%s)", model_name, version.version, exc)
+            continue
+        return parse_config(yaml.safe_load(text), source=f"{model_name} v{version.version} run")
+    return None
+
+
+def coverage_ratio(path: Path = COVERAGE_XML) -> float:
+    """Line coverage of the last test run with coverage (`make test` writes `path`); NaN only
+    when no report exists."""
     if not path.exists():
         return math.nan
     return float(ET.parse(path).getroot().get("line-rate", "nan"))  # noqa: S314 - our own file
 
 
-def build_report(projects: Sequence[str], coverage_file: Path = Path("coverage.xml")) -> KpiReport:
+def coverage_source(path: Path = COVERAGE_XML) -> str:
+    """Which report the coverage came from, and when it was written."""
+    if not path.exists():
+        return f"no {path.name}: run make test"
+    stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    return f"{path.name} of {stamp:%Y-%m-%d %H:%M} UTC"
+
+
+def build_report(
+    projects: Sequence[str] | None = None, coverage_file: Path = COVERAGE_XML
+) -> KpiReport:
+    """The KPIs of `projects` (names or YAML paths; None: `discover_projects()`)."""
     from pipelines.steps import STAGES
 
-    configs = [load_config(p) for p in projects]
-    return KpiReport([project_kpi(c) for c in configs], coverage_ratio(coverage_file), len(STAGES))
+    configs = discover_projects() if projects is None else [load_config(p) for p in projects]
+    return KpiReport(
+        [project_kpi(c) for c in configs],
+        coverage_ratio(coverage_file),
+        len(STAGES),
+        coverage_source(coverage_file),
+    )
 
 
 def samples(report: KpiReport) -> list[Sample]:
@@ -157,10 +263,22 @@ def markdown(report: KpiReport, plots: dict[str, str]) -> str:
             f"| Deployment lead time, {p.project} | {_fmt(p.lead_time_s, '.1f', ' s')} "
             "(registration to serving-ready) | |"
         )
+    for p in report.projects:
+        steps = p.manual_steps
+        counted = (
+            "n/a (no champion)"
+            if steps is None
+            else f"{len(steps)}"
+            + (
+                f": {'; '.join(steps)}"
+                if steps
+                else f" ({report.automated_stages} stages automated)"
+            )
+        )
+        lines.append(f"| Manual steps, raw data to served model, {p.project} | {counted} | <= 1 |")
+    source = f" ({report.coverage_source})" if report.coverage_source else ""
     lines += [
-        f"| Manual steps, raw data to served model | 0 ({report.automated_stages} pipeline "
-        "stages automated) | 0 |",
-        f"| Test coverage | {_fmt(report.coverage, '.1%')} | >= {COVERAGE_BAR:.0%} |",
+        f"| Test coverage | {_fmt(report.coverage, '.1%')}{source} | >= {COVERAGE_BAR:.0%} |",
         "",
         "## Projects",
         "",
@@ -271,17 +389,20 @@ def write_report(report: KpiReport, out: Path = KPI_ROOT) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = cli_parser(__doc__, prog="python -m monitoring.kpi", make="make report")
-    default = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    parser = cli_parser(
+        __doc__, prog="python -m monitoring.kpi", make="make report [PROJECT=name|path.yaml]"
+    )
     parser.add_argument(
-        "--projects", nargs="+", default=default, help="names or YAML paths (default: all)"
+        "--projects",
+        nargs="+",
+        help="names or YAML paths (default: every config and every registered model)",
     )
     parser.add_argument("--out", type=Path, default=KPI_ROOT, help=f"default: {KPI_ROOT}")
     parser.add_argument(
         "--coverage",
         type=Path,
-        default=Path("coverage.xml"),
-        help="coverage report of the last make test (default: coverage.xml)",
+        default=COVERAGE_XML,
+        help="coverage report of the last test run (default: coverage.xml at the repo root)",
     )
     parser.add_argument("--pushgateway", help="Pushgateway URL, e.g. http://127.0.0.1:9091")
     args = parser.parse_args(argv)

@@ -28,6 +28,7 @@ import pandas as pd
 from configs import ConfigError, load_config
 from configs.console import cli_parser, fail, progress, setup_logging
 from configs.schema import ProjectConfig
+from features.timestamps import utc_times
 from monitoring.inference_log import label_frame, write_labels
 from monitoring.reference import TARGET_COLUMN
 from serving.client import ClientError, ModelClient
@@ -69,12 +70,12 @@ def traffic(config: ProjectConfig, rows: int, days: int, seed_offset: int = 1) -
 
         clean = split_data(clean_rows(load_raw(config.data), config).clean, config)[2]
     if config.time_column:
-        stamps = pd.to_datetime(clean[config.time_column], utc=True)
+        stamps = utc_times(clean[config.time_column], config.time_column, config.time_unit)
         clean = clean[(stamps < stamps.min() + pd.Timedelta(days=days)).to_numpy()]
     clean = clean.head(rows).reset_index(drop=True)
     X, y = features_and_target(clean, config)
     if config.time_column:
-        stamps = pd.to_datetime(clean[config.time_column], utc=True)
+        stamps = utc_times(clean[config.time_column], config.time_column, config.time_unit)
     else:
         offsets = np.linspace(0, days * 86_400, len(clean), endpoint=False)
         stamps = pd.Series(SIMULATED_START + pd.to_timedelta(offsets, unit="s"))

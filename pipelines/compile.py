@@ -26,7 +26,11 @@ def compile_pipeline(output: Path = DEFAULT_OUTPUT, project: str = "fraud") -> P
     compiler.Compiler().compile(
         training_pipeline,
         str(output),
-        pipeline_parameters={"config_yaml": config_parameter(config)},
+        # On a cluster a winner is validated in the production Triton image.
+        pipeline_parameters={
+            "config_yaml": config_parameter(config),
+            "triton_validation": "production",
+        },
     )
     return output
 

@@ -12,7 +12,9 @@ from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 # The image the cluster runs (built by `make image`); the package is installed in it.
 PIPELINE_IMAGE = os.environ.get("PIPELINE_IMAGE", "ghcr.io/tabular-mlops/pipeline-python:0.1.0")
 
-component = dsl.component(base_image=PIPELINE_IMAGE)
+# The image's lock pins the kfp SDK that compiles the pipeline (tests/unit/infra/test_image.py),
+# so no step runs a `pip install kfp` at start (nothing to install, no package index needed).
+component = dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
 
 
 @component
@@ -114,11 +116,13 @@ def evaluate_model(
     baseline: Input[Model],
     test: Input[Dataset],
     evaluation: Output[Metrics],
+    selected: Output[Model],
 ):
-    """Test metrics with bootstrap intervals and slices."""
+    """Test metrics with bootstrap intervals and slices; selects the challenger (tuned model by
+    superiority, else the simplest non-inferior candidate)."""
     from pipelines.steps import evaluate_step
 
-    evaluate_step(config_yaml, run_id, model, baseline, test, evaluation)
+    evaluate_step(config_yaml, run_id, model, baseline, test, evaluation, selected)
 
 
 @component
@@ -130,7 +134,7 @@ def explain_model(
     test: Input[Dataset],
     explanation: Output[Artifact],
 ):
-    """SHAP global and local explanations."""
+    """SHAP global and local explanations of the selected challenger."""
     from pipelines.steps import explain_step
 
     explain_step(config_yaml, run_id, model, train, test, explanation)
@@ -177,17 +181,28 @@ def gate_model(
     run_id: str,
     registered: Input[Artifact],
     model: Input[Model],
+    tuned: Input[Model],
     baseline: Input[Model],
     test: Input[Dataset],
     evaluation: Input[Metrics],
     explanation: Input[Artifact],
     decision: Output[Artifact],
 ):
-    """Promotion gate: move `champion` only when the challenger wins; write the record."""
+    """Promotion gate: pass the challenger only when it clears its selection rule and beats the
+    champion; write the record."""
     from pipelines.steps import gate_step
 
     gate_step(
-        config_yaml, run_id, registered, model, baseline, test, evaluation, explanation, decision
+        config_yaml,
+        run_id,
+        registered,
+        model,
+        tuned,
+        baseline,
+        test,
+        evaluation,
+        explanation,
+        decision,
     )
 
 
@@ -202,8 +217,10 @@ def deploy_model(
     test: Input[Dataset],
     decision: Input[Artifact],
     deployment: Output[Artifact],
+    production_report: Input[Artifact] = None,
 ):
-    """Infra validation in a real Triton, then the `champion` alias and the serving repository."""
+    """Infra validation in a real Triton (or the production Triton step's report, on a
+    cluster), then the `champion` alias and the serving repository."""
     from pipelines.steps import deploy_step
 
     deploy_step(
@@ -216,4 +233,24 @@ def deploy_model(
         test,
         decision,
         deployment,
+        production_report,
     )
+
+
+@component
+def stage_candidate(
+    config_yaml: str,
+    run_id: str,
+    registered: Input[Artifact],
+    model: Input[Model],
+    onnx_model: Input[Model],
+    test: Input[Dataset],
+    decision: Input[Artifact],
+    candidate: Output[Artifact],
+):
+    """Cluster: the promoted challenger staged for the production Triton image (backend
+    onnxruntime), with its holdout requests and the probe; empty when the gate refused."""
+    from pipelines.steps import stage_candidate_step
+
+    stage_candidate_step(config_yaml, run_id, registered, model, onnx_model, test, decision,
+                         candidate)  # fmt: skip

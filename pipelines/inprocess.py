@@ -25,6 +25,7 @@ ARTIFACTS = (
     "model",
     "baseline",
     "evaluation",
+    "selected",
     "explanation",
     "onnx",
     "registered",
@@ -81,14 +82,20 @@ def run_steps(
         baseline=a["baseline"],
         test=a["test"],
         evaluation=a["evaluation"],
+        selected=a["selected"],
     )
+    # The challenger from here on: the candidate the evaluate step selected.
     steps.explain_step(
-        **common, model=a["model"], train=a["train"], test=a["test"], explanation=a["explanation"]
+        **common,
+        model=a["selected"],
+        train=a["train"],
+        test=a["test"],
+        explanation=a["explanation"],
     )
-    steps.export_step(**common, model=a["model"], test=a["test"], onnx_model=a["onnx"])
+    steps.export_step(**common, model=a["selected"], test=a["test"], onnx_model=a["onnx"])
     steps.register_step(
         **common,
-        model=a["model"],
+        model=a["selected"],
         baseline=a["baseline"],
         train=a["train"],
         test=a["test"],
@@ -99,7 +106,8 @@ def run_steps(
     steps.gate_step(
         **common,
         registered=a["registered"],
-        model=a["model"],
+        model=a["selected"],
+        tuned=a["model"],
         baseline=a["baseline"],
         test=a["test"],
         evaluation=a["evaluation"],
@@ -107,10 +115,11 @@ def run_steps(
         decision=a["decision"],
     )
     steps.deploy_step(
-        **common,
+        common["config_yaml"],
+        common["run_id"],
         serving_repository=serving_repository,
         registered=a["registered"],
-        model=a["model"],
+        model=a["selected"],
         onnx_model=a["onnx"],
         test=a["test"],
         decision=a["decision"],

@@ -15,7 +15,7 @@ import json
 import shutil
 import sys
 import time
-from contextlib import redirect_stdout
+from contextlib import nullcontext, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,7 +25,10 @@ from configs.console import RED, cli_parser, fail, highlight, paint, setup_loggi
 from models.registry import RegistryError, configure_tracking, experiment_id
 from pipelines.steps import DECISION_FILE, DEPLOYMENT_FILE, STAGES
 from pipelines.training import PIPELINE_NAME, config_parameter
+from pipelines.warm_start import Zygote, warm_components
 from serving.deploy import SERVING_REPOSITORY
+
+REPORTS_ROOT = Path("reports")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,8 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--reports",
         type=Path,
-        default=Path("reports/latest"),
-        help="where the run summary and reports go (default: reports/latest)",
+        default=None,
+        help="where the run summary and reports go (default: reports/<project>/latest)",
     )
     parser.add_argument(
         "--pipeline-root",
@@ -56,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "filled (default: the config's tuning.storage, else mlruns/optuna.db)",
     )
     parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="start every component as a new interpreter, as kfp.local does by default, instead "
+        "of forking it from one that imported the ML stack once (pipelines/warm_start.py)",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="echo the full kfp.local log instead of one line per stage (so does "
@@ -68,6 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = parse_args(argv)
     level = setup_logging(args.log_level)  # exported: the components log at the same level
+    # The process warm components fork from (pipelines/warm_start.py) imports the ML stack
+    # now, while this one reads the config and opens the tracking store and the MLflow run.
+    zygote = None if args.cold else Zygote.start()
+    try:
+        return _main(args, level, zygote)
+    finally:
+        if zygote is not None:
+            zygote.stop()
+
+
+def _main(args: argparse.Namespace, level: str, zygote: Zygote | None) -> int:
     try:
         config = load_config(args.project)
         configure_tracking(Path.cwd())
@@ -93,7 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         redirect_stdout(_StageLines(log, f"[{config.name}]", args.verbose or level == "DEBUG")),
     ):
         try:
-            _run_pipeline(config_yaml, run_id, run_name, args.pipeline_root, args.study_storage)
+            _run_pipeline(
+                config_yaml,
+                run_id,
+                run_name,
+                args.pipeline_root,
+                args.study_storage,
+                zygote,
+            )
         except Exception as exc:  # noqa: BLE001 - kfp.local wraps the component's failure
             failure: Exception | None = exc
         else:
@@ -102,9 +129,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{config.name}] full log: {log_path}", file=sys.stderr)
         return _report_failure(config.name, run_id, failure)
     wall = time.perf_counter() - started
-    summary = write_summary(run_id, run_name, args.reports, wall)
+    summary = write_summary(run_id, run_name, args.reports or reports_dir(config.name), wall)
     _print_summary(summary)
     return 0
+
+
+def reports_dir(project: str, root: Path = REPORTS_ROOT) -> Path:
+    """Where a project's latest run puts its summary and reports: `reports/<project>/latest`.
+
+    Per project, so that one project's run never replaces another's model card.
+    """
+    return root / project / "latest"
 
 
 # Outcome words of the stage lines, coloured on a terminal.
@@ -133,7 +168,12 @@ class _StageLines(io.TextIOBase):
 
 
 def _run_pipeline(
-    config_yaml: str, run_id: str, run_name: str, pipeline_root: Path, study_storage: str = ""
+    config_yaml: str,
+    run_id: str,
+    run_name: str,
+    pipeline_root: Path,
+    study_storage: str = "",
+    zygote: Zygote | None = None,
 ) -> None:
     from kfp import local
 
@@ -144,13 +184,16 @@ def _run_pipeline(
         pipeline_root=str(pipeline_root),
         raise_on_error=True,
     )
-    training_pipeline(
-        config_yaml=config_yaml,
-        mlflow_run_id=run_id,
-        pipeline_run=run_name,
-        study_storage=study_storage,
-        serving_repository=str(Path.cwd() / SERVING_REPOSITORY),
-    )
+    # Warm: the same components, commands and environment; each runs in a fork of one process
+    # that imported the ML stack once instead of a new interpreter (the cluster is unchanged).
+    with warm_components(zygote=zygote) if zygote is not None else nullcontext():
+        training_pipeline(
+            config_yaml=config_yaml,
+            mlflow_run_id=run_id,
+            pipeline_run=run_name,
+            study_storage=study_storage,
+            serving_repository=str(Path.cwd() / SERVING_REPOSITORY),
+        )
 
 
 def _report_failure(project: str, run_id: str, exc: Exception) -> int:

@@ -387,9 +387,16 @@ def _num(value: float | None, digits: int = 4) -> str:
 
 
 def _config_hash(config: ProjectConfig) -> str:
+    """The config and the search spaces it tunes (defaults included: a changed default range
+    starts a new study instead of resuming one over another space)."""
     import hashlib
 
-    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+    spaces = {
+        family: {name: spec.model_dump() for name, spec in config.tuning.space(family).items()}
+        for family in config.tuning.families
+    }
+    text = config.model_dump_json() + json.dumps(spaces, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --- train -----------------------------------------------------------------------------------
@@ -438,6 +445,7 @@ def train_step(
                     "threshold": threshold,
                     "framework": "sklearn",
                     "format": "skops",
+                    "candidate": BASELINE if artifact is baseline else "tuned",
                 }
             )
             say(
@@ -464,8 +472,14 @@ def evaluate_step(
     baseline: ArtifactLike,
     test: ArtifactLike,
     evaluation: ArtifactLike,
+    selected: ArtifactLike,
 ) -> None:
-    """Test metrics, bootstrap interval of the primary metric, and per-slice metrics."""
+    """Test metrics and bootstrap intervals of the tuned model and the baseline, the choice of
+    the challenger between them (`models.gate.select_candidate`), and its per-slice metrics.
+
+    Writes the selected model (a copy of its skops file and metadata, plus the rule) to
+    `selected`: the model that later steps explain, export, register, gate and deploy.
+    """
     import mlflow
 
     from features.split import features_and_target
@@ -476,6 +490,7 @@ def evaluate_step(
         interval,
         slice_metrics,
     )
+    from models.gate import BASELINE, TUNED, select_candidate
 
     with stage("evaluate", config_yaml, run_id) as config:
         ev, metric = config.evaluation, config.evaluation.primary_metric
@@ -484,41 +499,55 @@ def evaluate_step(
         y = labels.to_numpy()
         indices = bootstrap_indices(len(y), ev.bootstrap_samples, ev.seed)
         result: dict[str, Any] = {"metric": metric, "confidence": ev.confidence}
-        scores = {"challenger": _predict(model, X), "baseline": _predict(baseline, X)}
-        for who, artifact in (("challenger", model), ("baseline", baseline)):
-            threshold = float(artifact.metadata["threshold"])
-            p = scores[who]
-            metrics = classification_metrics(y, p, threshold)
-            draws = bootstrap_scores(metric, y, p, indices, threshold)
+        candidates = {TUNED: model, BASELINE: baseline}
+        scores = {who: _predict(artifact, X) for who, artifact in candidates.items()}
+        thresholds = {who: float(a.metadata["threshold"]) for who, a in candidates.items()}
+        for who in candidates:
+            metrics = classification_metrics(y, scores[who], thresholds[who])
+            draws = bootstrap_scores(metric, y, scores[who], indices, thresholds[who])
             result[who] = {
+                "family": str(candidates[who].metadata["family"]),
                 "metrics": metrics,
                 "interval": interval(metrics[metric], draws, ev.confidence).to_dict(),
             }
             mlflow.log_metrics({f"{who}.test.{k}": float(v) for k, v in metrics.items()})
+        selection = select_candidate(
+            config, y, (scores[TUNED], thresholds[TUNED]), (scores[BASELINE], thresholds[BASELINE])
+        )
+        chosen = selection.candidate
+        result["selection"] = selection.to_dict()
+        result["challenger"] = result[chosen] | {"candidate": chosen}
+        mlflow.log_metrics(
+            {f"challenger.test.{k}": float(v) for k, v in result[chosen]["metrics"].items()}
+        )
         result["slices"] = slice_metrics(
-            test_frame,
-            y,
-            scores["challenger"],
-            config.slices,
-            float(model.metadata["threshold"]),
-            ev.slice_min_rows,
+            test_frame, y, scores[chosen], config.slices, thresholds[chosen], ev.slice_min_rows
+        )
+        Path(selected.path).write_bytes(Path(candidates[chosen].path).read_bytes())
+        selected.metadata.update(
+            dict(candidates[chosen].metadata) | {"candidate": chosen, "selection": selection.rule}
         )
         _write_json(result, Path(evaluation.path))
         mlflow.log_dict(result, "reports/evaluation.json")
+        mlflow.set_tags({"selection.candidate": chosen, "selection.rule": selection.rule})
         iv = result["challenger"]["interval"]
         evaluation.metadata.update(
             {
                 "metric": metric,
                 "challenger": iv["value"],
-                "baseline": result["baseline"]["interval"]["value"],
+                "tuned": result[TUNED]["interval"]["value"],
+                "baseline": result[BASELINE]["interval"]["value"],
+                "selected": chosen,
+                "rule": selection.rule,
             }
         )
         say(
             config.name,
             "evaluate",
-            f"challenger test {metric}={iv['value']:.4f} "
-            f"[{iv['low']:.4f}, {iv['high']:.4f}], baseline "
-            f"{result['baseline']['interval']['value']:.4f}, {len(result['slices'])} slices",
+            f"tuned test {metric}={result[TUNED]['interval']['value']:.4f}, baseline "
+            f"{result[BASELINE]['interval']['value']:.4f}; challenger: {chosen} "
+            f"({selection.rule}) [{iv['low']:.4f}, {iv['high']:.4f}], "
+            f"{len(result['slices'])} slices",
         )
 
 
@@ -636,8 +665,9 @@ def register_step(
     registered: ArtifactLike,
 ) -> None:
     """Log challenger, baseline and the drift reference (training rows) to MLflow, and
-    register the challenger as a new version, with the SHA-256 of its ONNX graph and of its
-    skops file as version tags (what deploy and the gate verify)."""
+    register the challenger (the selected candidate, possibly the baseline) as a new version,
+    with the SHA-256 of its ONNX graph and of its skops file as version tags (what deploy and
+    the gate verify) and the rule that selected it."""
     import mlflow
 
     from features.split import model_inputs
@@ -662,6 +692,8 @@ def register_step(
         run = mlflow.get_run(run_id)
         tags = {
             "family": str(model.metadata["family"]),
+            "selection.candidate": str(model.metadata.get("candidate", "tuned")),
+            "selection.rule": str(evaluation.metadata.get("rule", "")),
             "threshold": str(model.metadata["threshold"]),
             "baseline.threshold": str(baseline.metadata["threshold"]),
             "dataset_sha256": run.data.tags.get("dataset_sha256", ""),
@@ -684,6 +716,7 @@ def gate_step(
     run_id: str,
     registered: ArtifactLike,
     model: ArtifactLike,
+    tuned: ArtifactLike,
     baseline: ArtifactLike,
     test: ArtifactLike,
     evaluation: ArtifactLike,
@@ -691,6 +724,11 @@ def gate_step(
     decision: ArtifactLike,
 ) -> None:
     """Compare challenger, champion and baseline and decide; the deploy step moves the alias.
+
+    The challenger (`model`) is the candidate the evaluate step selected; the selection is
+    recomputed here from the tuned model and the baseline, and a challenger that is not the
+    candidate the rule picks stops the step. The comparison with the candidates follows the
+    selection's rule; the one with an existing champion always requires a gain.
 
     Fails closed: a tracking store that does not answer stops the step (nothing moved); a
     champion that exists but cannot be scored (no `threshold` tag, artifact missing or changed,
@@ -704,7 +742,7 @@ def gate_step(
     import mlflow
 
     from features.split import features_and_target
-    from models.gate import decide_promotion
+    from models.gate import decide_promotion, select_candidate
     from models.model_card import render_model_card
     from models.registry import champion_version, check_tracking, record_decision
 
@@ -714,6 +752,14 @@ def gate_step(
         y = labels.to_numpy()
         challenger = (_predict(model, X), float(model.metadata["threshold"]))
         base = (_predict(baseline, X), float(baseline.metadata["threshold"]))
+        scored_tuned = (_predict(tuned, X), float(tuned.metadata["threshold"]))
+        selection = select_candidate(config, y, scored_tuned, base)
+        candidate = model.metadata.get("candidate")
+        if candidate != selection.candidate:
+            raise SelectionMismatchError(
+                f"the challenger is the {candidate} model, but on this test set the selection "
+                f"rule picks the {selection.candidate} one ({selection.reason})"
+            )
         champion, unusable, current = None, "", champion_version(config.model_name)
         if current is not None:
             try:
@@ -726,9 +772,12 @@ def gate_step(
                 )
         evaluation_data = json.loads(Path(evaluation.path).read_text())
         verdict = decide_promotion(
-            config, y, challenger, base, champion, evaluation_data["slices"], unusable
-        ).to_dict()
-        intervals = {who: evaluation_data[who]["interval"] for who in ("challenger", "baseline")}
+            config, y, challenger, base, champion, evaluation_data["slices"], unusable,
+            selection=selection, tuned=scored_tuned,
+        ).to_dict()  # fmt: skip
+        intervals = {
+            who: evaluation_data[who]["interval"] for who in ("challenger", "tuned", "baseline")
+        }
         for row in verdict["comparisons"]:
             if row["opponent"] == "champion":
                 intervals["champion"] = {
@@ -738,6 +787,7 @@ def gate_step(
                 }
         verdict |= {
             "challenger_version": version.version,
+            "challenger_candidate": selection.candidate,
             "previous_champion": current,
             "intervals": intervals,
         }
@@ -758,6 +808,7 @@ def gate_step(
             slices=evaluation_data["slices"],
             top_features=_top_features(explanation),
             decision=verdict,
+            selection=verdict["selection"],
         )
         out = Path(decision.path)
         out.mkdir(parents=True, exist_ok=True)
@@ -774,6 +825,10 @@ def gate_step(
             "gate",
             ("passed" if verdict["promote"] else "not promoted") + f": {verdict['reasons'][0]}",
         )
+
+
+class SelectionMismatchError(RuntimeError):
+    """The model handed to the gate is not the candidate the selection rule picks."""
 
 
 def _score_champion(name: str, version: str, X: pd.DataFrame) -> tuple[np.ndarray, float]:
@@ -823,6 +878,61 @@ def _top_features(explanation: ArtifactLike, k: int = 10) -> list[dict[str, Any]
 # --- deploy --------------------------------------------------------------------------------
 
 
+def _candidate(config: ProjectConfig, version, model: ArtifactLike, onnx_model: ArtifactLike,
+               test: ArtifactLike):  # fmt: skip
+    """The promoted challenger as infra validation proves it (holdout rows, expectations)."""
+    import mlflow
+
+    from features.split import model_inputs
+    from models.registry import ONNX_SHA256_TAG
+    from serving.infra_validation import Candidate
+
+    tags = mlflow.MlflowClient().get_model_version(version.name, version.version).tags
+    rows = model_inputs(_read_frame(test).head(config.serving.validation_rows), config)
+    threshold = float(model.metadata["threshold"])
+    return Candidate(
+        version.name, int(version.version), Path(onnx_model.path).read_bytes(), rows,
+        _predict(model, rows),
+        sha256=tags.get(ONNX_SHA256_TAG, ""),
+        threshold=threshold,
+        parameters={"threshold": str(threshold), "registry_version": version.version},
+        tolerance=config.serving.parity_tolerance,
+        p99_budget_ms=config.serving.p99_budget_ms,
+    )  # fmt: skip
+
+
+def stage_candidate_step(
+    config_yaml: str,
+    run_id: str,
+    registered: ArtifactLike,
+    model: ArtifactLike,
+    onnx_model: ArtifactLike,
+    test: ArtifactLike,
+    decision: ArtifactLike,
+    candidate: ArtifactLike,
+) -> None:
+    """Cluster: stage a promoted challenger for the production Triton image (the onnxruntime
+    backend, as the predictor serves it); a folder without a case when the gate refused.
+
+    Raises:
+        ArtifactIntegrityError: the ONNX is not the registered one (nothing is staged).
+    """
+    from serving.infra_validation import stage_candidate
+
+    with stage("stage-candidate", config_yaml, run_id) as config:
+        folder = Path(candidate.path)
+        folder.mkdir(parents=True, exist_ok=True)
+        verdict = json.loads((Path(decision.path) / DECISION_FILE).read_text())
+        if not verdict["promote"]:
+            say(config.name, "deploy", "nothing to stage: the gate did not pass")
+            return
+        version = _version(registered)
+        stage_candidate(_candidate(config, version, model, onnx_model, test), folder,
+                        backend="onnxruntime")  # fmt: skip
+        candidate.metadata.update({"version": version.version, "backend": "onnxruntime"})
+        say(config.name, "deploy", f"version {version.version} staged for the production Triton")
+
+
 def deploy_step(
     config_yaml: str,
     run_id: str,
@@ -833,6 +943,7 @@ def deploy_step(
     test: ArtifactLike,
     decision: ArtifactLike,
     deployment: ArtifactLike,
+    production_report: ArtifactLike | None = None,
 ) -> None:
     """Infra-validate a promoted challenger in a private Triton, then move `champion`.
 
@@ -843,14 +954,14 @@ def deploy_step(
     (else refused and recorded: the next run gates against the new champion). A publish that
     fails puts the repository back and leaves the alias. A refusal or failed validation
     leaves the previous champion serving and is recorded, not raised; a changed artifact is
-    raised.
+    raised. With `production_report` (the cluster: `stage_candidate_step`, then the production
+    Triton image) that report decides instead of a local Triton; a missing one fails closed.
     """
     import mlflow
 
-    from features.split import model_inputs
-    from models.registry import ONNX_SHA256_TAG, ChampionMovedError
+    from models.registry import ChampionMovedError
     from serving.deploy import switch_champion
-    from serving.infra_validation import validate_candidate
+    from serving.infra_validation import read_probe_report, validate_candidate
 
     with stage("deploy", config_yaml, run_id) as config:
         version = _version(registered)
@@ -860,18 +971,12 @@ def deploy_step(
             record["reasons"] = [f"gate did not pass: {verdict['reasons'][0]}"]
         else:
             client = mlflow.MlflowClient()
-            tags = client.get_model_version(version.name, version.version).tags
-            rows = model_inputs(_read_frame(test).head(config.serving.validation_rows), config)
-            report = validate_candidate(
-                version.name, int(version.version), Path(onnx_model.path).read_bytes(), rows,
-                _predict(model, rows),
-                sha256=tags.get(ONNX_SHA256_TAG, ""),
-                threshold=float(model.metadata["threshold"]),
-                parameters={"threshold": str(model.metadata["threshold"]),
-                            "registry_version": version.version},
-                tolerance=config.serving.parity_tolerance,
-                p99_budget_ms=config.serving.p99_budget_ms,
-            )  # fmt: skip
+            candidate = _candidate(config, version, model, onnx_model, test)
+            if production_report is None:
+                report = validate_candidate(candidate)
+            else:
+                report = read_probe_report(Path(production_report.path),
+                                           candidate.served_parameters())  # fmt: skip
             record |= {"infra_validation": report.to_dict(), "reasons": report.reasons}
             expected = verdict.get("previous_champion")
             record["previous_champion"] = expected

@@ -4,6 +4,7 @@ from kfp import dsl
 
 from configs import ProjectConfig
 from pipelines import components as c
+from pipelines.production_triton import validate_in_production_triton
 
 PIPELINE_NAME = "tabular-training"
 
@@ -15,8 +16,8 @@ def config_parameter(config: ProjectConfig) -> str:
 
 @dsl.pipeline(
     name=PIPELINE_NAME,
-    description="Validate, split, tune, train, evaluate, explain, export, register, gate and "
-    "deploy a model.",
+    description="Validate, split, tune, train, evaluate and select, explain, export, register, "
+    "gate and deploy a model.",
 )
 def training_pipeline(
     config_yaml: str,
@@ -25,7 +26,8 @@ def training_pipeline(
     study_storage: str = "",
     serving_repository: str = "",
     tune_workers: int = 1,
-) -> dsl.Artifact:
+    triton_validation: str = "local",
+) -> None:
     """Run one project end to end.
 
     Args:
@@ -36,6 +38,10 @@ def training_pipeline(
         serving_repository: Triton model repository a deployed champion is published to.
         tune_workers: Parallel Optuna workers on the study (> 1 needs a PostgreSQL
             `study_storage`); the tune stage is worker 0 and waits for the whole budget.
+        triton_validation: Where a promoted challenger is infra-validated: "local" (the
+            platform's Triton inside the deploy step, as `make pipeline` runs it) or
+            "production" (the production Triton image, a step of its own; the compiled
+            pipeline's default, see `pipelines/production_triton.py`).
     """
     load = c.load_data(
         config_yaml=config_yaml, mlflow_run_id=mlflow_run_id, pipeline_run=pipeline_run
@@ -52,8 +58,10 @@ def training_pipeline(
             c.tune_worker(config_yaml=config_yaml, study_storage=study_storage,
                           train=train_set, valid=valid_set, worker=worker)  # fmt: skip
     train = c.train_model(train=train_set, valid=valid_set, best=tune.outputs["best"], **common)
-    model, baseline = train.outputs["model"], train.outputs["baseline"]
-    evaluate = c.evaluate_model(model=model, baseline=baseline, test=test_set, **common)
+    tuned, baseline = train.outputs["model"], train.outputs["baseline"]
+    evaluate = c.evaluate_model(model=tuned, baseline=baseline, test=test_set, **common)
+    # The challenger from here on: the tuned model or the baseline, as the selection rule chose.
+    model = evaluate.outputs["selected"]
     explain = c.explain_model(model=model, train=train_set, test=test_set, **common)
     export = c.export_model(model=model, test=test_set, **common)
     register = c.register_model(
@@ -68,19 +76,30 @@ def training_pipeline(
     gate = c.gate_model(
         registered=register.outputs["registered"],
         model=model,
+        tuned=tuned,
         baseline=baseline,
         test=test_set,
         evaluation=evaluate.outputs["evaluation"],
         explanation=explain.outputs["explanation"],
         **common,
     )
-    deploy = c.deploy_model(
-        serving_repository=serving_repository,
-        registered=register.outputs["registered"],
-        model=model,
-        onnx_model=export.outputs["onnx_model"],
-        test=test_set,
-        decision=gate.outputs["decision"],
+    deploy_inputs = {
+        "serving_repository": serving_repository,
+        "registered": register.outputs["registered"],
+        "model": model,
+        "onnx_model": export.outputs["onnx_model"],
+        "test": test_set,
+        "decision": gate.outputs["decision"],
         **common,
-    )
-    return deploy.outputs["deployment"]
+    }
+    # The deployment record is each branch's `deployment` artifact (and the MLflow run's
+    # reports/deployment.json). No pipeline output selects between the branches: kfp.local
+    # 2.17 fails on a dsl.OneOf whose other branch was skipped.
+    with dsl.If(triton_validation == "production", name="production-triton"):
+        staged = c.stage_candidate(
+            **{k: v for k, v in deploy_inputs.items() if k != "serving_repository"}
+        )
+        probed = validate_in_production_triton(candidate=staged.outputs["candidate"])
+        c.deploy_model(production_report=probed.outputs["report"], **deploy_inputs)
+    with dsl.Else(name="local-triton"):
+        c.deploy_model(**deploy_inputs)

@@ -1,14 +1,23 @@
 """Infra validation: load a candidate into a real, private Triton and prove it before traffic.
 
 The candidate's ONNX is first checked against the SHA-256 registered with its version (the
-bytes validated are the bytes deploy publishes), then written to a temporary repository (model
-config as deploy writes it, `threshold.v<N>` included), a Triton server starts on free
-ports, holdout rows are replayed through the platform's client, and the served probabilities
-must equal the in-process ones (tolerance) with single-row p99 latency under the budget.
+bytes validated are the bytes deploy publishes). `stage_candidate` then writes what a Triton
+needs to prove it: a one-model repository (the model config as deploy writes it for the
+chosen backend, `threshold.v<N>` included), the holdout rows encoded exactly as the gateway
+encodes requests for Triton, the in-process probabilities they must produce, and the probe
+(`serving/triton_probe.py`, standard library only). Locally `validate_candidate` serves the
+folder from the platform's Triton (python backend); on the cluster the pipeline's production
+validation step serves the same folder from the production Triton image and backend
+(`pipelines/production_triton.py`). Both run the same probe: served probabilities equal to
+the in-process ones (tolerance) and single-row p99 latency under the budget.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import math
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,11 +27,22 @@ import numpy as np
 import pandas as pd
 
 from models.registry import ONNX_SHA256_TAG, verify_sha256
-from serving.client import ModelClient
-from serving.decision import threshold_parameters
+from serving import triton_probe
+from serving.decision import MISSING_CATEGORY, PROBABILITIES_OUTPUT, threshold_parameters
+from serving.gateway.contract import (
+    NUMERIC,
+    TRITON_TO_V2,
+    InputSpec,
+    ModelContract,
+    ParsedRequest,
+    encode_for_triton,
+)
 from serving.launcher import TritonServer
-from serving.model_repository import triton_config, write_version
+from serving.model_repository import graph_inputs, triton_config, write_version
 from serving.processes import free_ports
+
+REPOSITORY = "repo"  # the candidate's one-model repository inside a staged folder
+PROBE_FILE = "triton_probe.py"
 
 
 @dataclass(frozen=True)
@@ -44,76 +64,133 @@ class InfraReport:
         return asdict(self)
 
 
-def validate_candidate(
-    name: str,
-    version: int,
-    onnx_bytes: bytes,
-    rows: pd.DataFrame,
-    expected: np.ndarray,
-    *,
-    sha256: str,
-    threshold: float,
-    parameters: dict[str, str],
-    tolerance: float,
-    p99_budget_ms: float,
-    latency_requests: int = 200,
-) -> InfraReport:
-    """Serve the candidate from a private Triton and check parity and latency.
+@dataclass(frozen=True)
+class Candidate:
+    """A promoted challenger and what proves it (see `stage_candidate`)."""
 
-    Args:
-        name, version: Triton model name and version (the registry's).
-        onnx_bytes: The parity-checked ONNX of the candidate.
-        rows: Holdout rows of raw features (`model_inputs` form).
-        expected: In-process probabilities of the positive class for `rows`.
-        sha256: The version's registered `onnx_sha256`; other bytes are refused.
-        threshold: The version's decision threshold (served as `threshold.v<version>`).
-        parameters: Other config parameters served with the model (registry version, ...).
-        tolerance: Max |served - expected| probability difference.
-        p99_budget_ms: Max p99 latency of single-row requests.
-        latency_requests: How many single-row requests are timed.
+    name: str
+    version: int
+    onnx_bytes: bytes
+    rows: pd.DataFrame  # holdout rows of raw features (`model_inputs` form)
+    expected: np.ndarray  # in-process probabilities of the positive class for `rows`
+    sha256: str  # the version's registered `onnx_sha256`; other bytes are refused
+    threshold: float  # served as `threshold.v<version>`
+    parameters: dict[str, str]  # other config parameters served with the model
+    tolerance: float  # max |served - expected| probability difference
+    p99_budget_ms: float  # max p99 latency of single-row requests
+    latency_requests: int = 200  # how many single-row requests are timed
+
+    def served_parameters(self) -> dict[str, str]:
+        """The model config parameters served with the version (its threshold included)."""
+        return self.parameters | threshold_parameters({self.version: self.threshold})
+
+
+def stage_candidate(
+    candidate: Candidate, folder: Path, *, backend: str = "python", kind: str = "KIND_CPU"
+) -> dict[str, str]:
+    """Write the candidate's repository, case file and probe into `folder`.
+
+    Returns:
+        The config parameters served with the version (threshold included).
 
     Raises:
-        ArtifactIntegrityError: `onnx_bytes` do not hash to `sha256` (nothing is started).
+        ArtifactIntegrityError: the ONNX bytes do not hash to `candidate.sha256` (nothing
+            is written).
     """
-    verify_sha256(onnx_bytes, {ONNX_SHA256_TAG: sha256}, ONNX_SHA256_TAG, name=name,
-                  version=str(version))  # fmt: skip
-    parameters = parameters | threshold_parameters({version: threshold})
+    name, version = candidate.name, candidate.version
+    verify_sha256(candidate.onnx_bytes, {ONNX_SHA256_TAG: candidate.sha256}, ONNX_SHA256_TAG,
+                  name=name, version=str(version))  # fmt: skip
+    parameters = candidate.served_parameters()
+    config = triton_config(
+        name, candidate.onnx_bytes, parameters=parameters, backend=backend, kind=kind
+    )
+    write_version(folder / REPOSITORY, name, version, candidate.onnx_bytes, config,
+                  backend=backend)  # fmt: skip
+    contract = _contract(candidate)
+    rows = candidate.rows.head(candidate.latency_requests)
+    case = {
+        "model": name,
+        "version": str(version),
+        "batch": _encoded(contract, candidate.rows),
+        "single_rows": [_encoded(contract, rows.iloc[[i]]) for i in range(len(rows))],
+        "expected": [float(p) for p in np.asarray(candidate.expected, dtype=float)],
+        "tolerance": candidate.tolerance,
+        "p99_budget_ms": candidate.p99_budget_ms,
+    }
+    (folder / triton_probe.CASE_FILE).write_text(json.dumps(case))
+    shutil.copyfile(triton_probe.__file__, folder / PROBE_FILE)
+    return parameters
+
+
+def _contract(candidate: Candidate) -> ModelContract:
+    inputs = tuple(
+        InputSpec(name, TRITON_TO_V2[dtype], tuple(dims))
+        for name, dtype, dims in graph_inputs(candidate.onnx_bytes)
+    )
+    return ModelContract(candidate.name, (str(candidate.version),), inputs, max_batch_size=1024)
+
+
+def _encoded(contract: ModelContract, rows: pd.DataFrame) -> dict[str, object]:
+    """One request as the gateway sends it to Triton, base64 for the case file."""
+    columns: dict[str, list[object]] = {}
+    for spec in contract.inputs:
+        values = rows[spec.name]
+        if spec.datatype == NUMERIC:
+            columns[spec.name] = [float(v) for v in pd.to_numeric(values).astype(float)]
+        else:
+            present = values.astype(object).where(values.notna(), MISSING_CATEGORY)
+            columns[spec.name] = [str(v) for v in present]
+    body, header_length = encode_for_triton(
+        ParsedRequest(columns, len(rows)), contract, [PROBABILITIES_OUTPUT]
+    )
+    return {
+        "body": base64.b64encode(body).decode(),
+        "header_length": header_length,
+        "output": PROBABILITIES_OUTPUT,
+    }
+
+
+def report_from_probe(probe: dict[str, object], parameters: dict[str, str]) -> InfraReport:
+    """The InfraReport of a probe's report (local or from the production Triton)."""
+    fields = {key: probe[key] for key in InfraReport.__dataclass_fields__ if key != "parameters"}
+    return InfraReport(**fields, parameters=parameters)  # type: ignore[arg-type]
+
+
+def validate_candidate(candidate: Candidate) -> InfraReport:
+    """Serve the candidate from a private local Triton and probe parity and latency.
+
+    Raises:
+        ArtifactIntegrityError: the ONNX bytes do not hash to `candidate.sha256` (nothing
+            is started).
+    """
     with tempfile.TemporaryDirectory(prefix="infra-validation-") as tmp:
-        repo = Path(tmp) / "repo"
-        config = triton_config(name, onnx_bytes, parameters=parameters)
-        write_version(repo, name, version, onnx_bytes, config)
+        folder = Path(tmp)
+        parameters = stage_candidate(candidate, folder)
         http, grpc, metrics = free_ports(3)
-        server = TritonServer(run_dir=Path(tmp) / "run")
+        server = TritonServer(run_dir=folder / "run")
         started = time.perf_counter()
-        server.start(repo, http_port=http, grpc_port=grpc, metrics_port=metrics,
+        server.start(folder / REPOSITORY, http_port=http, grpc_port=grpc, metrics_port=metrics,
                      model_control="none", timeout_s=60)  # fmt: skip
         ready_seconds = time.perf_counter() - started
         try:
-            client = ModelClient(name, f"127.0.0.1:{http}")
-            served = client.predict(rows)["probability"].to_numpy()
-            timings = []
-            for i in range(min(latency_requests, len(rows))):
-                begin = time.perf_counter()
-                client.predict(rows.iloc[[i]])
-                timings.append((time.perf_counter() - begin) * 1000)
-            client.close()
+            case = json.loads((folder / triton_probe.CASE_FILE).read_text())
+            probe = triton_probe.probe(f"127.0.0.1:{http}", case, ready_timeout_s=10)
+        except triton_probe.ProbeError as exc:
+            probe = triton_probe.failed_report(f"probe failed: {exc}")
         finally:
             server.stop()
-    diff = float(np.max(np.abs(served - np.asarray(expected, dtype=float))))
-    p50, p99 = (float(v) for v in np.percentile(timings, [50, 99]))
-    reasons = []
-    if not diff <= tolerance:
-        reasons.append(f"served probabilities differ from in-process by {diff:.3g} > {tolerance:g}")
-    if not p99 <= p99_budget_ms:
-        reasons.append(f"single-row p99 latency {p99:.2f} ms > budget {p99_budget_ms:g} ms")
-    return InfraReport(
-        passed=not reasons,
-        reasons=reasons or [f"parity {diff:.2e} and p99 {p99:.2f} ms within limits"],
-        rows=len(rows),
-        max_abs_diff=diff,
-        latency_requests=len(timings),
-        p50_ms=p50,
-        p99_ms=p99,
-        ready_seconds=round(ready_seconds, 3),
-        parameters=parameters,
-    )
+    probe["ready_seconds"] = round(ready_seconds, 3)
+    return report_from_probe(probe, parameters)
+
+
+def read_probe_report(path: Path, parameters: dict[str, str]) -> InfraReport:
+    """The production validation step's report; a missing or unreadable one fails closed."""
+    try:
+        probe = json.loads(path.read_text())
+        report = report_from_probe(probe, parameters)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        reason = f"no readable report from the production Triton validation ({exc})"
+        report = report_from_probe(triton_probe.failed_report(reason), parameters)
+    if report.passed and not math.isfinite(report.max_abs_diff):
+        return report_from_probe(triton_probe.failed_report("parity not measured"), parameters)
+    return report

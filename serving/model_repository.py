@@ -119,6 +119,17 @@ def _tensor_spec(value_info, *, batched: bool) -> tuple[str, list[int], bool]:
     return dtype, rest or [1], not rest
 
 
+def graph_inputs(onnx_model_bytes: bytes) -> list[tuple[str, str, list[int]]]:
+    """(name, Triton data type, dims after the batch dimension) of each input of the graph."""
+    graph = _load_onnx(onnx_model_bytes).graph
+    initializers = {init.name for init in graph.initializer}
+    return [
+        (tensor.name, *_tensor_spec(tensor, batched=True)[:2])
+        for tensor in graph.input
+        if tensor.name not in initializers
+    ]
+
+
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -10,37 +10,30 @@ numeric features float32 (NaN = missing), categorical features string (``MISSING
 from __future__ import annotations
 
 import copy
-import functools
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pandas as pd
-from onnx import TensorProto
-from skl2onnx import to_onnx, update_registered_converter
+from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
-from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from models.families import FAMILIES, ModelFamily, family_of
 from serving.decision import MISSING_CATEGORY, PROBABILITIES_OUTPUT
 
 # Opset 17 / ai.onnx.ml 3 (IR version 8): loadable by onnxruntime releases from 1.14 on,
 # including the older onnxruntime that the Triton environment pins.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 LABEL_OUTPUT = "label"
-
-_TORCH_MLP_MODULE = "models.torch_mlp"
-_TORCH_MLP_ALIAS = "TabularMlopsTorchMLPClassifier"
-_NATIVE_ESTIMATORS = (HistGradientBoostingClassifier, LogisticRegression)
 
 
 class ExportError(RuntimeError):
@@ -93,11 +86,10 @@ def export_onnx(
     Raises:
         ExportError: If the model or its final estimator is not supported or conversion fails.
     """
-    estimator = _final_estimator(model)
-    if _is_torch_mlp(estimator):
-        # mypy wrongly finds a class not Hashable (it checks the unbound object.__hash__)
-        _register_torch_mlp(type(estimator))  # type: ignore[arg-type]
-    prepared = _prepare_for_onnx(model, categorical)
+    estimator, family = _final_estimator(model)
+    if family.onnx_converter is not None:
+        family.onnx_converter(type(estimator))
+    prepared = _prepare_for_onnx(model, categorical, family)
     inputs = [(c, FloatTensorType([None, 1])) for c in numeric]
     inputs += [(c, StringTensorType([None, 1])) for c in categorical]
     try:
@@ -110,7 +102,25 @@ def export_onnx(
         )
     except Exception as exc:  # skl2onnx raises many types; all mean "not convertible"
         raise ExportError(f"ONNX conversion of {_type_name(estimator)} failed: {exc}") from exc
+    _restore_input_names(onx.graph, [column for column, _ in inputs])
     return onx.SerializeToString()
+
+
+def _restore_input_names(graph: onnx.GraphProto, columns: list[str]) -> None:
+    """Name the graph inputs exactly as the raw columns, in place.
+
+    skl2onnx makes names C-like ("amount usd" -> "amount_usd", "a.b" -> "a_b"); the serving
+    contract names each input as its column, so callers and Triton see the column names.
+    skl2onnx keeps the inputs in `initial_types` order.
+    """
+    renamed = {i.name: column for i, column in zip(graph.input, columns, strict=True)}
+    renamed = {old: new for old, new in renamed.items() if old != new}
+    if not renamed:
+        return
+    for value in graph.input:
+        value.name = renamed.get(value.name, value.name)
+    for node in graph.node:  # inputs feed nodes of the top-level graph only
+        node.input[:] = [renamed.get(name, name) for name in node.input]
 
 
 def check_parity(
@@ -162,20 +172,22 @@ def predict_onnx(onnx_bytes: bytes, feed: dict[str, np.ndarray]) -> tuple[np.nda
 # --- preparing the pipeline ---
 
 
-def _final_estimator(model: Any) -> object:
-    """The pipeline's classifier, or `ExportError` when it is not exportable."""
+def _final_estimator(model: Any) -> tuple[Any, ModelFamily]:
+    """The pipeline's classifier and its family, or `ExportError` when it is not exportable."""
     if not isinstance(model, Pipeline):
         raise ExportError(f"expected a fitted sklearn Pipeline, got {_type_name(model)}")
     estimator = model.steps[-1][1]
-    if not (isinstance(estimator, _NATIVE_ESTIMATORS) or _is_torch_mlp(estimator)):
+    family = family_of(estimator)
+    if family is None:
+        supported = sorted({f.estimator.rpartition(".")[2] for f in FAMILIES.values()})
         raise ExportError(
             f"unsupported final estimator {_type_name(estimator)}; supported: "
-            "HistGradientBoostingClassifier, LogisticRegression, TorchMLPClassifier"
+            + ", ".join(supported)
         )
-    return estimator
+    return estimator, family
 
 
-def _prepare_for_onnx(model: Pipeline, categorical: Sequence[str]) -> Pipeline:
+def _prepare_for_onnx(model: Pipeline, categorical: Sequence[str], family: ModelFamily) -> Pipeline:
     """A converter-ready copy: string missing marker, scaling folded into tree thresholds.
 
     The original model is not modified. The final estimator is copied only when its
@@ -187,9 +199,7 @@ def _prepare_for_onnx(model: Pipeline, categorical: Sequence[str]) -> Pipeline:
         if isinstance(step, ColumnTransformer):
             _mark_string_missing(step, categorical)
     feeds_estimator = steps[-1][1] if steps else None
-    if isinstance(estimator, HistGradientBoostingClassifier) and isinstance(
-        feeds_estimator, ColumnTransformer
-    ):
+    if family.onnx_fold_scaling and isinstance(feeds_estimator, ColumnTransformer):
         estimator = _fold_scaling_into_trees(feeds_estimator, estimator)
     return Pipeline([*steps, (name, estimator)])
 
@@ -279,91 +289,3 @@ def _as_list(columns: Any) -> list[Any]:
 def _type_name(obj: Any) -> str:
     """Fully qualified class name."""
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
-# --- TorchMLPClassifier converter ---
-
-
-def _is_torch_mlp(estimator: Any) -> bool:
-    """True for a TorchMLPClassifier (without importing torch when none exists)."""
-    module = sys.modules.get(_TORCH_MLP_MODULE)
-    return module is not None and isinstance(estimator, module.TorchMLPClassifier)
-
-
-@functools.cache
-def _register_torch_mlp(estimator_type: type) -> None:
-    """Register the TorchMLPClassifier converter with skl2onnx (once)."""
-    update_registered_converter(
-        estimator_type,
-        _TORCH_MLP_ALIAS,
-        calculate_linear_classifier_output_shapes,
-        _convert_torch_mlp,
-        options={"zipmap": [True, False, "columns"], "nocl": [True, False]},
-    )
-
-
-def _convert_torch_mlp(scope: Any, operator: Any, container: Any) -> None:
-    """Emit MatMul/Add/Relu layers, then Sigmoid (one logit) or Softmax, ArgMax labels."""
-    estimator = operator.raw_operator
-    layers = _linear_layers(estimator.__getstate__()["module_state_"])
-    hidden = operator.inputs[0].full_name
-    for index, (weight, bias) in enumerate(layers):
-        hidden = _dense(scope, container, hidden, weight, bias)
-        if index < len(layers) - 1:  # hidden layers: ReLU; dropout is identity at inference
-            hidden = _node(scope, container, "Relu", [hidden])
-    probabilities = operator.outputs[1].full_name
-    if layers[-1][0].shape[0] == 1:
-        positive = _node(scope, container, "Sigmoid", [hidden])
-        one = _constant(scope, container, "one", np.ones((1, 1), dtype=np.float32))
-        negative = _node(scope, container, "Sub", [one, positive])
-        container.add_node("Concat", [negative, positive], probabilities, axis=1)
-    else:
-        container.add_node("Softmax", [hidden], probabilities, axis=1)
-    best = _node(scope, container, "ArgMax", [probabilities], axis=1, keepdims=0)
-    classes = _constant(scope, container, "classes", _class_labels(estimator.classes_))
-    container.add_node("Gather", [classes, best], operator.outputs[0].full_name, axis=0)
-
-
-def _linear_layers(state: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(weight [out, in], bias [out]) of each nn.Linear, in network order."""
-    indices = sorted(int(key.split(".")[0]) for key in state if key.endswith(".weight"))
-    return [(state[f"{i}.weight"], state[f"{i}.bias"]) for i in indices]
-
-
-def _dense(scope: Any, container: Any, x: str, weight: np.ndarray, bias: np.ndarray) -> str:
-    """x @ weight.T + bias."""
-    w = _constant(scope, container, "weight", np.ascontiguousarray(weight.T, dtype=np.float32))
-    b = _constant(scope, container, "bias", bias.astype(np.float32))
-    return _node(scope, container, "Add", [_node(scope, container, "MatMul", [x, w]), b])
-
-
-def _class_labels(classes: np.ndarray) -> np.ndarray:
-    """Classes as an int64 or string tensor, matching skl2onnx's label type."""
-    if np.issubdtype(classes.dtype, np.integer) or classes.dtype == np.bool_:
-        return classes.astype(np.int64)
-    return classes.astype(str).astype(object)
-
-
-def _constant(scope: Any, container: Any, hint: str, value: np.ndarray) -> str:
-    """Add `value` as an initializer; return its name."""
-    name = scope.get_unique_variable_name(hint)
-    dtype = TensorProto.STRING if value.dtype == object else _onnx_dtype(value.dtype)
-    flat = [s.encode() for s in value.ravel()] if value.dtype == object else value.ravel()
-    container.add_initializer(name, dtype, list(value.shape), flat)
-    return name
-
-
-def _onnx_dtype(dtype: np.dtype) -> int:
-    """ONNX element type of a float32 or int64 numpy dtype."""
-    return {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int64): TensorProto.INT64}[
-        np.dtype(dtype)
-    ]
-
-
-def _node(scope: Any, container: Any, op_type: str, inputs: list[str], **attrs: Any) -> str:
-    """Add one node with a fresh output; return the output name."""
-    output = scope.get_unique_variable_name(op_type.lower())
-    container.add_node(
-        op_type, inputs, output, name=scope.get_unique_operator_name(op_type), **attrs
-    )
-    return output

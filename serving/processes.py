@@ -10,6 +10,9 @@ from pathlib import Path
 
 import requests
 
+# Standard library only, shared with the probe that runs where our packages are not installed.
+from serving.triton_probe import pid_alive as pid_alive
+
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """`count` distinct ports that are free on `host` right now (the OS picks them)."""
@@ -42,20 +45,6 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return requests.get(url, timeout=timeout).status_code == 200
     except requests.RequestException:
         return False
-
-
-def pid_alive(pid: int) -> bool:
-    """Is `pid` a live process (a zombie, our own child not reaped yet, is not)?"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def runs_binary(pid: int, names: Collection[str]) -> bool:

@@ -24,7 +24,7 @@ from serving.decision import thresholds_from_parameters
 
 NUMERIC, TEXT = "FP32", "BYTES"
 SUPPORTED_DATATYPES = (NUMERIC, TEXT)
-_TRITON_TO_V2 = {"TYPE_FP32": NUMERIC, "TYPE_STRING": TEXT}
+TRITON_TO_V2 = {"TYPE_FP32": NUMERIC, "TYPE_STRING": TEXT}
 _MAX_NESTING = 4
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 

@@ -201,6 +201,6 @@ def test_the_next_drifted_week_is_no_longer_drift(world, first_week):
     assert query(world.prometheus, f'mlops_serving_model_version{{project="{PROJECT}"}}')
     page = (world.root / "reports" / "kpi" / "kpi.md").read_text()
     assert "1/1 projects deployed and monitored" in page
-    assert "| Test coverage | 91.0% |" in page
+    assert "| Test coverage | 91.0% (coverage.xml of " in page
     history = json.loads((world.root / "reports/monitoring" / PROJECT / "history.json").read_text())
     assert {w["version"] for w in history} == {"1", "2"}

@@ -14,6 +14,9 @@ from pipelines.audit import PACKAGES
 from tests.conftest import REPO, write_config
 
 # Every module with a `main` that `make` (or a person) runs as `python -m <module>`.
+# Scripts that run outside the platform's environment (standard library only), so without the
+# shared console flags: the probe runs inside the production Triton image.
+STANDALONE = ("serving.triton_probe",)
 CLI_MODULES = (
     "benchmarks.bench_edge",
     "benchmarks.bench_monitor",
@@ -58,7 +61,18 @@ def test_every_module_with_a_main_is_listed():
         for path in (REPO / package).rglob("*.py")
         if re.search(r"^def main\(", path.read_text(), re.MULTILINE)
     }
-    assert found == set(CLI_MODULES), "add new CLIs to CLI_MODULES (and give them --help)"
+    assert found == set(CLI_MODULES) | set(STANDALONE), (
+        "add new CLIs to CLI_MODULES (and give them --help)"
+    )
+
+
+@pytest.mark.parametrize("name", STANDALONE)
+def test_standalone_scripts_document_every_option(name, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        importlib.import_module(name).main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and out.startswith("usage: ")
+    assert all(line.strip() for line in out.split("options:")[1].splitlines()[1:] if line)
 
 
 @pytest.mark.parametrize("name", CLI_MODULES)

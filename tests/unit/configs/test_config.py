@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from configs import CONFIG_DIR, ConfigError, ProjectConfig, load_config, resolve_config_path
-from configs.schema import FAMILY_PARAMS
+from configs.schema import DEFAULT_SEARCH_SPACES, Tuning
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "configs"
@@ -210,7 +210,7 @@ def test_unknown_search_space_parameter(tmp_path: Path, fraud_raw) -> None:
     raw["tuning"]["search_space"]["gbdt"]["max_depth"] = {"type": "int", "low": 2, "high": 8}
     message = config_error(tmp_path, raw)
     assert "search_space.gbdt: unknown parameter(s) ['max_depth']" in message
-    for name in FAMILY_PARAMS["gbdt"]:
+    for name in DEFAULT_SEARCH_SPACES["gbdt"]:
         assert name in message.split("allowed:")[1]
 
 
@@ -228,6 +228,7 @@ def test_search_space_for_unknown_family(tmp_path: Path, fraud_raw) -> None:
         ({"type": "int", "low": 1}, "needs 'low' <= 'high'"),
         ({"type": "categorical"}, "needs 'choices'"),
         ({"type": "categorical", "choices": []}, "needs 'choices'"),
+        ({"type": "float", "low": 0.0, "high": 0.3, "log": True}, "needs 'low' > 0"),
     ],
 )
 def test_bad_parameter_range(
@@ -238,6 +239,53 @@ def test_bad_parameter_range(
     message = config_error(tmp_path, raw)
     assert "tuning.search_space.mlp.dropout" in message
     assert message_part in message
+
+
+def test_without_search_space_every_family_searches_its_default_space() -> None:
+    tuning = Tuning()
+    assert tuning.families == ("gbdt", "mlp", "logreg")
+    for family in tuning.families:
+        space = tuning.space(family)
+        assert space == DEFAULT_SEARCH_SPACES[family]
+        assert not all(spec.fixed for spec in space.values())  # a default that can vary
+
+
+def test_a_family_space_replaces_its_default_as_a_whole() -> None:
+    mine = {"max_iter": {"type": "int", "low": 20, "high": 40}}
+    tuning = Tuning.model_validate({"search_space": {"gbdt": mine}})
+    assert list(tuning.space("gbdt")) == ["max_iter"]
+    assert tuning.space("mlp") == DEFAULT_SEARCH_SPACES["mlp"]
+
+
+@pytest.mark.parametrize(
+    ("space", "message_part"),
+    [
+        ({}, "search_space.logreg cannot vary (it is empty)"),
+        (
+            {
+                "C": {"type": "float", "low": 1.0, "high": 1.0},
+                "penalty": {"type": "categorical", "choices": ["l1"]},
+            },
+            "search_space.logreg cannot vary (every parameter is fixed ['C', 'penalty'])",
+        ),
+    ],
+)
+def test_a_space_that_cannot_vary_is_refused(
+    tmp_path: Path, fraud_raw, space: dict[str, Any], message_part: str
+) -> None:
+    raw = copy.deepcopy(fraud_raw)
+    raw["tuning"]["search_space"]["logreg"] = space
+    message = config_error(tmp_path, raw)
+    assert message_part in message
+
+
+def test_a_fixed_parameter_beside_a_varying_one_is_allowed() -> None:
+    space = {
+        "C": {"type": "float", "low": 1e-2, "high": 10.0, "log": True},
+        "penalty": {"type": "categorical", "choices": ["l2", "l2"]},
+    }
+    tuning = Tuning.model_validate({"search_space": {"logreg": space}})
+    assert tuning.space("logreg")["penalty"].fixed and not tuning.space("logreg")["C"].fixed
 
 
 def test_slice_naming_unknown_column(tmp_path: Path, fraud_raw) -> None:

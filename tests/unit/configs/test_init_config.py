@@ -25,7 +25,7 @@ from configs.init_config import (
     tuning_section,
     write_config,
 )
-from configs.schema import Family
+from configs.schema import DEFAULT_SEARCH_SPACES, Family
 from features.contract import clean_rows
 from features.profile import profile_table
 
@@ -88,9 +88,10 @@ def test_tuning_is_sized_to_the_table_and_covers_the_schema_families():
     assert small["families"] == large["families"] == list(typing.get_args(Family))
     assert small["n_trials"] > large["n_trials"] and "tune_rows" not in small
     assert large["tune_rows"] == 100_000
-    small_batches = small["search_space"]["mlp"]["batch_size"]["choices"]
-    assert max(small_batches) < min(large["search_space"]["mlp"]["batch_size"]["choices"])
-    assert parse_config(_with(tuning=small)) and parse_config(_with(tuning=large))
+    assert "search_space" not in small and "search_space" not in large  # no second copy
+    for section in (small, large):
+        tuning = parse_config(_with(tuning=section)).tuning
+        assert all(tuning.space(f) == DEFAULT_SEARCH_SPACES[f] for f in tuning.families)
 
 
 def _with(**sections):

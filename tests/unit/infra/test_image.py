@@ -16,6 +16,7 @@ import yaml
 from kfp import components
 
 from pipelines import image
+from pipelines.production_triton import TRITON_IMAGE
 from tests.unit.infra.conftest import REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -137,11 +138,16 @@ def test_compile_names_the_image_it_is_given(tmp_path):
     assert done.returncode == 0, done.stderr
     assert components.load_component_from_file(str(output)).name == "tabular-training"
     spec = yaml.safe_load(output.read_text())
-    executors = spec["deploymentSpec"]["executors"].values()
-    assert {e["container"]["image"] for e in executors} == {name}
-    # Each step's runtime `pip install kfp==X` is already satisfied by the image's lock.
-    pinned = image.parse_lock(LOCK.read_text())["kfp"]
-    assert all(f"kfp=={pinned}" in " ".join(e["container"]["command"]) for e in executors)
+    executors = dict(spec["deploymentSpec"]["executors"])
+    # The one container component serves a winner in the production Triton image.
+    triton = executors.pop("exec-validate-in-production-triton")
+    assert triton["container"]["image"] == TRITON_IMAGE
+    assert {e["container"]["image"] for e in executors.values()} == {name}
+    # No step installs kfp at start: the image's lock pins the SDK that compiled the pipeline.
+    assert image.parse_lock(LOCK.read_text())["kfp"] == metadata.version("kfp")
+    commands = [" ".join(e["container"]["command"]) for e in executors.values()]
+    assert not [command for command in commands if "pip install" in command]
+    assert all("kfp.dsl.executor_main" in command for command in commands)
 
 
 def test_resolve_server_pins_reads_pips_report(monkeypatch):

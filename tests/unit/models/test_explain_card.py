@@ -1,3 +1,5 @@
+import typing
+
 import numpy as np
 import pytest
 
@@ -22,19 +24,23 @@ def test_one_hot_attributions_sum_back_to_raw_features():
     assert grouped.iloc[0].tolist() == [1.0, 4.0, 5.0]
 
 
-@pytest.mark.parametrize("family", ["gbdt", "baseline", "mlp"])
+FITTED_PARAMS = {"mlp": {"max_epochs": 3}, "logreg": {"C": 0.1, "penalty": "l1"}}
+
+
+@pytest.mark.parametrize("family", ["gbdt", "baseline", "mlp", "logreg"])
 def test_explanations_per_family(
     family, fraud_config, fraud_splits, gbdt_model, baseline_model, tmp_path
 ):
     train, _, test = fraud_splits
     model = {"gbdt": gbdt_model, "baseline": baseline_model}.get(family) or fit_pipeline(
-        fraud_config, train, "mlp", {"max_epochs": 3}
+        fraud_config, train, family, FITTED_PARAMS[family]
     )
     rows = model_inputs(test.head(60), fraud_config)
     result = explain_model(
         model, family, model_inputs(train.head(30), fraud_config), rows, tmp_path, local_examples=2
     )
-    assert result.explainer == {"gbdt": "tree", "baseline": "linear", "mlp": "permutation"}[family]
+    explainers = {"gbdt": "tree", "baseline": "linear", "mlp": "permutation", "logreg": "linear"}
+    assert result.explainer == explainers[family]
     assert set(result.importance["feature"]) == set(fraud_config.features)
     assert result.importance["mean_abs_shap"].is_monotonic_decreasing
     assert (
@@ -43,6 +49,26 @@ def test_explanations_per_family(
     assert all(
         (tmp_path / f).stat().st_size > 1000 for f in ("shap_beeswarm.png", "shap_importance.png")
     )
+
+
+def test_linear_attributions_are_exact(fraud_config, fraud_splits, tmp_path):
+    """Per row, the attributions sum to the log-odds minus the background's mean log-odds."""
+    train, _, test = fraud_splits
+    config = fraud_config.model_copy(
+        update={
+            "numeric_features": ("amount", "distance_from_home_km"),
+            "categorical_features": ("channel",),
+        }  # fmt: skip
+    )
+    model = fit_pipeline(config, train, "logreg", {"C": 1.0, "penalty": "l2"})
+    background, rows = model_inputs(train.head(50), config), model_inputs(test.head(40), config)
+    result = explain_model(model, "logreg", background, rows, tmp_path, local_examples=3)
+    margin = model.decision_function(rows)
+    expected = margin - model.decision_function(background).mean()
+    for example in result.local:  # three features: the top five attributions are all of them
+        attributions = typing.cast(list[dict[str, float]], example["top_attributions"])
+        total = sum(a["shap"] for a in attributions)
+        assert total == pytest.approx(expected[example["row"]], abs=1e-6)
 
 
 def test_tree_explanation_ranks_a_fraud_signal_first(

@@ -1,12 +1,25 @@
+import typing
+import warnings
+
+import numpy as np
 import optuna
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
-from configs.schema import ParamRange
+from configs.schema import DEFAULT_SEARCH_SPACES, Family, ParamRange
 from features.split import features_and_target
 from features.transform import build_preprocessor
-from models.families import build_estimator, params_of_trial, parse_hidden_units, suggest_params
+from models.families import (
+    BASELINE,
+    FAMILIES,
+    build_estimator,
+    family_of,
+    params_of_trial,
+    parse_hidden_units,
+    suggest_params,
+)
+from models.registry import TRUSTED_TYPES, load_model, save_model
 from models.torch_mlp import TorchMLPClassifier
 from models.tune import tune_model
 
@@ -17,8 +30,59 @@ def test_families_build_the_right_estimators():
     mlp = build_estimator("mlp", {"hidden_units": "32-16"}, 5)
     assert isinstance(mlp, TorchMLPClassifier)
     assert mlp.hidden_units == (32, 16) and mlp.random_state == 5
-    with pytest.raises(ValueError, match="unknown model family 'xgb'"):
+    with pytest.raises(ValueError, match="unknown model family 'xgb'; allowed: gbdt, mlp, logreg"):
         build_estimator("xgb", {}, 0)
+
+
+def test_logreg_maps_the_searched_penalty_and_class_weight():
+    l1 = build_estimator("logreg", {"C": 0.5, "penalty": "l1", "class_weight": "none"}, 3)
+    l2 = build_estimator("logreg", {"penalty": "l2", "class_weight": "balanced"}, 3)
+    assert isinstance(l1, LogisticRegression) and l1.random_state == 3
+    assert (l1.C, l1.l1_ratio, l1.class_weight) == (0.5, 1.0, None)
+    assert (l2.l1_ratio, l2.class_weight) == (0.0, "balanced")
+    baseline = build_estimator(BASELINE, {}, 3)
+    assert (baseline.C, baseline.l1_ratio, baseline.class_weight) == (1.0, 0.0, None)
+
+
+def test_the_tuned_families_are_the_schema_families():
+    tuned = set(typing.get_args(Family))
+    assert set(DEFAULT_SEARCH_SPACES) == tuned
+    assert set(FAMILIES) == tuned | {BASELINE}
+
+
+@pytest.mark.parametrize("family", sorted(DEFAULT_SEARCH_SPACES))
+def test_every_point_of_a_default_space_fits_without_warnings(family, matrices):
+    """The lowest and highest corner of each default space build and fit cleanly."""
+    X, y, Xv, _ = matrices
+    space = DEFAULT_SEARCH_SPACES[family]
+    for end in (0, -1):
+        params: dict[str, object] = {}
+        for name, spec in space.items():
+            if spec.type == "categorical":
+                params[name] = (spec.choices or ())[end]
+            else:
+                bound = float((spec.low, spec.high)[end] or 0.0)
+                params[name] = int(bound) if spec.type == "int" else bound
+        if family in ("gbdt", "mlp"):  # the cheapest size of the slow parts, for speed
+            params |= {"max_iter": 10} if family == "gbdt" else {"max_epochs": 1}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model = build_estimator(family, params, seed=0).fit(X[:3000], y[:3000])
+        assert model.predict_proba(Xv[:10]).shape == (10, 2)
+
+
+def test_fitted_models_are_found_by_their_family_and_round_trip_through_skops(matrices, tmp_path):
+    X, y, Xv, _ = matrices
+    for name in ("gbdt", "mlp", "logreg"):
+        params = {"gbdt": {"max_iter": 10}, "mlp": {"max_epochs": 1}, "logreg": {}}[name]
+        model = build_estimator(name, params, seed=0).fit(X[:2000], y[:2000])
+        assert family_of(model) is not None
+        assert set(FAMILIES[name].trusted_types) <= set(TRUSTED_TYPES)
+        save_model(model, tmp_path / f"{name}.skops")
+        loaded = load_model(tmp_path / f"{name}.skops")
+        np.testing.assert_array_equal(loaded.predict_proba(Xv), model.predict_proba(Xv))
+    assert family_of(HistGradientBoostingClassifier()) is FAMILIES["gbdt"]
+    assert family_of(object()) is None
 
 
 def test_hidden_units_and_prefixed_params():
@@ -54,13 +118,29 @@ def matrices(fraud_config, fraud_splits):
     return pre.transform(X), y.to_numpy(), pre.transform(Xv), yv.to_numpy()
 
 
-def small_tuning(config, n_trials):
+def small_tuning(config, n_trials, families=("gbdt", "mlp")):
     space = {
         "gbdt": {"max_iter": ParamRange(type="int", low=20, high=40)},
         "mlp": {"max_epochs": ParamRange(type="int", low=2, high=3)},
     }
-    tuning = config.tuning.model_copy(update={"n_trials": n_trials, "search_space": space})
+    update = {"n_trials": n_trials, "search_space": space, "families": families}
+    tuning = config.tuning.model_copy(update=update)
     return config.model_copy(update={"tuning": tuning})
+
+
+def test_a_family_without_a_configured_space_searches_its_defaults(
+    fraud_config, matrices, tmp_path
+):
+    config = small_tuning(fraud_config, 4, families=("logreg",))
+    result = tune_model(config, *matrices, storage=f"sqlite:///{tmp_path}/s.db", study_name="s")
+    assert result.family == "logreg" and result.trials_complete == 4
+    default = DEFAULT_SEARCH_SPACES["logreg"]
+    for trial in result.trials:
+        params = params_of_trial("logreg", trial["params"])
+        assert set(params) == set(default)  # not an empty space: every default parameter varies
+        assert default["C"].low <= params["C"] <= default["C"].high
+    assert len({t["params"]["logreg.C"] for t in result.trials}) == 4
+    assert result.value > 0.1  # the linear family learns the fraud signal
 
 
 def test_study_is_seeded_resumable_and_spans_families(fraud_config, matrices, tmp_path):
@@ -74,7 +154,7 @@ def test_study_is_seeded_resumable_and_spans_families(fraud_config, matrices, tm
     assert first.trials_complete + first.trials_pruned == 5
     assert {t["family"] for t in first.trials} == {"gbdt", "mlp"}
 
-    seen = []
+    seen: list[dict] = []
     again = tune_model(
         config,
         *matrices,

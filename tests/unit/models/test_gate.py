@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from configs import load_config
-from models.gate import decide_promotion
+from models.gate import decide_promotion, select_candidate
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +110,121 @@ def test_the_recorded_override_compares_with_the_baseline_only(config, data):
     )
     worse = decide_promotion(allowed, y, (weak, 0.5), (strong, 0.5), None, [], why)
     assert not worse.promote  # the override skips the champion, never the baseline
+
+
+# --- candidate selection: superiority, else the simplest non-inferior candidate -------------------
+
+
+def _gate(config, **update):
+    return config.model_copy(update={"gate": config.gate.model_copy(update=update)})
+
+
+@pytest.fixture(scope="module")
+def close(data):
+    """A baseline and a tuned model a hair better on average, not significantly (seed 3 of the
+    noise gives a positive point gain whose interval spans zero)."""
+    y, _, _ = data
+    rng = np.random.default_rng(30)
+    mid = np.clip(0.3 * y + 0.7 * rng.random(len(y)), 0, 1)
+    tuned = mid + 0.003 * y + 0.01 * np.random.default_rng(3).normal(size=len(y))
+    return tuned, mid
+
+
+def test_a_clearly_better_tuned_model_is_selected_by_superiority(config, data):
+    y, strong, weak = data
+    s = select_candidate(config, y, (strong, 0.5), (weak, 0.5))
+    assert (s.candidate, s.rule, s.best) == ("tuned", "superiority", "tuned")
+    assert [c.opponent for c in s.comparisons] == ["baseline"]
+    assert s.comparisons[0].gain_low > config.gate.min_gain_over_baseline
+    assert s.reason.startswith("The tuned model beat the baseline significantly (pr_auc gain +")
+    assert s.to_dict()["comparisons"][0]["passed"] is True
+
+
+def test_a_worse_tuned_model_leaves_the_baseline_by_non_inferiority(config, data):
+    y, strong, weak = data
+    s = select_candidate(config, y, (weak, 0.5), (strong, 0.5))
+    assert (s.candidate, s.rule, s.best) == ("baseline", "non-inferiority", "baseline")
+    assert s.comparisons[0].gain_high < 0  # the tuned model is significantly worse
+    assert s.comparisons[1].gain == 0.0 and s.required == -0.01  # the baseline vs itself
+    assert s.reason.startswith("No tuned model beat the baseline significantly (pr_auc gain -")
+    assert "selected the baseline, the simplest model within 0.0100 pr_auc of the best" in s.reason
+
+
+def test_a_slightly_better_tuned_model_loses_to_the_simpler_baseline(config, data, close):
+    y = data[0]
+    tuned, baseline = close
+    s = select_candidate(config, y, (tuned, 0.5), (baseline, 0.5))
+    superiority, within = s.comparisons
+    assert superiority.gain > 0 and superiority.gain_low <= 0 < superiority.gain_high < 0.01
+    assert (s.candidate, s.rule, s.best) == ("baseline", "non-inferiority", "tuned")
+    assert within.opponent == "tuned" and within.gain_low > -0.01 and within.passed
+    assert "the baseline vs the best (the tuned model): pr_auc gain -" in s.reason
+
+
+def test_a_tighter_margin_keeps_the_best_tuned_model(config, data, close):
+    y = data[0]
+    tuned, baseline = close
+    s = select_candidate(_gate(config, noninferiority_margin=0.001), y, (tuned, 0.5),
+                         (baseline, 0.5))  # fmt: skip
+    assert (s.candidate, s.rule, s.best) == ("tuned", "non-inferiority", "tuned")
+    rejected, chosen = s.comparisons[1:]
+    assert rejected.opponent == "tuned" and rejected.gain_low <= -0.001 and not rejected.passed
+    assert chosen.gain == 0.0 and chosen.passed  # the best vs itself
+    assert "(the tuned model is the best; the baseline is simpler but not within the margin" in (
+        s.reason
+    )
+
+
+def test_a_required_gain_the_tuned_model_misses_selects_it_by_non_inferiority(config, data):
+    y, strong, weak = data
+    strict = _gate(config, min_gain_over_baseline=0.7)  # the baseline is significantly worse
+    s = select_candidate(strict, y, (strong, 0.5), (weak, 0.5))
+    assert 0 < s.comparisons[0].gain_low <= 0.7
+    assert (s.candidate, s.rule, s.best) == ("tuned", "non-inferiority", "tuned")
+    gate = decide_promotion(strict, y, (strong, 0.5), (weak, 0.5), None, [], selection=s,
+                            tuned=(strong, 0.5))  # fmt: skip
+    assert gate.promote and gate.comparisons[0].required == -0.01
+    assert gate.to_dict()["selection"]["rule"] == "non-inferiority"
+
+
+def test_the_gate_promotes_a_baseline_selected_by_non_inferiority(config, data, close):
+    y = data[0]
+    tuned, baseline = close
+    s = select_candidate(config, y, (tuned, 0.5), (baseline, 0.5))
+    d = decide_promotion(config, y, (baseline, 0.5), (baseline, 0.5), None, [], selection=s,
+                         tuned=(tuned, 0.5))  # fmt: skip
+    assert d.promote
+    row = d.comparisons[0]
+    assert row.opponent == "tuned" and row.required == -0.01 and row.passed
+    assert row.gain == s.comparisons[1].gain and row.gain_low == s.comparisons[1].gain_low
+    assert d.reasons[0] == f"selection: {s.reason}"
+    assert d.reasons[1].startswith("challenger is within the margin of the best candidate (tuned")
+    with pytest.raises(ValueError, match="pass its scores as `tuned`"):
+        decide_promotion(config, y, (baseline, 0.5), (baseline, 0.5), None, [], selection=s)
+
+
+def test_a_baseline_challenger_still_needs_a_gain_over_the_champion(config, data):
+    y, strong, weak = data
+    s = select_candidate(config, y, (weak, 0.5), (strong, 0.5))
+    assert s.candidate == "baseline"
+    same = decide_promotion(config, y, (strong, 0.5), (strong, 0.5), (strong, 0.5), [],
+                            selection=s)  # fmt: skip
+    assert not same.promote
+    assert [(c.opponent, c.passed) for c in same.comparisons] == [
+        ("baseline", True),
+        ("champion", False),
+    ]
+    assert same.reasons[0].startswith("challenger does not beat champion")
+    assert same.reasons[-1] == f"selection: {s.reason}"
+    assert same.comparisons[1].required == config.gate.min_gain_over_champion
+    better = decide_promotion(config, y, (strong, 0.5), (strong, 0.5), (weak, 0.5), [],
+                              selection=s)  # fmt: skip
+    assert better.promote and better.comparisons[1].gain_low > 0
+
+
+def test_an_unusable_champion_still_blocks_a_selected_baseline(config, data):
+    y, strong, weak = data
+    s = select_candidate(config, y, (weak, 0.5), (strong, 0.5))
+    why = "champion version 3 exists but could not be scored (KeyError: 'threshold')"
+    d = decide_promotion(config, y, (strong, 0.5), (strong, 0.5), None, [], why, selection=s)
+    assert not d.promote and d.reasons[0].startswith(f"{why}: refused")

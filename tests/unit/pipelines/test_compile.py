@@ -7,6 +7,7 @@ from kfp import components
 from configs import ConfigError
 from pipelines.compile import compile_pipeline, main
 from pipelines.components import PIPELINE_IMAGE
+from pipelines.production_triton import TRITON_IMAGE
 
 STEPS = [
     "load-data",
@@ -20,7 +21,7 @@ STEPS = [
     "export-model",
     "register-model",
     "gate-model",
-    "deploy-model",
+    "condition-branches-3",  # deploy: validated in the production Triton image, or locally
 ]
 
 
@@ -42,7 +43,9 @@ def test_compiled_pipeline_loads_back_with_every_step(tmp_path):
         ]
     )
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {PIPELINE_IMAGE}
+    assert images == {PIPELINE_IMAGE, TRITON_IMAGE}
+    executors = spec["deploymentSpec"]["executors"]
+    assert executors["exec-validate-in-production-triton"]["container"]["image"] == TRITON_IMAGE
     default = spec["root"]["inputDefinitions"]["parameters"]["config_yaml"]["defaultValue"]
     assert yaml.safe_load(default)["name"] == "churn"
     parallel = tasks["condition-1"]
@@ -50,6 +53,28 @@ def test_compiled_pipeline_loads_back_with_every_step(tmp_path):
     loop = spec["components"]["comp-condition-1"]["dag"]["tasks"]["for-loop-2"]
     assert loop["parameterIterator"]["items"]["inputParameter"]
     assert list(spec["components"]["comp-for-loop-2"]["dag"]["tasks"]) == ["tune-worker"]
+
+
+def test_the_cluster_validates_a_winner_in_the_production_triton_image(tmp_path):
+    spec = yaml.safe_load(compile_pipeline(tmp_path / "p.yaml", "churn").read_text())
+    parameter = spec["root"]["inputDefinitions"]["parameters"]["triton_validation"]
+    assert parameter["defaultValue"] == "production"  # kfp.local runs pass nothing: "local"
+    branches = spec["components"]["comp-condition-branches-3"]["dag"]["tasks"]
+    conditions = {name: task["triggerPolicy"]["condition"] for name, task in branches.items()}
+    production = next(n for n, c in conditions.items() if not c.startswith("!"))
+    assert "triton_validation'] == 'production'" in conditions[production]
+    on_cluster = spec["components"][f"comp-{production}"]["dag"]["tasks"]
+    assert sorted(on_cluster) == [
+        "deploy-model",
+        "stage-candidate",
+        "validate-in-production-triton",
+    ]
+    probe = on_cluster["validate-in-production-triton"]
+    assert probe["dependentTasks"] == ["stage-candidate"]
+    report = on_cluster["deploy-model"]["inputs"]["artifacts"]["production_report"]
+    assert report["taskOutputArtifact"]["producerTask"] == "validate-in-production-triton"
+    (local,) = (n for n in conditions if n != production)
+    assert list(spec["components"][f"comp-{local}"]["dag"]["tasks"]) == ["deploy-model-2"]
 
 
 def test_bad_project_fails_before_writing(tmp_path):

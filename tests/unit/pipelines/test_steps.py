@@ -125,7 +125,7 @@ def _register_again(config_yaml, run_id, a, registered):
     steps.register_step(
         config_yaml,
         run_id,
-        a["model"],
+        a["selected"],
         a["baseline"],
         a["train"],
         a["test"],
@@ -143,6 +143,7 @@ def test_identical_challenger_is_not_promoted_over_the_champion(outputs, config_
         config_yaml,
         run_id,
         registered,
+        a["selected"],
         a["model"],
         a["baseline"],
         a["test"],
@@ -228,7 +229,7 @@ def test_promoted_challenger_is_infra_validated_then_deployed(outputs):
     infra = record["infra_validation"]
     assert infra["passed"] and infra["max_abs_diff"] < 1e-4 and infra["rows"] == 500
     assert 0 < infra["p50_ms"] <= infra["p99_ms"] < 50
-    assert infra["parameters"]["threshold"] == str(a["model"].metadata["threshold"])
+    assert infra["parameters"]["threshold"] == str(a["selected"].metadata["threshold"])
     assert 0 < record["lead_time_s"] < 600
     assert (Path(record["serving_repository"]) / "steps-test-classifier" / version).is_dir()
     tags = mlflow.MlflowClient().get_model_version("steps-test-classifier", version).tags
@@ -254,7 +255,7 @@ def test_failed_infra_validation_keeps_the_champion_and_is_recorded(outputs, con
         run_id,
         str(tmp_path / "serving"),
         registered,
-        a["model"],
+        a["selected"],
         a["onnx"],
         a["test"],
         decision,
@@ -294,8 +295,8 @@ def _gate(config_yaml, run_id, a, tmp_path):
     """Register the challenger once more and gate it; returns the decision record."""
     registered, decision = FileArtifact(str(tmp_path / "reg")), FileArtifact(str(tmp_path / "dec"))
     _register_again(config_yaml, run_id, a, registered)
-    steps.gate_step(config_yaml, run_id, registered, a["model"], a["baseline"], a["test"],
-                    a["evaluation"], a["explanation"], decision)  # fmt: skip
+    steps.gate_step(config_yaml, run_id, registered, a["selected"], a["model"], a["baseline"],
+                    a["test"], a["evaluation"], a["explanation"], decision)  # fmt: skip
     return json.loads((Path(decision.path) / steps.DECISION_FILE).read_text())
 
 
@@ -353,7 +354,7 @@ def test_champion_with_its_model_file_missing_makes_the_gate_refuse(outputs, con
 
 def _deploy(config_yaml, run_id, a, registered, decision, serving, onnx=None):
     deployment = FileArtifact(str(Path(decision.path).parent / "deployment"))
-    steps.deploy_step(config_yaml, run_id, str(serving), registered, a["model"],
+    steps.deploy_step(config_yaml, run_id, str(serving), registered, a["selected"],
                       onnx or a["onnx"], a["test"], decision, deployment)  # fmt: skip
     return json.loads(Path(deployment.path).read_text())
 
@@ -425,10 +426,236 @@ def test_promotion_writes_per_version_thresholds_into_the_served_config(outputs)
     _, a = outputs
     record = json.loads(Path(a["deployment"].path).read_text())
     version = int(a["registered"].metadata["version"])
-    threshold = float(a["model"].metadata["threshold"])
+    threshold = float(a["selected"].metadata["threshold"])
     assert record["infra_validation"]["parameters"][f"threshold.v{version}"] == repr(threshold)
     config = (Path(record["serving_repository"]) / MODEL / "config.pbtxt").read_text()
     assert f'key: "threshold.v{version}" value: {{ string_value: "{threshold!r}" }}' in config
     assert thresholds_from_parameters(record["infra_validation"]["parameters"]) == {
         version: threshold
     }
+
+
+# --- candidate selection (issue 13) -------------------------------------------------------------
+
+SIMPLE = "steps-simple-classifier"
+
+
+@pytest.fixture(scope="module")
+def simplest(outputs, tmp_path_factory):
+    """The same trained candidates under a gate where the tuned model cannot be superior
+    (required gain 1.0) and the baseline is always within the margin: the baseline is selected
+    by non-inferiority, then explained, exported, registered and gated under its own model."""
+    _, a = outputs
+    root = tmp_path_factory.mktemp("simplest")
+    config_yaml = write_config(
+        root / "simple.yaml",
+        name="steps-simple",
+        data={"rows": 10_000, "seed": 11},
+        tuning={"n_trials": 3},
+        gate={"min_gain_over_baseline": 1.0, "noninferiority_margin": 1.0, "min_slice_metric": 0.0},
+    ).read_text()
+    names = ("raw", "evaluation", "selected", "explanation", "onnx", "registered", "decision")
+    b = {name: FileArtifact(str(root / name)) for name in names}
+    run_id = steps.load_step(config_yaml, "", "simplest", b["raw"])
+    steps.evaluate_step(config_yaml, run_id, a["model"], a["baseline"], a["test"],
+                        b["evaluation"], b["selected"])  # fmt: skip
+    steps.explain_step(config_yaml, run_id, b["selected"], a["train"], a["test"], b["explanation"])
+    steps.export_step(config_yaml, run_id, b["selected"], a["test"], b["onnx"])
+    steps.register_step(config_yaml, run_id, b["selected"], a["baseline"], a["train"], a["test"],
+                        b["evaluation"], b["onnx"], b["registered"])  # fmt: skip
+    steps.gate_step(config_yaml, run_id, b["registered"], b["selected"], a["model"],
+                    a["baseline"], a["test"], b["evaluation"], b["explanation"],
+                    b["decision"])  # fmt: skip
+    return config_yaml, run_id, a, b
+
+
+def test_tuned_model_selected_by_superiority_under_a_relaxed_gate(outputs):
+    _, a = outputs
+    evaluation = json.loads(Path(a["evaluation"].path).read_text())
+    selection = evaluation["selection"]
+    assert selection["candidate"] == "tuned" and selection["rule"] == "superiority"
+    assert a["selected"].metadata["candidate"] == "tuned"
+    assert Path(a["selected"].path).read_bytes() == Path(a["model"].path).read_bytes()
+    assert evaluation["challenger"] == evaluation["tuned"] | {"candidate": "tuned"}
+    decision = json.loads((Path(a["decision"].path) / steps.DECISION_FILE).read_text())
+    assert decision["selection"]["rule"] == "superiority"
+    assert decision["comparisons"][0]["required"] == -1.0  # min_gain_over_baseline
+
+
+def test_baseline_selected_by_non_inferiority_is_exported_registered_and_gated(simplest):
+    _, run_id, a, b = simplest
+    evaluation = json.loads(Path(b["evaluation"].path).read_text())
+    assert evaluation["selection"]["candidate"] == "baseline"
+    assert evaluation["selection"]["rule"] == "non-inferiority"
+    assert evaluation["challenger"]["family"] == "baseline"
+    assert evaluation["tuned"]["family"] == a["model"].metadata["family"]
+    selected = b["selected"]
+    assert (
+        selected.metadata["family"] == "baseline" and selected.metadata["candidate"] == "baseline"
+    )
+    assert selected.metadata["threshold"] == a["baseline"].metadata["threshold"]
+    assert Path(selected.path).read_bytes() == Path(a["baseline"].path).read_bytes()
+    assert b["onnx"].metadata["passed"] is True and b["onnx"].metadata["max_abs_diff"] < 1e-4
+    version = b["registered"].metadata["version"]
+    tags = mlflow.MlflowClient().get_model_version(SIMPLE, version).tags
+    assert tags["family"] == "baseline" and tags["selection.rule"] == "non-inferiority"
+    assert float(tags["threshold"]) == a["baseline"].metadata["threshold"]
+    decision = json.loads((Path(b["decision"].path) / steps.DECISION_FILE).read_text())
+    assert decision["promote"] is True and decision["challenger_candidate"] == "baseline"
+    superiority = decision["selection"]["comparisons"][0]
+    assert superiority["required"] == 1.0 and superiority["passed"] is False
+    # gated against the best candidate (itself, a zero gain, when the baseline is the best)
+    row = decision["comparisons"][0]
+    assert row["opponent"] == decision["selection"]["best"] and row["required"] == -1.0
+    assert row["passed"] and row["gain"] == pytest.approx(
+        -superiority["gain"] * (row["opponent"] == "tuned")
+    )
+    assert decision["reasons"][0].startswith(
+        "selection: No tuned model beat the baseline significantly"
+    )
+    assert "selected the baseline, the simplest model within 1.0000" in decision["reasons"][0]
+    card = (Path(b["decision"].path) / "model_card.md").read_text()
+    assert "**Model family:** baseline" in card
+    assert "**Selected by:** non-inferiority — the baseline model" in card
+    assert "## Model selection\nNo tuned model beat the baseline significantly" in card
+    assert mlflow.get_run(run_id).data.tags["selection.candidate"] == "baseline"
+
+
+def test_the_gate_refuses_a_challenger_the_rule_did_not_select(simplest, tmp_path):
+    config_yaml, run_id, a, b = simplest
+    decision = FileArtifact(str(tmp_path / "dec"))
+    with pytest.raises(steps.SelectionMismatchError, match="selection rule picks the baseline"):
+        steps.gate_step(config_yaml, run_id, b["registered"], a["model"], a["model"],
+                        a["baseline"], a["test"], b["evaluation"], b["explanation"],
+                        decision)  # fmt: skip
+    assert not Path(decision.path).exists()
+
+
+def test_baseline_challenger_is_infra_validated_and_deployed(simplest, tmp_path):
+    config_yaml, run_id, a, b = simplest
+    deployment = FileArtifact(str(tmp_path / "deployment"))
+    steps.deploy_step(config_yaml, run_id, str(tmp_path / "serving"), b["registered"],
+                      b["selected"], b["onnx"], a["test"], b["decision"], deployment)  # fmt: skip
+    record = json.loads(Path(deployment.path).read_text())
+    version = b["registered"].metadata["version"]
+    assert record["deployed"] is True and record["infra_validation"]["passed"]
+    assert champion_version(SIMPLE) == version
+    assert (tmp_path / "serving" / SIMPLE / version / "model.onnx").read_bytes() == Path(
+        b["onnx"].path
+    ).read_bytes()
+
+
+# -- on a cluster: the winner validated in the production Triton image -------------------------
+
+
+def _production_report(config_yaml, run_id, a, registered, staged, tmp_path) -> Path:
+    """What the cluster's production Triton step writes: the staged case, probed.
+
+    This machine's Triton has no onnxruntime backend, so the same candidate is served from a
+    python-backend copy; the case and the probe are the staged ones.
+    """
+    from serving import triton_probe
+    from serving.infra_validation import REPOSITORY, stage_candidate
+    from serving.launcher import TritonServer
+    from serving.processes import free_ports
+
+    config = steps.config_from_yaml(config_yaml)
+    candidate = steps._candidate(config, steps._version(registered), a["selected"], a["onnx"],
+                                 a["test"])  # fmt: skip
+    local = tmp_path / "python-backend"
+    stage_candidate(candidate, local)
+    http, grpc, metrics = free_ports(3)
+    server = TritonServer(run_dir=tmp_path / "run")
+    server.start(local / REPOSITORY, http_port=http, grpc_port=grpc, metrics_port=metrics,
+                 model_control="none", timeout_s=60)  # fmt: skip
+    report = tmp_path / "report" / triton_probe.REPORT_FILE
+    try:
+        triton_probe.main(["--case", str(Path(staged.path) / triton_probe.CASE_FILE),
+                           "--report", str(report), "--url", f"127.0.0.1:{http}"])  # fmt: skip
+    finally:
+        server.stop()
+    return report
+
+
+def test_on_a_cluster_the_production_triton_report_decides_the_deploy(
+    outputs, config_yaml, tmp_path
+):
+    from models.registry import rollback
+    from serving import triton_probe
+
+    run_id, a = outputs
+    champion = champion_version(MODEL)
+    registered = FileArtifact(str(tmp_path / "reg"))
+    _register_again(config_yaml, run_id, a, registered)
+    decision = _passed_gate(tmp_path, champion)
+    staged = FileArtifact(str(tmp_path / "candidate"))
+    steps.stage_candidate_step(config_yaml, run_id, registered, a["selected"], a["onnx"],
+                               a["test"], decision, staged)  # fmt: skip
+    version = registered.metadata["version"]
+    served_config = Path(staged.path) / "repo" / MODEL / "config.pbtxt"
+    assert 'backend: "onnxruntime"' in served_config.read_text()
+    assert (Path(staged.path) / "triton_probe.py").is_file()
+    report = _production_report(config_yaml, run_id, a, registered, staged, tmp_path)
+    deployment = FileArtifact(str(tmp_path / "deployment"))
+    try:
+        steps.deploy_step(config_yaml, run_id, str(tmp_path / "serving"), registered,
+                          a["selected"], a["onnx"], a["test"], decision, deployment,
+                          FileArtifact(str(report)))  # fmt: skip
+        record = json.loads(Path(deployment.path).read_text())
+        assert record["deployed"] is True, record["reasons"]
+        infra = record["infra_validation"]
+        assert infra["max_abs_diff"] < 1e-4 and infra["rows"] == 500
+        assert infra == json.loads(report.read_text()) | {"parameters": infra["parameters"]}
+        assert infra["parameters"][f"threshold.v{version}"]
+        assert champion_version(MODEL) == version
+    finally:
+        assert rollback(MODEL, to=champion) == champion
+    assert triton_probe.CASE_FILE in {p.name for p in Path(staged.path).iterdir()}
+
+
+def test_on_a_cluster_no_report_from_the_production_triton_deploys_nothing(
+    outputs, config_yaml, tmp_path
+):
+    run_id, a = outputs
+    champion = champion_version(MODEL)
+    registered = FileArtifact(str(tmp_path / "reg"))
+    _register_again(config_yaml, run_id, a, registered)
+    deployment = FileArtifact(str(tmp_path / "deployment"))
+    steps.deploy_step(config_yaml, run_id, str(tmp_path / "serving"), registered,
+                      a["selected"], a["onnx"], a["test"], _passed_gate(tmp_path, champion),
+                      deployment, FileArtifact(str(tmp_path / "absent.json")))  # fmt: skip
+    record = json.loads(Path(deployment.path).read_text())
+    assert record["deployed"] is False and champion_version(MODEL) == champion
+    assert "no readable report from the production Triton validation" in record["reasons"][0]
+    assert not (tmp_path / "serving").exists()
+
+
+def test_on_a_cluster_a_refused_challenger_is_not_staged(outputs, config_yaml, tmp_path):
+    run_id, a = outputs
+    decision = FileArtifact(str(tmp_path / "dec"))
+    Path(decision.path).mkdir()
+    (Path(decision.path) / steps.DECISION_FILE).write_text(
+        json.dumps({"promote": False, "reasons": ["does not beat the champion"]})
+    )
+    staged = FileArtifact(str(tmp_path / "candidate"))
+    steps.stage_candidate_step(config_yaml, run_id, a["registered"], a["selected"], a["onnx"],
+                               a["test"], decision, staged)  # fmt: skip
+    assert list(Path(staged.path).iterdir()) == []
+
+
+def test_the_study_name_follows_the_default_search_spaces(config_yaml, monkeypatch):
+    """A default range changed in a release starts a new study instead of resuming the old;
+    a config that sets its own space is not affected."""
+    from configs import schema
+
+    own = steps.config_from_yaml(config_yaml)
+    defaults = own.model_copy(update={"tuning": own.tuning.model_copy(update={"search_space": {}})})
+    family = next(f for f in own.tuning.families if f in own.tuning.search_space)
+    before = {"own": steps._config_hash(own), "defaults": steps._config_hash(defaults)}
+    narrowed = dict(schema.DEFAULT_SEARCH_SPACES[family])
+    name, spec = next((n, s) for n, s in narrowed.items() if s.type != "categorical")
+    narrowed[name] = spec.model_copy(update={"high": spec.high * 0.5})
+    monkeypatch.setitem(schema.DEFAULT_SEARCH_SPACES, family, narrowed)
+    assert steps._config_hash(defaults) != before["defaults"]
+    if all(f in own.tuning.search_space for f in own.tuning.families):
+        assert steps._config_hash(own) == before["own"]

@@ -15,6 +15,7 @@ from sklearn.svm import SVC
 from features.split import model_inputs
 from features.transform import build_preprocessor
 from models.families import build_estimator
+from serving.model_repository import triton_config
 from serving.onnx_export import (
     MISSING_CATEGORY,
     TARGET_OPSET,
@@ -26,6 +27,7 @@ from serving.onnx_export import (
     predict_onnx,
     to_onnx_inputs,
 )
+from tests.unit.conftest import fit_pipeline
 
 FAMILIES = ["gbdt", "baseline", "mlp"]
 
@@ -261,3 +263,60 @@ def test_integer_valued_ties_follow_sklearn():
         model, export_onnx(model, numeric, categorical), X, numeric, categorical, tolerance=1e-6
     )
     assert parity.passed, parity
+
+
+# --- the tuned linear family ---
+
+
+@pytest.fixture(scope="module")
+def logreg(fraud_config, fraud_splits, columns):
+    """A fitted, L1-regularised logreg pipeline and its export."""
+    model = fit_pipeline(fraud_config, fraud_splits[0], "logreg", {"C": 0.05, "penalty": "l1"})
+    assert (model[-1].coef_ == 0).any()  # L1 zeroed some weights: a different graph than L2
+    return model, export_onnx(model, *columns)
+
+
+def test_logreg_parity_on_held_out_and_messy_rows(logreg, held_out, columns):
+    model, onx = logreg
+    numeric, categorical = columns
+    assert [i.name for i in onnx.load_from_string(onx).graph.input] == numeric + categorical
+    assert_parity(model, onx, held_out, numeric, categorical)
+    assert_parity(model, onx, messy_rows(held_out, numeric, categorical), numeric, categorical)
+
+
+# --- column names skl2onnx would rename ---
+
+ODD_NAMES = {
+    "amount": "amount (usd)",
+    "customer_age": "customer.age",
+    "account_age_days": "account-age-days",
+    "distance_from_home_km": "Entfernung größe km",
+    "txn_count_24h": "24h txn count",
+    "avg_amount_30d": "24h_txn_count",  # what skl2onnx makes of the name before it
+    "channel": "sales channel",
+    "device_type": "device/type",
+}
+
+
+@pytest.mark.parametrize(
+    ("family", "params"),
+    [("gbdt", {"max_iter": 30}), ("logreg", {}), ("mlp", {"max_epochs": 2})],
+)
+def test_odd_column_names_are_the_graph_inputs_and_keep_parity(
+    family, params, fraud_config, fraud_splits, columns
+):
+    """Spaces, dots, dashes, slashes, non-ASCII, a leading digit and a name clash."""
+    numeric = [ODD_NAMES.get(c, c) for c in columns[0]]
+    categorical = [ODD_NAMES.get(c, c) for c in columns[1]]
+    config = fraud_config.model_copy(
+        update={"numeric_features": tuple(numeric), "categorical_features": tuple(categorical)}
+    )
+    train, _, test = (frame.rename(columns=ODD_NAMES) for frame in fraud_splits)
+    model = fit_pipeline(config, train.head(5000), family, params)
+    onx = export_onnx(model, numeric, categorical)
+    assert [i.name for i in onnx.load_from_string(onx).graph.input] == numeric + categorical
+    rows = model_inputs(test, config).head(1000)
+    assert_parity(model, onx, rows, numeric, categorical)
+    pbtxt = triton_config("odd", onx)
+    for name in ("amount (usd)", "Entfernung größe km", "24h txn count", "24h_txn_count"):
+        assert f'name: "{name}"' in pbtxt  # Triton's input names are the column names
