@@ -33,7 +33,7 @@ from typing import Any
 
 from configs import ConfigError, load_config
 from configs.console import cli_parser, fail, progress, setup_logging
-from pipelines.steps import STAGES
+from pipelines.stages import STAGES
 
 REPORT = Path("reports/bench_pipeline")
 

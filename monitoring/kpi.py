@@ -128,7 +128,7 @@ def manual_steps(config: ProjectConfig, run_metrics: dict[str, float]) -> list[s
         config: The project (a `schedule` starts runs without a person).
         run_metrics: The metrics of the run that registered the champion (empty if none).
     """
-    from pipelines.steps import STAGES
+    from pipelines.stages import STAGES
 
     steps = [] if config.schedule else [START_STEP]
     steps += [
@@ -212,7 +212,7 @@ def build_report(
     projects: Sequence[str] | None = None, coverage_file: Path = COVERAGE_XML
 ) -> KpiReport:
     """The KPIs of `projects` (names or YAML paths; None: `discover_projects()`)."""
-    from pipelines.steps import STAGES
+    from pipelines.stages import STAGES
 
     configs = discover_projects() if projects is None else [load_config(p) for p in projects]
     return KpiReport(

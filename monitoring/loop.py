@@ -26,8 +26,8 @@ import yaml
 from configs import ConfigError, load_config, parse_config
 from configs.console import UserError, cli_parser, fail, setup_logging
 from configs.schema import ProjectConfig
-from monitoring.inference_log import REQUEST_ID, TIMESTAMP, read_log
-from monitoring.reference import TARGET_COLUMN
+from models.reference import TARGET_COLUMN
+from serving.inference_log import REQUEST_ID, TIMESTAMP, read_log
 
 TRIGGER_ALERTS = ("DataDriftDetected", "ModelQualityBelowBaseline")
 RETRAIN_ROOT = Path("local_outputs/retrain")

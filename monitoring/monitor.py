@@ -37,15 +37,15 @@ import pandas as pd
 from configs import ConfigError, load_config
 from configs.console import UserError, cli_parser, fail, highlight, progress, setup_logging
 from configs.schema import ProjectConfig
-from monitoring.drift import MISSING, NUM, column_drift, detect_drift
-from monitoring.inference_log import DECISION, MODEL_VERSION, TIMESTAMP, read_log
-from monitoring.pushgateway import PushError, Sample, project_grouping, push
-from monitoring.reference import (
+from models.reference import (
     SCORE_COLUMN,
     TARGET_COLUMN,
     MissingReferenceError,
     load_reference,
 )
+from monitoring.drift import MISSING, NUM, column_drift, detect_drift
+from monitoring.pushgateway import PushError, Sample, project_grouping, push
+from serving.inference_log import DECISION, MODEL_VERSION, TIMESTAMP, read_log
 from serving.processes import write_atomic
 
 log = logging.getLogger(__name__)

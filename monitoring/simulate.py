@@ -29,10 +29,10 @@ from configs import ConfigError, load_config
 from configs.console import cli_parser, fail, progress, setup_logging
 from configs.schema import ProjectConfig
 from features.timestamps import utc_times
-from monitoring.inference_log import label_frame, write_labels
-from monitoring.reference import TARGET_COLUMN
+from models.reference import TARGET_COLUMN
 from serving.client import ClientError, ModelClient
 from serving.gateway.edge_log import row_ids
+from serving.inference_log import label_frame, write_labels
 
 MAX_CONSECUTIVE_ERRORS = 3
 SIMULATED_START = pd.Timestamp("2026-07-01", tz="UTC")  # first day after the training period

@@ -23,7 +23,8 @@ from typing import Any, TextIO
 from configs import ConfigError, load_config
 from configs.console import RED, cli_parser, fail, highlight, paint, setup_logging
 from models.registry import RegistryError, configure_tracking, experiment_id
-from pipelines.steps import DECISION_FILE, DEPLOYMENT_FILE, STAGES
+from pipelines.stages import STAGES
+from pipelines.steps import DECISION_FILE, DEPLOYMENT_FILE
 from pipelines.training import PIPELINE_NAME, config_parameter
 from pipelines.warm_start import Zygote, warm_components
 from serving.deploy import SERVING_REPOSITORY

@@ -26,11 +26,6 @@ from configs import ProjectConfig, parse_config
 from configs.console import Milestones, setup_logging
 
 DECISION_FILE = "decision.json"
-# Stage names in pipeline order (MLflow metrics `stage_seconds.<stage>`).
-STAGES = (
-    "load", "validate", "split", "tune", "train",
-    "evaluate", "explain", "export", "register", "gate", "deploy",
-)  # fmt: skip
 DEPLOYMENT_FILE = "deployment.json"
 
 
@@ -671,6 +666,7 @@ def register_step(
     import mlflow
 
     from features.split import model_inputs
+    from models.reference import log_reference, reference_frame
     from models.registry import (
         ONNX_SHA256_TAG,
         SKOPS_SHA256_TAG,
@@ -680,7 +676,6 @@ def register_step(
         register,
         sha256_hex,
     )
-    from monitoring.reference import log_reference, reference_frame
     from serving.deploy import ONNX_ARTIFACT
 
     with stage("register", config_yaml, run_id) as config:

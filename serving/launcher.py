@@ -283,6 +283,22 @@ class TritonServer:
             return False
         return http_ok(f"{state['http_url']}/v2/health/ready")
 
+    def served(self) -> dict[str, list[str]]:
+        """{model: versions Triton serves (READY)}, from its repository index; {} unanswered."""
+        import requests
+
+        state = self.state() or {}
+        try:
+            response = requests.post(f"{state['http_url']}/v2/repository/index", timeout=5)
+            index = response.json() if response.status_code == 200 else []
+        except (KeyError, requests.RequestException, ValueError):
+            return {}
+        served: dict[str, list[str]] = {}
+        for entry in index:  # Triton's version directories are integers
+            if entry.get("state") == "READY" and str(entry.get("version", "")).isdigit():
+                served.setdefault(entry["name"], []).append(str(entry["version"]))
+        return {name: sorted(versions, key=int) for name, versions in served.items()}
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = cli_parser(
@@ -356,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ready = pid is not None and server.is_ready()
     summary = {key: state.get(key) for key in _SUMMARY_KEYS}
     summary.update(running=pid is not None, ready=ready, pid=pid)
+    summary["serving"] = server.served() if ready else {}  # {model: the versions it serves}
     print(json.dumps(summary, indent=2))
     if pid is None:
         return fail(f"no tritonserver runs from {server.run_dir}", "make serve", code=3)

@@ -22,7 +22,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from monitoring.inference_log import (
+from models.reference import SCORE_COLUMN
+from serving.decision import MISSING_CATEGORY
+from serving.gateway.metrics import GatewayMetrics
+from serving.inference_log import (
     CALLER,
     DECISION,
     LATENCY_MS,
@@ -35,9 +38,6 @@ from monitoring.inference_log import (
     PartialWriteError,
     write_partitioned,
 )
-from monitoring.reference import SCORE_COLUMN
-from serving.decision import MISSING_CATEGORY
-from serving.gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ import requests
 from configs import load_config
 from models.registry import champion_version
 from monitoring import kpi, monitor, simulate
-from monitoring.inference_log import read_log
 from monitoring.loop import firing_alerts, run_loop
 from monitoring.stack import PrometheusStack, dashboard_queries, query, wait_for_query
 from pipelines import run_local
@@ -30,6 +29,7 @@ from serving import deploy, launcher
 from serving.client import ModelClient
 from serving.deploy import SERVING_REPOSITORY
 from serving.gateway import cli as gateway
+from serving.inference_log import read_log
 from serving.processes import free_ports
 from tests.conftest import write_config
 

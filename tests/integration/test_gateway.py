@@ -25,11 +25,11 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitoring.inference_log import read_log
 from serving import launcher
 from serving.decision import threshold_parameters
 from serving.gateway import cli
 from serving.gateway.auth import add_key
+from serving.inference_log import read_log
 from serving.model_repository import triton_config, write_version
 from serving.processes import free_ports
 from tests.integration.test_triton_server import build_onnx, expected, wait_for

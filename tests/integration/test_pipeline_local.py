@@ -10,7 +10,7 @@ import pytest
 from configs import load_config
 from models.registry import champion_version
 from pipelines import rollback, run_local
-from pipelines.steps import STAGES
+from pipelines.stages import STAGES
 from tests.conftest import write_config
 
 pytestmark = pytest.mark.integration

@@ -182,6 +182,9 @@ def test_cli_status_reports_the_running_server(triton, capsys):
     assert summary["pid"] == triton.process.pid
     assert summary["http_url"] == triton.http
     assert summary["log"] and Path(summary["log"]).is_file()
+    served = requests.post(f"{triton.http}/v2/repository/index", timeout=5).json()
+    expected = {e["name"]: [e["version"]] for e in served if e.get("state") == "READY"}
+    assert summary["serving"] == expected and summary["serving"][NAME] == ["1"]  # served
 
 
 def test_infer_plain_http_json(triton):

@@ -72,7 +72,7 @@ def _section(text: str, heading: str) -> str:
 
 
 def test_the_component_count_matches_the_pipeline() -> None:
-    from pipelines.steps import STAGES
+    from pipelines.stages import STAGES
 
     text = " ".join((ROOT / "docs" / "architecture.md").read_text().split())
     found = re.search(

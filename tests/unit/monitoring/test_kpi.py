@@ -9,7 +9,7 @@ from typing import Any
 
 from configs import ProjectConfig, load_config
 from monitoring import kpi
-from pipelines.steps import STAGES
+from pipelines.stages import STAGES
 from pipelines.training import config_parameter
 from tests.conftest import write_config
 

@@ -9,11 +9,11 @@ import pytest
 from configs import load_config
 from monitoring import kpi
 from monitoring.contract import MONITOR_METRICS
-from monitoring.inference_log import label_frame, prediction_frame, write_labels, write_predictions
 from monitoring.loop import LoopError, firing_alerts, retrain_config, retrain_dataset
 from monitoring.monitor import MonitorError, WindowReport, _Version, assess, run_monitor, samples
 from monitoring.monitor import windows as cut_windows
 from monitoring.pushgateway import PushError, Sample, exposition, push
+from serving.inference_log import label_frame, prediction_frame, write_labels, write_predictions
 from tests.conftest import write_config
 
 

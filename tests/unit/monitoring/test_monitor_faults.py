@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 from configs import load_config
+from models.reference import log_reference
 from monitoring import monitor
-from monitoring.inference_log import prediction_frame, write_predictions
-from monitoring.reference import log_reference
+from serving.inference_log import prediction_frame, write_predictions
 from tests.conftest import write_config
 from tests.unit.monitoring.test_monitor import frame
 

@@ -8,11 +8,11 @@ import mlflow
 import pandas as pd
 import pytest
 
+from models.reference import SCORE_COLUMN, TARGET_COLUMN, load_reference
 from models.registry import champion_version
-from monitoring.reference import SCORE_COLUMN, TARGET_COLUMN, load_reference
 from pipelines import steps
 from pipelines.inprocess import FileArtifact, run_steps
-from pipelines.steps import STAGES
+from pipelines.stages import STAGES
 from tests.conftest import write_config
 
 

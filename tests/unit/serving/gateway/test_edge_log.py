@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import monitoring.inference_log as inference_log
-from monitoring.inference_log import PartialWriteError, read_log, write_partitioned
+import serving.inference_log as inference_log
 from serving.gateway.edge_log import EdgeLog, LogRecord, records_table
 from serving.gateway.metrics import GatewayMetrics
+from serving.inference_log import PartialWriteError, read_log, write_partitioned
 
 NOW = pd.Timestamp("2026-07-01 12:00", tz="UTC").timestamp()
 DAY = 86_400.0

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.inference_log import (
+from serving.inference_log import (
     InferenceLogError,
     label_frame,
     prediction_frame,

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from monitoring.reference import SCORE_COLUMN, TARGET_COLUMN
+from models.reference import SCORE_COLUMN, TARGET_COLUMN
 from serving.processes import fsync_dir
 
 log = logging.getLogger(__name__)
