@@ -166,7 +166,7 @@ def build_requests(model: Model, inputs: dict[str, str], n: int = 256, seed: int
     import pandas as pd
     import tritonclient.http as http
 
-    from serving.client import ClientError, _column
+    from serving.client import ClientError, input_tensor
 
     if model.config is not None:  # the rows monitoring.simulate replays (fraud: drifted period)
         from monitoring.simulate import traffic
@@ -178,7 +178,7 @@ def build_requests(model: Model, inputs: dict[str, str], n: int = 256, seed: int
         frame = pd.DataFrame({k: rng.normal(size=n) for k, t in inputs.items() if t == "FP32"})
         frame = frame.assign(**{k: rng.choice(words, n) for k, t in inputs.items() if t != "FP32"})
     try:
-        columns = {name: _column(frame[name], dtype) for name, dtype in inputs.items()}
+        columns = {name: input_tensor(frame[name], dtype) for name, dtype in inputs.items()}
     except (ClientError, KeyError) as exc:
         raise CheckError(f"cannot build requests: {exc}") from exc
     return [

@@ -873,6 +873,12 @@ def _top_features(explanation: ArtifactLike, k: int = 10) -> list[dict[str, Any]
 # --- deploy --------------------------------------------------------------------------------
 
 
+def _version_parameters(version, model: ArtifactLike) -> tuple[float, dict[str, str]]:
+    """A version's decision threshold and the other config parameters served with it."""
+    threshold = float(model.metadata["threshold"])
+    return threshold, {"threshold": str(threshold), "registry_version": version.version}
+
+
 def _candidate(config: ProjectConfig, version, model: ArtifactLike, onnx_model: ArtifactLike,
                test: ArtifactLike):  # fmt: skip
     """The promoted challenger as infra validation proves it (holdout rows, expectations)."""
@@ -884,13 +890,13 @@ def _candidate(config: ProjectConfig, version, model: ArtifactLike, onnx_model: 
 
     tags = mlflow.MlflowClient().get_model_version(version.name, version.version).tags
     rows = model_inputs(_read_frame(test).head(config.serving.validation_rows), config)
-    threshold = float(model.metadata["threshold"])
+    threshold, parameters = _version_parameters(version, model)
     return Candidate(
         version.name, int(version.version), Path(onnx_model.path).read_bytes(), rows,
         _predict(model, rows),
         sha256=tags.get(ONNX_SHA256_TAG, ""),
         threshold=threshold,
-        parameters={"threshold": str(threshold), "registry_version": version.version},
+        parameters=parameters,
         tolerance=config.serving.parity_tolerance,
         p99_budget_ms=config.serving.p99_budget_ms,
     )  # fmt: skip
@@ -956,7 +962,7 @@ def deploy_step(
 
     from models.registry import ChampionMovedError
     from serving.deploy import switch_champion
-    from serving.infra_validation import read_probe_report, validate_candidate
+    from serving.infra_validation import read_probe_report, served_parameters, validate_candidate
 
     with stage("deploy", config_yaml, run_id) as config:
         version = _version(registered)
@@ -966,12 +972,12 @@ def deploy_step(
             record["reasons"] = [f"gate did not pass: {verdict['reasons'][0]}"]
         else:
             client = mlflow.MlflowClient()
-            candidate = _candidate(config, version, model, onnx_model, test)
             if production_report is None:
-                report = validate_candidate(candidate)
-            else:
-                report = read_probe_report(Path(production_report.path),
-                                           candidate.served_parameters())  # fmt: skip
+                report = validate_candidate(_candidate(config, version, model, onnx_model, test))
+            else:  # staged and probed by the cluster's steps: only the parameters are needed
+                threshold, parameters = _version_parameters(version, model)
+                served = served_parameters(int(version.version), threshold, parameters)
+                report = read_probe_report(Path(production_report.path), served)
             record |= {"infra_validation": report.to_dict(), "reasons": report.reasons}
             expected = verdict.get("previous_champion")
             record["previous_champion"] = expected

@@ -90,7 +90,7 @@ class ModelClient:
             raise ClientError(f"rows lack the model's input column(s): {missing}")
         tensors = []
         for name, datatype in self.info.inputs.items():
-            values = _column(rows[name], datatype)
+            values = input_tensor(rows[name], datatype)
             tensor = self._http.InferInput(name, list(values.shape), datatype)
             tensor.set_data_from_numpy(values)
             tensors.append(tensor)
@@ -128,7 +128,7 @@ def _served_version(result) -> str:
     return str(response.model_version)
 
 
-def _column(values: pd.Series, datatype: str) -> np.ndarray:
+def input_tensor(values: pd.Series, datatype: str) -> np.ndarray:
     """One input tensor [n, 1]: numbers as float32 (NaN = missing), text as str ("" = missing)."""
     if datatype == "FP32":
         numbers = pd.to_numeric(values, errors="coerce")

@@ -28,9 +28,9 @@ import pandas as pd
 
 from models.registry import ONNX_SHA256_TAG, verify_sha256
 from serving import triton_probe
-from serving.decision import MISSING_CATEGORY, PROBABILITIES_OUTPUT, threshold_parameters
+from serving.client import input_tensor
+from serving.decision import PROBABILITIES_OUTPUT, threshold_parameters
 from serving.gateway.contract import (
-    NUMERIC,
     TRITON_TO_V2,
     InputSpec,
     ModelContract,
@@ -82,7 +82,12 @@ class Candidate:
 
     def served_parameters(self) -> dict[str, str]:
         """The model config parameters served with the version (its threshold included)."""
-        return self.parameters | threshold_parameters({self.version: self.threshold})
+        return served_parameters(self.version, self.threshold, self.parameters)
+
+
+def served_parameters(version: int, threshold: float, parameters: dict[str, str]) -> dict[str, str]:
+    """`parameters` with the version's `threshold.v<version>`, as its model config serves them."""
+    return parameters | threshold_parameters({version: threshold})
 
 
 def stage_candidate(
@@ -104,8 +109,6 @@ def stage_candidate(
     config = triton_config(
         name, candidate.onnx_bytes, parameters=parameters, backend=backend, kind=kind
     )
-    write_version(folder / REPOSITORY, name, version, candidate.onnx_bytes, config,
-                  backend=backend)  # fmt: skip
     contract = _contract(candidate)
     rows = candidate.rows.head(candidate.latency_requests)
     case = {
@@ -117,6 +120,9 @@ def stage_candidate(
         "tolerance": candidate.tolerance,
         "p99_budget_ms": candidate.p99_budget_ms,
     }
+    # Written only once every check and encoding above has passed.
+    write_version(folder / REPOSITORY, name, version, candidate.onnx_bytes, config,
+                  backend=backend)  # fmt: skip
     (folder / triton_probe.CASE_FILE).write_text(json.dumps(case))
     shutil.copyfile(triton_probe.__file__, folder / PROBE_FILE)
     return parameters
@@ -132,14 +138,10 @@ def _contract(candidate: Candidate) -> ModelContract:
 
 def _encoded(contract: ModelContract, rows: pd.DataFrame) -> dict[str, object]:
     """One request as the gateway sends it to Triton, base64 for the case file."""
-    columns: dict[str, list[object]] = {}
-    for spec in contract.inputs:
-        values = rows[spec.name]
-        if spec.datatype == NUMERIC:
-            columns[spec.name] = [float(v) for v in pd.to_numeric(values).astype(float)]
-        else:
-            present = values.astype(object).where(values.notna(), MISSING_CATEGORY)
-            columns[spec.name] = [str(v) for v in present]
+    columns = {
+        spec.name: input_tensor(rows[spec.name], spec.datatype).reshape(-1).tolist()
+        for spec in contract.inputs
+    }
     body, header_length = encode_for_triton(
         ParsedRequest(columns, len(rows)), contract, [PROBABILITIES_OUTPUT]
     )

@@ -77,6 +77,15 @@ def test_bytes_other_than_the_registered_ones_start_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_rows_that_cannot_be_encoded_stage_nothing(tmp_path):
+    from serving.client import ClientError
+
+    bad = ROWS.assign(x=["not a number"] * len(ROWS))
+    with pytest.raises(ClientError, match="column 'x' has non-numeric values"):
+        stage_candidate(_candidate(rows=bad), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_production_variant_is_staged_for_the_onnxruntime_backend(tmp_path):
     stage_candidate(_candidate(), tmp_path, backend="onnxruntime", kind="KIND_GPU")
     config = (tmp_path / REPOSITORY / "tiny" / "config.pbtxt").read_text()
