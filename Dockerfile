@@ -55,7 +55,7 @@ RUN PYTHON=python3.11 serving/triton/setup_env.sh
 COPY . .
 RUN pip install --no-deps -e . \
     && pip check \
-    && python -c "import pipelines.steps, serving.deploy, kfp; print('kfp', kfp.__version__)"
+    && python -c "import pipelines.steps.deploy, serving.deploy, kfp; print('kfp', kfp.__version__)"
 
 # Pipeline steps start in the user's home: writable, and where a step without an explicit
 # MLflow or Optuna URL would put its SQLite files (ephemeral in a pod).

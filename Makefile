@@ -29,14 +29,14 @@ PROMETHEUS   := http://$(TRITON_HOST):$(PROM_PORT)
 PUSHGATEWAY  := http://$(TRITON_HOST):$(PUSH_PORT)
 
 # LOG_LEVEL=DEBUG|INFO|WARNING|ERROR: how much every command, and the pipeline's steps, log
-# (make pipeline LOG_LEVEL=DEBUG also echoes the full kfp.local log). See configs/console.py.
+# (make pipeline LOG_LEVEL=DEBUG also echoes the full kfp.local log). See configs/cli.py.
 ifdef LOG_LEVEL
 export MLOPS_LOG_LEVEL := $(LOG_LEVEL)
 endif
 
 .PHONY: help install system-deps triton-env pipeline compile rollback serve serve-status stop \
 	monitor-up monitor-status monitor-down simulate monitor report retrain test test-fast \
-	lint format bench-pipeline bench-serve bench-edge bench-monitor gpu-check mlflow-ui clean \
+	lint format bench-pipeline bench-quality bench-serve bench-edge bench-explain bench-monitor gpu-check mlflow-ui clean \
 	image image-lock k8s-tools k8s-secrets k8s-render deploy tune-distributed bench-tune docs \
 	history init-config clean-store \
 	typecheck audit hooks
@@ -140,7 +140,7 @@ retrain: $(STAMP) ## Closed loop: if a drift or quality alert fires, retrain, ga
 	$(BIN)/python -m monitoring.loop --project $(PROJECT) --prometheus $(PROMETHEUS) $(if $(FORCE),--force)
 
 init-config: $(STAMP) ## Profile a CSV or Parquet table into a commented starter config (DATA=path TARGET=col [ID=col] [TIME=col] [TIME_UNIT=year|yyyymmdd|s|ms] [NAME=name] [POSITIVE=value] [FORCE=1])
-	$(BIN)/python -m configs.init_config $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") \
+	$(BIN)/python -m features.init_config $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") \
 		$(if $(ID),--id "$(ID)") $(if $(TIME),--time "$(TIME)") $(if $(TIME_UNIT),--time-unit "$(TIME_UNIT)") \
 		$(if $(NAME),--name "$(NAME)") \
 		$(if $(POSITIVE),--positive-label "$(POSITIVE)") $(if $(FORCE),--force)
@@ -182,11 +182,17 @@ bench-pipeline: $(STAMP) triton-env ## Benchmark kfp.local cold and warm against
 	$(BIN)/python -m benchmarks.bench_pipeline \
 		--project $(if $(filter-out file default,$(origin PROJECT)),$(PROJECT),tests/configs/fraud_small.yaml)
 
+bench-quality: $(STAMP) triton-env ## Five public tables through init-config and the pipeline: champion vs baseline vs a CV reference, test ROC/PR-AUC -> reports/ (TABLES=a,b: a subset)
+	$(BIN)/python -m benchmarks.bench_quality $(if $(TABLES),--tables $(TABLES))
+
 bench-serve: $(STAMP) triton-env ## Benchmark the endpoint (gateway + Triton) vs raw Triton vs mlflow models serve (needs wrk) -> reports/
 	$(BIN)/python -m benchmarks.bench_serve --project $(PROJECT)
 
 bench-edge: $(STAMP) triton-env ## Hold RATE req/s (default 250) on the endpoint for 60 s: errors, latency percentiles -> reports/
 	$(BIN)/python -m benchmarks.bench_edge --project $(PROJECT) $(if $(RATE),--rate $(RATE))
+
+bench-explain: $(STAMP) triton-env ## Time POST /explain per row (1 and 64 rows per request) vs shap in process, p50/p99 on CPU; bar p99 < 50 ms -> reports/
+	$(BIN)/python -m benchmarks.bench_explain --project $(PROJECT)
 
 tune-distributed: $(STAMP) ## WORKERS Optuna processes share PROJECT's study in PostgreSQL (STORAGE=url, TRIALS=N)
 	$(BIN)/python -m pipelines.tune_distributed --project $(PROJECT) --workers $(WORKERS) \

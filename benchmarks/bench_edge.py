@@ -18,10 +18,7 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +26,15 @@ import numpy as np
 from benchmarks.bench_serve import (
     BenchError,
     gateway_server,
+    run_served_bench,
     sample_rows,
     save_report,
     triton_body,
     triton_server,
     versions,
 )
-from configs import ConfigError, load_config
-from configs.console import cli_parser, fail, highlight, setup_logging
+from configs import load_config
+from configs.cli import cli_parser
 
 REPORT = Path("reports/bench_edge")
 
@@ -177,25 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.duration < 1 or args.rows < 300:
         parser.error("needs --rate > 0, --duration >= 1 and --rows >= 300")
-    setup_logging(args.log_level)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    from models.registry import RegistryError
-    from serving.deploy import DeployError
-    from serving.launcher import TritonError
-
-    began = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench_edge-") as tmp:
-            result = benchmark(args, Path(tmp))
-    except (BenchError, ConfigError, RegistryError, DeployError, TritonError) as exc:
-        return fail(exc)
-    except KeyboardInterrupt:
-        print("interrupted; servers stopped", file=sys.stderr)
-        return 130
-    result["wall_s"] = round(time.monotonic() - began, 1)
-    print(highlight(write_report(result), ("PASS", "FAIL")))
-    return 0 if result["passed"] else 1
+    return run_served_bench("bench_edge", benchmark, args, write_report)
 
 
 if __name__ == "__main__":

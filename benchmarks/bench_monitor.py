@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from configs.console import cli_parser, highlight, setup_logging
+from configs.cli import cli_parser, highlight, setup_logging
 from monitoring.drift import CAT, NUM, ColumnDrift, DriftResult, detect_drift_parquet
 
 REPO = Path(__file__).resolve().parents[1]

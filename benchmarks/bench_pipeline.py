@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from configs import ConfigError, load_config
-from configs.console import cli_parser, fail, progress, setup_logging
+from configs.cli import cli_parser, fail, progress, setup_logging
 from pipelines.stages import STAGES
 
 REPORT = Path("reports/bench_pipeline")

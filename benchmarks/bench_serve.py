@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import distributions
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -41,7 +41,7 @@ import pandas as pd
 import requests
 
 from configs import ConfigError, ProjectConfig, load_config
-from configs.console import UserError, cli_parser, fail, highlight, setup_logging
+from configs.cli import UserError, cli_parser, fail, highlight, setup_logging
 from serving.background import BackgroundProcess
 from serving.processes import free_ports
 
@@ -695,23 +695,38 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rows < 300 or args.duration < 1 or args.connections < WRK_THREADS:
         parser.error(f"needs --rows >= 300, --duration >= 1, --connections >= {WRK_THREADS}")
+    return run_served_bench("bench_serve", benchmark, args, write_report)
+
+
+def run_served_bench(
+    name: str,
+    bench: Callable[[argparse.Namespace, Path], dict],
+    args: argparse.Namespace,
+    report: Callable[[dict], str],
+) -> int:
+    """Run a benchmark that starts servers in a temporary folder, then print its report.
+
+    Exit status 0 bar passed, 1 bar failed, 2 cannot run, 130 interrupted; SIGTERM unwinds like
+    Ctrl-C, so the servers are stopped either way. The result gains `wall_s`.
+    """
     setup_logging(args.log_level)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # SIGTERM unwinds like Ctrl-C, so the servers are stopped either way.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     from models.registry import RegistryError
     from serving.deploy import DeployError
     from serving.launcher import TritonError
 
+    began = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory(prefix="bench_serve-") as tmp:
-            result = benchmark(args, Path(tmp))
+        with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+            result = bench(args, Path(tmp))
     except (BenchError, ConfigError, RegistryError, DeployError, TritonError) as exc:
         return fail(exc)
     except KeyboardInterrupt:
-        print("interrupted; both servers stopped", file=sys.stderr)
+        print("interrupted; servers stopped", file=sys.stderr)
         return 130
-    print(highlight(write_report(result), ("PASS", "FAIL")))
+    result["wall_s"] = round(time.monotonic() - began, 1)
+    print(highlight(report(result), ("PASS", "FAIL")))
     return 0 if result["passed"] else 1
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from configs import ConfigError, load_config
-from configs.console import cli_parser, fail, setup_logging
-from pipelines.steps import tuning_inputs
+from configs.cli import cli_parser, fail, setup_logging
+from pipelines.steps.tune import tuning_inputs
 from pipelines.tune_distributed import pipeline_frames, run_to_budget, study_summary
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from configs.console import UserError, cli_parser, fail, setup_logging
+from configs.cli import UserError, cli_parser, fail, setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_CANNOT_RUN, EXIT_NO_GPU, EXIT_NO_GPU_PATH = 0, 1, 2, 3, 4
 REPORT_NAME = "gpu_check"

@@ -1,7 +1,12 @@
-"""Project configs: one YAML per project, validated once into a frozen `ProjectConfig`."""
+"""Project configs: one YAML per project, validated once into a frozen `ProjectConfig`.
+
+The package also holds `configs.cli`, how every command parses, logs and fails: the lowest
+floor, because every other one prints and fails through it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +14,33 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from configs.console import UserError
+from configs.cli import UserError
 from configs.schema import ProjectConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent
 
-__all__ = ["CONFIG_DIR", "ConfigError", "ProjectConfig", "load_config", "resolve_config_path"]
+__all__ = [
+    "CONFIG_DIR",
+    "ConfigError",
+    "ProjectConfig",
+    "load_config",
+    "override",
+    "parse_config",
+    "resolve_config_path",
+    "run_parameters",
+    "with_run_parameters",
+    "RUN_PARAMETERS",
+]
+
+# The settings runs are compared by, as pipeline parameters beside the config (the Kubeflow UI
+# lists them per run): parameter name -> the config key it sets. A run's values win.
+RUN_PARAMETERS = {
+    "n_trials": "tuning.n_trials",
+    "primary_metric": "evaluation.primary_metric",
+    "min_gain_over_baseline": "gate.min_gain_over_baseline",
+    "noninferiority_margin": "gate.noninferiority_margin",
+    "min_gain_over_champion": "gate.min_gain_over_champion",
+}
 
 
 class ConfigError(UserError, ValueError):
@@ -67,6 +93,53 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> ProjectConfig
             f"{source}: invalid config\n  " + "\n  ".join(lines),
             hint="every key and what it allows: docs/configuration.md",
         ) from None
+
+
+def override(
+    config: ProjectConfig, overrides: Mapping[str, Any], source: str = "overrides"
+) -> ProjectConfig:
+    """`config` with `overrides` applied, validated like a loaded one.
+
+    Keys are dotted paths (`{"tuning.n_trials": 3}`); a mapping value replaces the whole key.
+
+    Raises:
+        ConfigError: A key or value is invalid (the message names it).
+    """
+    raw = config.model_dump(mode="json")
+    for key, value in overrides.items():
+        *sections, name = key.split(".")
+        node = raw
+        for section in sections:
+            if not isinstance(node.get(section), dict):
+                node[section] = {}
+            node = node[section]
+        node[name] = value
+    return parse_config(raw, source=f"{config.name} with {source}")
+
+
+def run_parameters(config: ProjectConfig) -> dict[str, Any]:
+    """The config's values of the `RUN_PARAMETERS`, by parameter name."""
+    values = config.model_dump(mode="json")
+    found = {}
+    for name, key in RUN_PARAMETERS.items():
+        node = values
+        for part in key.split("."):
+            node = node[part]
+        found[name] = node
+    return found
+
+
+def with_run_parameters(config: ProjectConfig, values: Mapping[str, Any]) -> ProjectConfig:
+    """`config` with a run's `RUN_PARAMETERS` values applied, validated like the config.
+
+    Raises:
+        ConfigError: A value is invalid (the message names its config key).
+    """
+    unknown = sorted(set(values) - set(RUN_PARAMETERS))
+    if unknown:
+        raise ConfigError(f"not run parameters: {unknown}; known: {sorted(RUN_PARAMETERS)}")
+    changes = {RUN_PARAMETERS[name]: value for name, value in values.items()}
+    return override(config, changes, source="the run's parameters")
 
 
 def _describe(err: ErrorDetails) -> str:

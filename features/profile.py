@@ -1,7 +1,7 @@
 """Profile a raw table for a new project: feature roles, exclusions, contract facts, target.
 
 `profile_table` is a pure function over a DataFrame; `make init-config` turns its result into
-a starter config (`configs/init_config.py`). Values are read the way the data contract reads
+a starter config (`features/init_config.py`). Values are read the way the data contract reads
 them (`features.contract`): numbers stored as text are parsed with its rules and categories
 are normalised with `normalise_category`, so a contract built from the profile accepts the
 table it came from.
@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from configs.console import UserError
+from configs.cli import UserError
 from features.contract import normalise_category, parse_numbers
 from features.timestamps import TimeColumnError, detect_time_unit, parse_times
 

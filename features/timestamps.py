@@ -21,7 +21,7 @@ from typing import Literal, get_args
 import numpy as np
 import pandas as pd
 
-from configs.console import UserError
+from configs.cli import UserError
 
 TimeUnit = Literal["auto", "year", "yyyymmdd", "s", "ms"]
 TIME_UNITS: tuple[str, ...] = get_args(TimeUnit)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from configs.schema import ProjectConfig
+from features.split import features_and_target
 
 
 def build_preprocessor(numeric: Sequence[str], categorical: Sequence[str]) -> ColumnTransformer:
@@ -33,3 +37,11 @@ def build_preprocessor(numeric: Sequence[str], categorical: Sequence[str]) -> Co
         ],
         sparse_threshold=0.0,
     )
+
+
+def fit_preprocessor(
+    config: ProjectConfig, train: pd.DataFrame
+) -> tuple[ColumnTransformer, pd.DataFrame, pd.Series]:
+    """The project's preprocessing fitted on `train`, with the features and target it saw."""
+    X, y = features_and_target(train, config)
+    return build_preprocessor(config.numeric_features, config.categorical_features).fit(X), X, y

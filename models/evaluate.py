@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,8 @@ from sklearn.metrics import (
     recall_score,
     roc_auc_score,
 )
+
+from configs.schema import METRICS
 
 SliceRow: TypeAlias = dict[str, str | float]  # {"slice": column, "value": value, **metrics}
 
@@ -37,7 +39,7 @@ def metric_fn(name: str, threshold: float = 0.5) -> Callable[[np.ndarray, np.nda
         return average_precision_score
     if name == "f1":
         return lambda y, p: f1_score(y, p >= threshold, zero_division=0)
-    raise ValueError(f"unknown metric '{name}'; allowed: roc_auc, pr_auc, f1")
+    raise ValueError(f"unknown metric '{name}'; allowed: {', '.join(METRICS)}")
 
 
 def score(name: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
@@ -48,7 +50,8 @@ def score(name: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> fl
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """ROC-AUC, PR-AUC, F1, precision, recall, Brier score and confusion counts."""
+    """ROC-AUC, PR-AUC, F1, precision, recall, false positive and false negative rates, Brier
+    score and confusion counts."""
     y, decisions = np.asarray(y), np.asarray(p) >= threshold
     tn, fp, fn, tp = confusion_matrix(y, decisions, labels=[0, 1]).ravel()
     return {
@@ -57,6 +60,8 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> di
         "f1": float(f1_score(y, decisions, zero_division=0)),
         "precision": float(precision_score(y, decisions, zero_division=0)),
         "recall": float(recall_score(y, decisions, zero_division=0)),
+        "fpr": float(fp / (fp + tn)) if fp + tn else float("nan"),
+        "fnr": float(fn / (fn + tp)) if fn + tp else float("nan"),
         "brier": float(brier_score_loss(y, p)),
         "threshold": float(threshold),
         "tn": int(tn),
@@ -108,16 +113,119 @@ def slice_metrics(
     columns: Mapping[str, str] | list[str] | tuple[str, ...],
     threshold: float,
     min_rows: int,
+    bootstrap: Bootstrap | None = None,
 ) -> list[SliceRow]:
-    """Metrics per value of each slice column (values with fewer than `min_rows` rows skipped)."""
+    """Metrics per value of each slice column (values with fewer than `min_rows` rows skipped;
+    a numeric column with more than `NUMERIC_BINS * 3` values is cut into `NUMERIC_BINS`
+    quantile bins); with `bootstrap`, each row also holds its primary metric's interval
+    (`<metric>_low/_high`)."""
     y, p = np.asarray(y), np.asarray(p)
     rows: list[SliceRow] = []
     for column in columns:
-        values = frame[column].astype(object).where(frame[column].notna(), "<missing>").to_numpy()
+        values = _slice_values(frame[column])
         for value in pd.unique(values):
             mask = values == value
             if mask.sum() < min_rows:
                 continue
-            metrics = classification_metrics(y[mask], p[mask], threshold)
-            rows.append({"slice": column, "value": str(value), **metrics})
+            metrics: SliceRow = {"slice": column, "value": str(value),
+                                 **classification_metrics(y[mask], p[mask], threshold)}  # fmt: skip
+            if bootstrap is not None:
+                metrics |= bootstrap.bounds(y[mask], p[mask], threshold)
+            rows.append(metrics)
     return rows
+
+
+NUMERIC_BINS = 4
+
+
+def _slice_values(column: pd.Series) -> np.ndarray:
+    """Each row's slice label: its value, or its quantile bin for a many-valued number."""
+    if pd.api.types.is_numeric_dtype(column) and column.nunique() > NUMERIC_BINS * 3:
+        column = pd.qcut(column, NUMERIC_BINS, duplicates="drop").astype(str)
+    return column.astype(object).where(column.notna(), "<missing>").to_numpy()
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """How intervals are drawn: the metric, resamples, confidence and seed (the config's)."""
+
+    metric: str
+    samples: int
+    confidence: float
+    seed: int
+
+    def bounds(self, y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+        """`<metric>_low` and `<metric>_high` of the metric on (y, p)."""
+        draws = bootstrap_scores(
+            self.metric, y, p, bootstrap_indices(len(y), self.samples, self.seed), threshold
+        )
+        found = interval(score(self.metric, y, p, threshold), draws, self.confidence)
+        return {f"{self.metric}_low": found.low, f"{self.metric}_high": found.high}
+
+
+def error_rate_gaps(slices: list[SliceRow], attributes: tuple[str, ...]) -> list[SliceRow]:
+    """Per attribute: the spread of false positive and false negative rates across its values
+    (max - min over the reported values, with the values at both ends)."""
+    gaps: list[SliceRow] = []
+    for attribute in attributes:
+        rows = [r for r in slices if r["slice"] == attribute]
+        for rate in ("fpr", "fnr"):
+            known = [r for r in rows if not np.isnan(float(r[rate]))]
+            if len(known) < 2:
+                continue
+            low = min(known, key=lambda r: float(r[rate]))
+            high = max(known, key=lambda r: float(r[rate]))
+            gaps.append({"attribute": attribute, "rate": rate,
+                         "gap": float(high[rate]) - float(low[rate]),
+                         "lowest": f"{low['value']} ({float(low[rate]):.3f})",
+                         "highest": f"{high['value']} ({float(high[rate]):.3f})"})  # fmt: skip
+    return gaps
+
+
+def curves(y: np.ndarray, p: np.ndarray, points: int = 101, bins: int = 10) -> dict[str, Any]:
+    """ROC and precision-recall curves (at most `points` each) and a reliability table."""
+    from sklearn.metrics import roc_curve
+
+    y, p = np.asarray(y), np.asarray(p)
+    fpr, tpr, _ = roc_curve(y, p)
+    precision, recall, _ = precision_recall_curve(y, p)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    calibration = [
+        {"low": float(edges[b]), "high": float(edges[b + 1]), "rows": int((which == b).sum()),
+         "mean_score": float(p[which == b].mean()), "positive_rate": float(y[which == b].mean())}
+        for b in range(bins) if (which == b).any()
+    ]  # fmt: skip
+    return {
+        "roc": {"fpr": _thin(fpr, points), "tpr": _thin(tpr, points)},
+        "pr": {"recall": _thin(recall, points), "precision": _thin(precision, points)},
+        "calibration": calibration,
+    }
+
+
+def _thin(values: np.ndarray, points: int) -> list[float]:
+    keep = np.unique(np.linspace(0, len(values) - 1, min(points, len(values))).round().astype(int))
+    return [float(v) for v in values[keep]]
+
+
+def cost_table(
+    y: np.ndarray, p: np.ndarray, threshold: float, false_positive: float, false_negative: float
+) -> list[dict[str, Any]]:
+    """Test-set error cost at the chosen threshold, at 0.5, and at the threshold that would have
+    minimised it on the test set (hindsight: a bound, not a setting)."""
+    y, p = np.asarray(y), np.asarray(p)
+
+    def row(label: str, at: float) -> dict[str, Any]:
+        decisions = p >= at
+        fp, fn = int((decisions & (y == 0)).sum()), int((~decisions & (y == 1)).sum())
+        cost = fp * false_positive + fn * false_negative
+        return {"threshold": label, "value": at, "fp": fp, "fn": fn, "cost": cost,
+                "cost_per_1000_rows": 1000 * cost / max(len(y), 1)}  # fmt: skip
+
+    candidates = np.unique(np.concatenate([p, [0.5, threshold, np.inf]]))
+    negatives, positives = np.sort(p[y == 0]), np.sort(p[y == 1])
+    fp = len(negatives) - np.searchsorted(negatives, candidates, side="left")
+    fn = np.searchsorted(positives, candidates, side="left")
+    best = float(candidates[int(np.argmin(fp * false_positive + fn * false_negative))])
+    return [row("chosen (max F1 on validation)", threshold), row("0.5", 0.5),
+            row("lowest cost on test (hindsight)", best)]  # fmt: skip

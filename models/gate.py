@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -307,6 +308,69 @@ def decide_promotion(
         promote, reasons, metric, ev.confidence, comparisons, slice_failures,
         champion_unusable, override, selection,
     )  # fmt: skip
+
+
+class SelectionMismatchError(RuntimeError):
+    """The model handed to the gate is not the candidate the selection rule picks."""
+
+
+def check_challenger(candidate: str | None, selection: Selection) -> None:
+    """Refuse a challenger that is not the candidate the selection rule picks on this test set.
+
+    Raises:
+        SelectionMismatchError: `candidate` is not `selection.candidate`.
+    """
+    if candidate != selection.candidate:
+        raise SelectionMismatchError(
+            f"the challenger is the {candidate} model, but on this test set the selection "
+            f"rule picks the {selection.candidate} one ({selection.reason})"
+        )
+
+
+def champion_unusable(version: str, exc: BaseException) -> str:
+    """Why an existing champion could not be scored, as the decision record says it."""
+    return (
+        f"champion version {version} exists but could not be scored on this test "
+        f"set ({exc.__class__.__name__}: {str(exc)[:300]})"
+    )
+
+
+def decision_record(
+    decision: Decision, intervals: dict[str, dict[str, float]], **context: Any
+) -> dict[str, Any]:
+    """The decision record: the decision, `context`, and each model's interval of the primary
+    metric (`intervals` from the evaluation, the champion's from its comparison)."""
+    intervals = dict(intervals)
+    for c in decision.comparisons:
+        if c.opponent == "champion":
+            intervals["champion"] = {
+                "value": c.opponent_value,
+                "low": c.opponent_low,
+                "high": c.opponent_high,
+            }
+    return decision.to_dict() | context | {"intervals": intervals}
+
+
+def decision_context(
+    config: ProjectConfig, *, test_sha256: str, trigger: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """What a reviewer needs to re-check a decision: when it was made, what started the run,
+    the data it trained on, the test rows it rests on (their hash), the bootstrap size and the
+    margins applied."""
+    gate = config.gate
+    return {
+        "decided_at": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "trigger": trigger,
+        "data": config.data.describe(),
+        "test_sha256": test_sha256,
+        "bootstrap_samples": config.evaluation.bootstrap_samples,
+        "margins": {
+            "min_gain_over_baseline": gate.min_gain_over_baseline,
+            "noninferiority_margin": gate.noninferiority_margin,
+            "min_gain_over_champion": gate.min_gain_over_champion,
+            "min_slice_metric": gate.min_slice_metric,
+        },
+    }
 
 
 def _reason(c: Comparison, metric: str, confidence: float, within: bool = False) -> str:

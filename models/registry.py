@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from configs.console import UserError
+from configs.cli import UserError
 from models.families import FAMILIES
 
 logger = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ worker to claim fails that trial and re-queues its parameters (`RetryHeartbeatSt
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import time
@@ -56,6 +57,18 @@ def validation_score(metric: str, y_valid: np.ndarray, p_valid: np.ndarray) -> f
     """The study's objective: the primary metric on validation (F1 at its best threshold)."""
     threshold = choose_threshold(y_valid, p_valid) if metric == "f1" else 0.5
     return score(metric, y_valid, p_valid, threshold)
+
+
+def config_hash(config: ProjectConfig) -> str:
+    """SHA-256 of the config and the search spaces it tunes, for the study name (defaults
+    included: a changed default range starts a new study instead of resuming one over another
+    space)."""
+    spaces = {
+        family: {name: spec.model_dump() for name, spec in config.tuning.space(family).items()}
+        for family in config.tuning.families
+    }
+    text = config.model_dump_json() + json.dumps(spaces, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def tune_model(

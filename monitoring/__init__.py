@@ -1,1 +1,2 @@
-"""Monitoring: inference log, drift reports, metrics, alerts (issue: monitoring loop)."""
+"""Monitoring: drift and quality per window, the metrics pushed for Prometheus, KPIs, the local
+monitoring stack, traffic simulation and the retrain loop."""

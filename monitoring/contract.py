@@ -9,6 +9,8 @@ names in `METRIC_NAMES` (tests/unit/monitoring/test_rules.py checks it).
 
 from __future__ import annotations
 
+from serving import deploy as deploy_metrics
+
 MONITOR_JOB = "monitor"
 KPI_JOB = "kpi"
 GROUPING_LABEL = "project"
@@ -27,6 +29,14 @@ MONITOR_METRICS: dict[str, tuple[str, ...]] = {
     # model: champion|baseline; metric: f1|pr_auc|roc_auc
     "mlops_model_quality": ("metric", "model"),
     "mlops_model_quality_vs_baseline_pct": ("metric", "primary"),  # primary: "true"|"false"
+    # Evidence behind the quality numbers (primary metric only; labelled windows only):
+    # positives among the labelled rows; 1 when they reach monitoring.min_positives, else 0;
+    # paired bootstrap bounds of each model's metric (bound: low|high) and of the champion's
+    # gain over the baseline on the metric's scale (bound: estimate|low|high).
+    "mlops_window_positives": (),
+    "mlops_quality_evidence_sufficient": (),
+    "mlops_model_quality_interval": ("metric", "model", "bound"),
+    "mlops_model_quality_gain": ("metric", "bound"),
     "mlops_input_missing_values": ("feature",),
     "mlops_input_unseen_categories": ("feature",),
     "mlops_monitor_last_success_timestamp_seconds": (),
@@ -57,11 +67,8 @@ TRITON_METRICS: dict[str, tuple[str, ...]] = {
     "nv_inference_queue_summary_us": ("model", "version", "quantile"),
 }
 
-# name -> labels besides the grouping label `project`, pushed under job `deploy` by
-# `serving.deploy --pushgateway` (1: an artifact whose bytes changed was refused).
-DEPLOY_JOB = "deploy"
-ARTIFACT_VERIFICATION_FAILED = "mlops_artifact_verification_failed"
-DEPLOY_METRICS: dict[str, tuple[str, ...]] = {ARTIFACT_VERIFICATION_FAILED: ("model", "version")}
+# The deploy sidecar's metrics are declared where it pushes them (the serving floor).
+DEPLOY_METRICS = deploy_metrics.DEPLOY_METRICS
 
 METRIC_NAMES: frozenset[str] = (
     frozenset(MONITOR_METRICS)

@@ -8,7 +8,9 @@
   that registered it when no file exists).
 - **Production model performance**: the champion's primary metric on the newest labelled
   window it served, against the logistic baseline scored on the same rows (%); the bar is to
-  maintain or beat it.
+  maintain or beat it. Each window shows its positives, the paired bootstrap interval of the
+  champion's metric and of its gain over the baseline, and whether the positives are enough
+  evidence (`monitoring.min_positives`) to act on.
 - **Pipeline efficiency**: deployment lead time (registration to serving-ready, seconds) of
   the current champion, and the manual steps between raw data and that served model, counted
   from the champion's MLflow run (`manual_steps`): starting the run (none with a `schedule`),
@@ -36,10 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from configs import CONFIG_DIR, ConfigError, load_config, parse_config
-from configs.console import cli_parser, fail, setup_logging
+from configs.cli import cli_parser, fail, setup_logging
 from configs.schema import ProjectConfig
-from monitoring.monitor import REPORTS_ROOT
-from monitoring.pushgateway import PushError, Sample, push
+from monitoring.contract import KPI_METRICS
+from monitoring.monitor import INSUFFICIENT, REPORTS_ROOT
+from serving.pushgateway import PushError, Sample, push
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,7 @@ class ProjectKpi:
     champion_value: float = math.nan
     baseline_value: float = math.nan
     vs_baseline_pct: float = math.nan
+    evidence: dict[str, Any] = field(default_factory=dict)  # of that window (monitor's)
     lead_time_s: float = math.nan
     windows: list[dict[str, Any]] = field(default_factory=list)
     manual_steps: list[str] | None = None  # None: no champion, nothing served to count for
@@ -111,6 +115,7 @@ def project_kpi(config: ProjectConfig, monitoring_root: Path = REPORTS_ROOT) -> 
         kpi.champion_value = latest["champion"][primary]
         kpi.baseline_value = latest["baseline"][primary]
         kpi.vs_baseline_pct = labelled[-1]["vs_baseline_pct"].get(primary, math.nan)
+        kpi.evidence = labelled[-1].get("evidence", {})
     if champion is not None:
         run_id = mlflow.MlflowClient().get_model_version(config.model_name, champion).run_id
         metrics: dict[str, float] = {}
@@ -242,6 +247,25 @@ def _fmt(value: float, spec: str = ".3f", suffix: str = "") -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:{spec}}{suffix}"
 
 
+def evidence_text(evidence: dict[str, Any]) -> str:
+    """The gain's interval and the positives behind it, e.g. `gain +0.042 [-0.010, +0.090]
+    (95%), 18 positives: insufficient evidence (< 30)`; "" for a window without one."""
+    if not evidence:
+        return ""
+    text = f"{evidence['positives']} positives"
+    if evidence["state"] == INSUFFICIENT:
+        text += f": insufficient evidence (< {evidence['min_positives']})"
+    gain = evidence.get("gain")
+    if gain is None:
+        return text
+    return f"gain {_span(gain)} ({evidence['confidence']:.0%}), {text}"
+
+
+def _span(bounds: dict[str, float]) -> str:
+    low, high = (_fmt(bounds[k], "+.3f") for k in ("low", "high"))
+    return f"{_fmt(bounds['value'], '+.3f')} [{low}, {high}]"
+
+
 def markdown(report: KpiReport, plots: dict[str, str]) -> str:
     """The one-page report."""
     lines = [
@@ -256,7 +280,9 @@ def markdown(report: KpiReport, plots: dict[str, str]) -> str:
         lines.append(
             f"| Model performance, {p.project} | {p.primary_metric} "
             f"{_fmt(p.champion_value)} vs baseline {_fmt(p.baseline_value)} "
-            f"({_fmt(p.vs_baseline_pct, '+.1f', '%')}) | >= +0% (goal +2..5%) |"
+            f"({_fmt(p.vs_baseline_pct, '+.1f', '%')}"
+            + (f"; {evidence_text(p.evidence)}" if p.evidence else "")
+            + ") | >= +0% (goal +2..5%) |"
         )
     for p in report.projects:
         lines.append(
@@ -295,18 +321,25 @@ def markdown(report: KpiReport, plots: dict[str, str]) -> str:
         if p.windows:
             lines += ["", f"## {p.project}: windows (before and after each model version)", ""]
             lines += ["| window | version | rows | drift share | dataset drift | "
-                      f"{p.primary_metric} champion | baseline | vs baseline |",
-                      "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                      f"{p.primary_metric} champion [interval] | baseline | vs baseline | "
+                      "gain [interval] | positives | evidence |",
+                      "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
             for w in p.windows:
-                q = w["quality"]
+                q, evidence = w["quality"], w.get("evidence") or {}
                 champ = q.get("champion", {}).get(p.primary_metric, math.nan)
                 base = q.get("baseline", {}).get(p.primary_metric, math.nan)
                 drifted = "yes" if w["drift"]["dataset_drift"] else "no"
+                own = evidence.get("champion")
+                gain = evidence.get("gain")
                 lines.append(
                     f"| {w['start'][:16]} | {w['version']} | {w['rows']} | "
                     f"{w['drift']['drift_share']:.2f} | {drifted}"
-                    f" | {_fmt(champ)} | {_fmt(base)} | "
-                    f"{_fmt(w['vs_baseline_pct'].get(p.primary_metric, math.nan), '+.1f', '%')} |"
+                    f" | {_fmt(champ)}"
+                    + (f" [{_fmt(own['low'])}, {_fmt(own['high'])}]" if own else "")
+                    + f" | {_fmt(base)} | "
+                    f"{_fmt(w['vs_baseline_pct'].get(p.primary_metric, math.nan), '+.1f', '%')} | "
+                    f"{_span(gain) if gain else '-'} | {evidence.get('positives', '-')} | "
+                    f"{evidence.get('state', 'no labels' if not q else '-')} |"
                 )
         if p.project in plots:
             lines += ["", f"![{p.project}]({plots[p.project]})"]
@@ -332,7 +365,10 @@ def plot_windows(project: ProjectKpi, out: Path) -> str | None:
     for model, style in (("champion", "o-"), ("baseline", "s--")):
         values = [w["quality"].get(model, {}).get(project.primary_metric, math.nan)
                   for w in project.windows]  # fmt: skip
-        quality_ax.plot(x, values, style, label=model)
+        (line,) = quality_ax.plot(x, values, style, label=model)
+        bounds = [(w.get("evidence") or {}).get(model, {}) for w in project.windows]
+        low, high = ([b.get(k, math.nan) for b in bounds] for k in ("low", "high"))
+        quality_ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15)  # interval
     quality_ax.set_ylabel(project.primary_metric)
     quality_ax.legend()
     quality_ax.set_xticks(x, [f"{w['start'][5:10]} v{w['version']}" for w in project.windows],
@@ -414,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = build_report(args.projects, args.coverage)
         path = write_report(report, args.out)
         if args.pushgateway:
-            push(args.pushgateway, "kpi", samples(report), {})
+            push(args.pushgateway, "kpi", samples(report), {}, KPI_METRICS)
     except (ConfigError, PushError, RegistryError) as exc:
         return fail(exc)
     print(path.read_text().split("\n## ")[0])

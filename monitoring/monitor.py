@@ -7,9 +7,13 @@ served them. Each window is compared with that version's reference (its training
 per-feature and dataset drift (`monitoring.drift`, Evidently's default tests, exact and fast),
 prediction drift, missing values and categories unseen in training, and, for rows whose
 label has arrived, F1 / PR-AUC / ROC-AUC of the champion and of the run's logistic baseline
-on the same rows. Evidently 0.7 reports (HTML and JSON: drift, data summary, classification)
-go to `reports/monitoring/<project>/<window>_v<version>/`, everything is logged to one MLflow
-run, and the latest window is pushed to the Pushgateway for Prometheus.
+on the same rows. The primary metric also gets the window's positives and paired bootstrap
+intervals (`quality_evidence`: the champion's, the baseline's and the champion's gain, on the
+same resampled rows); a window with fewer than `monitoring.min_positives` positives is
+`insufficient_evidence`, and the quality alert never fires on it. Evidently 0.7 reports (HTML
+and JSON: drift, data summary, classification) go to
+`reports/monitoring/<project>/<window>_v<version>/`, everything is logged to one MLflow run,
+and the latest window is pushed to the Pushgateway for Prometheus.
 
 A feature without any value in a window (all missing, or absent from the logged rows) is a
 finding, not a crash: it is reported as drifted (method `missing`) and its missing-value
@@ -35,22 +39,25 @@ import numpy as np
 import pandas as pd
 
 from configs import ConfigError, load_config
-from configs.console import UserError, cli_parser, fail, highlight, progress, setup_logging
+from configs.cli import UserError, cli_parser, fail, highlight, progress, setup_logging
 from configs.schema import ProjectConfig
+from models.evaluate import bootstrap_indices, interval, score
 from models.reference import (
     SCORE_COLUMN,
     TARGET_COLUMN,
     MissingReferenceError,
     load_reference,
 )
+from monitoring.contract import GROUPING_LABEL, MONITOR_METRICS
 from monitoring.drift import MISSING, NUM, column_drift, detect_drift
-from monitoring.pushgateway import PushError, Sample, project_grouping, push
 from serving.inference_log import DECISION, MODEL_VERSION, TIMESTAMP, read_log
 from serving.processes import write_atomic
+from serving.pushgateway import PushError, Sample, push
 
 log = logging.getLogger(__name__)
 
 QUALITY_METRICS = ("f1", "pr_auc", "roc_auc")
+SUFFICIENT, INSUFFICIENT = "sufficient", "insufficient_evidence"
 SUMMARY_FILE = "summary.json"
 HISTORY_FILE = "history.json"
 REPORTS_ROOT = Path("reports/monitoring")
@@ -77,6 +84,7 @@ class WindowReport:
     unseen_categories: dict[str, int]
     quality: dict[str, dict[str, float]] = field(default_factory=dict)
     vs_baseline_pct: dict[str, float] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)  # quality_evidence(); {} unlabelled
     report_dir: str = ""
     error: str = ""  # why the window could not be assessed ("" when it was)
 
@@ -139,7 +147,7 @@ def assess(
         for c in config.categorical_features
     }
     labelled = rows[rows[TARGET_COLUMN].notna()]
-    quality, versus = _quality(labelled, served, config) if len(labelled) else ({}, {})
+    quality, versus, evidence = _quality(labelled, served, config) if len(labelled) else ({},) * 3
     return {
         "drift": drift.to_dict(),
         "prediction_drift": asdict(prediction),
@@ -148,27 +156,125 @@ def assess(
         "labelled_rows": len(labelled),
         "quality": quality,
         "vs_baseline_pct": versus,
+        "evidence": evidence,
     }
 
 
 def _quality(
     labelled: pd.DataFrame, served: _Version, config: ProjectConfig
-) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, Any]]:
     from features.split import model_inputs
 
     y = labelled[TARGET_COLUMN].to_numpy(int)
-    champion = _metrics(y, labelled[SCORE_COLUMN].to_numpy(), labelled[DECISION].to_numpy())
-    quality = {"champion": champion}
+    scored = {"champion": (labelled[SCORE_COLUMN].to_numpy(), labelled[DECISION].to_numpy())}
     if served.baseline is not None:
         p = served.baseline.predict_proba(model_inputs(labelled, config))[:, 1]
-        quality["baseline"] = _metrics(y, p, (p >= served.baseline_threshold).astype(int))
+        scored["baseline"] = (p, (p >= served.baseline_threshold).astype(int))
+    quality = {model: _metrics(y, p, decisions) for model, (p, decisions) in scored.items()}
+    champion = quality["champion"]
     versus = {}
     if "baseline" in quality:
         for metric in QUALITY_METRICS:
             base = quality["baseline"][metric]
             if np.isfinite(base) and base > 0:
                 versus[metric] = round(100 * (champion[metric] - base) / base, 4)
-    return quality, versus
+    return quality, versus, quality_evidence(y, scored, config)
+
+
+def quality_evidence(
+    y: np.ndarray, scored: dict[str, tuple[np.ndarray, np.ndarray]], config: ProjectConfig
+) -> dict[str, Any]:
+    """Positives and paired bootstrap intervals of the primary metric on one labelled window.
+
+    Every model is scored on the same resampled rows (`evaluation.bootstrap_samples` resamples,
+    seed `evaluation.seed`, percentile intervals at `evaluation.confidence`, as the gate does),
+    so `gain` (champion minus baseline, on the metric's scale) is a paired interval. F1 is
+    computed on the decisions each model made, the AUCs on its scores.
+
+    Args:
+        y: Labels (0/1) of the window's labelled rows.
+        scored: model name ("champion", "baseline") -> (scores, decisions) on those rows.
+        config: Project config (primary metric, bootstrap settings, `monitoring.min_positives`).
+
+    Returns:
+        `metric`, `positives`, `min_positives`, `state` (`sufficient` or
+        `insufficient_evidence`), the bootstrap settings, and `{value, low, high}` per model
+        and for `gain` (only with a baseline); bounds are NaN when no resample has both classes.
+    """
+    ev, positives = config.evaluation, int(np.sum(y))
+    metric, least = ev.primary_metric, config.monitoring.min_positives
+    indices = bootstrap_indices(len(y), ev.bootstrap_samples, ev.seed)
+    out: dict[str, Any] = {
+        "metric": metric,
+        "positives": positives,
+        "min_positives": least,
+        "state": SUFFICIENT if positives >= least else INSUFFICIENT,
+        "bootstrap_samples": ev.bootstrap_samples,
+        "confidence": ev.confidence,
+        "seed": ev.seed,
+    }
+    draws = {}
+    for model, (p, decisions) in scored.items():
+        values = decisions if metric == "f1" else p  # decisions >= 0.5 are the model's own
+        draws[model] = resampled_scores(metric, y, values, indices)
+        out[model] = _bounds(score(metric, y, values), draws[model], ev.confidence)
+    if "baseline" in draws:
+        gain = out["champion"]["value"] - out["baseline"]["value"]
+        out["gain"] = _bounds(gain, draws["champion"] - draws["baseline"], ev.confidence)
+    return out
+
+
+def resampled_scores(
+    metric: str, y: np.ndarray, values: np.ndarray, indices: np.ndarray
+) -> np.ndarray:
+    """The metric on each bootstrap resample (`indices`, one row per resample), NaN for a
+    resample with one class: `models.evaluate.bootstrap_scores` at threshold 0.5, computed
+    from how often each row was drawn (a row drawn k times weighs k in the ROC and PR curves)
+    instead of one sklearn call per resample, so a 100k-row window takes seconds, not minutes.
+    """
+    if metric not in QUALITY_METRICS:
+        raise ValueError(f"unknown metric '{metric}'; allowed: {', '.join(QUALITY_METRICS)}")
+    order = np.argsort(-np.asarray(values, dtype=float), kind="stable")
+    y, ranked = np.asarray(y, dtype=float)[order], np.asarray(values, dtype=float)[order]
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    out = []
+    for chunk in np.array_split(indices, 1 + indices.size // 1_000_000):  # ~8 MB per array
+        counts = np.stack([np.bincount(position[i], minlength=len(y)) for i in chunk])
+        out.append(_weighted_score(metric, ranked, counts * y, counts * (1 - y)))
+    return np.concatenate(out)
+
+
+def _weighted_score(
+    metric: str, ranked: np.ndarray, positives: np.ndarray, negatives: np.ndarray
+) -> np.ndarray:
+    """The metric per row of integer weights of the positive and negative rows (columns in
+    descending score order); NaN where either class weighs nothing."""
+    if metric == "f1":
+        decided = ranked >= 0.5
+        tp, fp = positives @ decided, negatives @ decided
+        fn = positives.sum(axis=1) - tp
+        found = 2 * tp / np.maximum(2 * tp + fp + fn, 1)  # 0 without any positive (sklearn's)
+    else:
+        ends = np.r_[ranked[1:] != ranked[:-1], True]  # one curve point per distinct score
+        tp = np.cumsum(positives, axis=1)[:, ends]
+        fp = np.cumsum(negatives, axis=1)[:, ends]
+        recall = tp / np.maximum(tp[:, -1:], 1)
+        if metric == "roc_auc":
+            fpr = fp / np.maximum(fp[:, -1:], 1)
+            origin = ((0, 0), (1, 0))  # the curve starts at (0, 0)
+            found = np.trapezoid(np.pad(recall, origin), np.pad(fpr, origin), axis=1)
+        else:  # average precision: precision at each step, weighted by the recall it adds
+            precision = tp / np.maximum(tp + fp, 1)
+            found = (np.diff(recall, axis=1, prepend=0.0) * precision).sum(axis=1)
+    both = (positives.sum(axis=1) > 0) & (negatives.sum(axis=1) > 0)
+    return np.where(both, found, np.nan)
+
+
+def _bounds(point: float, draws: np.ndarray, confidence: float) -> dict[str, float]:
+    if not np.isfinite(draws).any():  # every resample held one class: no interval
+        return {"value": point, "low": float("nan"), "high": float("nan")}
+    return interval(point, draws, confidence).to_dict()
 
 
 def _metrics(y: np.ndarray, p: np.ndarray, decisions: np.ndarray) -> dict[str, float]:
@@ -257,9 +363,31 @@ def samples(report: WindowReport, primary_metric: str) -> list[Sample]:
         primary = str(metric == primary_metric).lower()
         out.append(Sample("mlops_model_quality_vs_baseline_pct", pct,
                           {"metric": metric, "primary": primary}))  # fmt: skip
+    out += evidence_samples(report.evidence)
     for name, counts in (("mlops_input_missing_values", report.missing_values),
                          ("mlops_input_unseen_categories", report.unseen_categories)):  # fmt: skip
         out += [Sample(name, float(n), {"feature": c}) for c, n in counts.items()]
+    return out
+
+
+def evidence_samples(evidence: dict[str, Any]) -> list[Sample]:
+    """Positives, evidence state and interval bounds of one labelled window ([] unlabelled)."""
+    if not evidence:
+        return []
+    metric = evidence["metric"]
+    out = [
+        Sample("mlops_window_positives", float(evidence["positives"])),
+        Sample("mlops_quality_evidence_sufficient", float(evidence["state"] == SUFFICIENT)),
+    ]
+    for model in ("champion", "baseline"):
+        for bound in ("low", "high"):
+            if model in evidence:
+                out.append(Sample("mlops_model_quality_interval", evidence[model][bound],
+                                  {"metric": metric, "model": model, "bound": bound}))  # fmt: skip
+    for bound, key in (("estimate", "value"), ("low", "low"), ("high", "high")):
+        if "gain" in evidence:
+            out.append(Sample("mlops_model_quality_gain", evidence["gain"][key],
+                              {"metric": metric, "bound": bound}))  # fmt: skip
     return out
 
 
@@ -345,7 +473,7 @@ def run_monitor(
     if pushgateway:
         latest = _latest_of_champion(config.model_name, assessed)
         push(pushgateway, "monitor", samples(latest, config.evaluation.primary_metric),
-             project_grouping(config.name))  # fmt: skip
+             {GROUPING_LABEL: config.name}, MONITOR_METRICS)  # fmt: skip
     return reports
 
 
@@ -358,6 +486,7 @@ _EMPTY_RESULT: dict[str, Any] = {
     "unseen_categories": {},
     "quality": {},
     "vs_baseline_pct": {},
+    "evidence": {},
 }
 
 
@@ -440,6 +569,10 @@ def _log_to_mlflow(config: ProjectConfig, reports: list[WindowReport]) -> None:
             }
             for model, metrics in report.quality.items():
                 values |= {f"{model}.{m}": metrics[m] for m in QUALITY_METRICS}
+            if report.evidence:
+                values["positives"] = report.evidence["positives"]
+                gain = report.evidence.get("gain", {})
+                values |= {f"gain.{bound}": v for bound, v in gain.items()}
             finite = {k: float(v) for k, v in values.items() if np.isfinite(v)}
             mlflow.log_metrics(finite, step=step)
             mlflow.log_artifacts(report.report_dir, f"windows/{Path(report.report_dir).name}")
@@ -448,8 +581,8 @@ def _log_to_mlflow(config: ProjectConfig, reports: list[WindowReport]) -> None:
 
 
 def _print(reports: list[WindowReport], primary: str) -> None:
-    print(f"{'window':<26} {'ver':>3} {'rows':>6} {'labels':>6} {'drift':>6} {primary:>8} "
-          f"{'vs base':>8}")  # fmt: skip
+    print(f"{'window':<26} {'ver':>3} {'rows':>6} {'labels':>6} {'pos':>5} {'drift':>6} "
+          f"{primary:>8} {'vs base':>8} {'gain interval':>17}")  # fmt: skip
     for r in reports:
         if r.failed:
             print(highlight(f"{r.start:<26} {r.version:>3} {r.rows:>6} FAILED: {r.error}",
@@ -457,12 +590,17 @@ def _print(reports: list[WindowReport], primary: str) -> None:
             continue
         value = r.quality.get("champion", {}).get(primary, float("nan"))
         versus = r.vs_baseline_pct.get(primary, float("nan"))
+        gain = r.evidence.get("gain", {})
+        span = f"{gain['low']:+.3f}..{gain['high']:+.3f}" if gain else "-"
         flags = " DRIFT" if r.drift["dataset_drift"] else ""
+        flags += " FEW-POSITIVES" if r.evidence.get("state") == INSUFFICIENT else ""
         empty = [c["column"] for c in r.drift["columns"] if c["method"] == MISSING]
         flags += f" MISSING {','.join(empty)}" if empty else ""
+        positives = r.evidence.get("positives", 0)
         print(highlight(f"{r.start:<26} {r.version:>3} {r.rows:>6} {r.labelled_rows:>6} "
-                        f"{r.drift['drift_share']:>6.2f} {value:>8.3f} {versus:>+7.1f}%{flags}",
-                        ["DRIFT", "MISSING"]))  # fmt: skip
+                        f"{positives:>5} {r.drift['drift_share']:>6.2f} {value:>8.3f} "
+                        f"{versus:>+7.1f}% {span:>17}{flags}",
+                        ["DRIFT", "MISSING", "FEW-POSITIVES"]))  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

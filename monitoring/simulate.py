@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from configs import ConfigError, load_config
-from configs.console import cli_parser, fail, progress, setup_logging
+from configs.cli import cli_parser, fail, progress, setup_logging
 from configs.schema import ProjectConfig
 from features.timestamps import utc_times
 from models.reference import TARGET_COLUMN

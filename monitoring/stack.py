@@ -36,7 +36,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from configs.console import UserError, cli_parser, fail, setup_logging
+from configs.cli import UserError, cli_parser, fail, setup_logging
 from serving.background import BackgroundProcess
 from serving.processes import client_host, free_ports, http_ok, port_free, write_atomic
 

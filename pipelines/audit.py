@@ -33,7 +33,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from configs.console import cli_parser, fail, setup_logging
+from configs.cli import cli_parser, fail, setup_logging
 from pipelines.image import LOCK_FILE, PYPROJECT, parse_lock
 
 IGNORE_FILE = Path("infra/audit/ignored.toml")

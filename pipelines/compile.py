@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from configs import ConfigError
-from configs.console import cli_parser, fail, setup_logging
+from configs.cli import cli_parser, fail, setup_logging
 
 DEFAULT_OUTPUT = Path("pipelines/compiled/training_pipeline.yaml")
 
@@ -18,7 +18,7 @@ def compile_pipeline(output: Path = DEFAULT_OUTPUT, project: str = "fraud") -> P
     """Write the compiled pipeline, with the project's config as the default parameter."""
     from kfp import compiler
 
-    from configs import load_config
+    from configs import load_config, run_parameters
     from pipelines.training import config_parameter, training_pipeline
 
     config = load_config(project)  # fail on a bad config before writing anything
@@ -29,6 +29,7 @@ def compile_pipeline(output: Path = DEFAULT_OUTPUT, project: str = "fraud") -> P
         # On a cluster a winner is validated in the production Triton image.
         pipeline_parameters={
             "config_yaml": config_parameter(config),
+            **run_parameters(config),  # shown beside the config in the Kubeflow UI
             "triton_validation": "production",
         },
     )

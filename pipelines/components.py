@@ -1,10 +1,11 @@
 """Kubeflow Pipelines v2 components: thin wrappers, one import and one call each.
 
 The bodies run in the pipeline image on a cluster and in the current interpreter under
-`kfp.local`; all logic lives in `pipelines.steps` and the packages it calls.
+`kfp.local`; all logic lives in `pipelines.steps` (one module per stage) and the packages it calls.
 """
 
 import os
+from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
@@ -19,12 +20,23 @@ component = dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
 
 @component
 def load_data(
-    config_yaml: str, mlflow_run_id: str, pipeline_run: str, raw_data: Output[Dataset]
-) -> str:
-    """Read the raw table and open the MLflow run; returns the run id."""
-    from pipelines.steps import load_step
+    config_yaml: str,
+    mlflow_run_id: str,
+    pipeline_run: str,
+    n_trials: int,
+    primary_metric: str,
+    min_gain_over_baseline: float,
+    noninferiority_margin: float,
+    min_gain_over_champion: float,
+    raw_data: Output[Dataset],
+) -> NamedTuple("Loaded", [("run_id", str), ("config_yaml", str)]):  # type: ignore[valid-type]
+    """Apply the run parameters to the config, read the raw table and open the MLflow run;
+    returns the run id and the config every later step runs with."""
+    from pipelines.steps.data import load_step
 
-    return load_step(config_yaml, mlflow_run_id, pipeline_run, raw_data)
+    return load_step(config_yaml, mlflow_run_id, pipeline_run, n_trials, primary_metric,
+                     min_gain_over_baseline, noninferiority_margin, min_gain_over_champion,
+                     raw_data)  # fmt: skip
 
 
 @component
@@ -37,7 +49,7 @@ def validate_data(
     report: Output[HTML],
 ):
     """Repair, quarantine and gate the batch on its data contract."""
-    from pipelines.steps import validate_step
+    from pipelines.steps.data import validate_step
 
     validate_step(config_yaml, run_id, raw_data, clean_data, quarantine, report)
 
@@ -52,7 +64,7 @@ def split_data(
     test: Output[Dataset],
 ):
     """Time-based (or stratified) train / validation / test split."""
-    from pipelines.steps import split_step
+    from pipelines.steps.data import split_step
 
     split_step(config_yaml, run_id, clean_data, train, valid, test)
 
@@ -67,7 +79,7 @@ def tune_model(
     best: Output[Artifact],
 ):
     """Optuna study over the model families (RDB storage, resumable)."""
-    from pipelines.steps import tune_step
+    from pipelines.steps.tune import tune_step
 
     tune_step(config_yaml, run_id, study_storage, train, valid, best)
 
@@ -103,7 +115,7 @@ def train_model(
     baseline: Output[Model],
 ):
     """Fit the tuned challenger and the logistic baseline."""
-    from pipelines.steps import train_step
+    from pipelines.steps.train import train_step
 
     train_step(config_yaml, run_id, train, valid, best, model, baseline)
 
@@ -120,7 +132,7 @@ def evaluate_model(
 ):
     """Test metrics with bootstrap intervals and slices; selects the challenger (tuned model by
     superiority, else the simplest non-inferior candidate)."""
-    from pipelines.steps import evaluate_step
+    from pipelines.steps.train import evaluate_step
 
     evaluate_step(config_yaml, run_id, model, baseline, test, evaluation, selected)
 
@@ -135,7 +147,7 @@ def explain_model(
     explanation: Output[Artifact],
 ):
     """SHAP global and local explanations of the selected challenger."""
-    from pipelines.steps import explain_step
+    from pipelines.steps.explain import explain_step
 
     explain_step(config_yaml, run_id, model, train, test, explanation)
 
@@ -149,7 +161,7 @@ def export_model(
     onnx_model: Output[Model],
 ):
     """ONNX export of the challenger with a parity check on the test set."""
-    from pipelines.steps import export_step
+    from pipelines.steps.export import export_step
 
     export_step(config_yaml, run_id, model, test, onnx_model)
 
@@ -168,7 +180,7 @@ def register_model(
 ):
     """Register the challenger in MLflow (alias `challenger`) with its drift reference; needs a
     parity-checked ONNX."""
-    from pipelines.steps import register_step
+    from pipelines.steps.register import register_step
 
     register_step(
         config_yaml, run_id, model, baseline, train, test, evaluation, onnx_model, registered
@@ -190,7 +202,7 @@ def gate_model(
 ):
     """Promotion gate: pass the challenger only when it clears its selection rule and beats the
     champion; write the record."""
-    from pipelines.steps import gate_step
+    from pipelines.steps.gate import gate_step
 
     gate_step(
         config_yaml,
@@ -221,7 +233,7 @@ def deploy_model(
 ):
     """Infra validation in a real Triton (or the production Triton step's report, on a
     cluster), then the `champion` alias and the serving repository."""
-    from pipelines.steps import deploy_step
+    from pipelines.steps.deploy import deploy_step
 
     deploy_step(
         config_yaml,
@@ -250,7 +262,7 @@ def stage_candidate(
 ):
     """Cluster: the promoted challenger staged for the production Triton image (backend
     onnxruntime), with its holdout requests and the probe; empty when the gate refused."""
-    from pipelines.steps import stage_candidate_step
+    from pipelines.steps.deploy import stage_candidate_step
 
     stage_candidate_step(config_yaml, run_id, registered, model, onnx_model, test, decision,
                          candidate)  # fmt: skip

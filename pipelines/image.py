@@ -28,7 +28,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from configs.console import cli_parser, fail, setup_logging
+from configs.cli import cli_parser, fail, setup_logging
 
 PACKAGE = "tabular-mlops"
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from configs import ConfigError, load_config
-from configs.console import cli_parser, fail, setup_logging
+from configs.cli import cli_parser, fail, setup_logging
 from models.registry import (
     RegistryError,
     champion_history,

@@ -4,7 +4,8 @@
 
 The same components a cluster runs from the compiled YAML run here as subprocesses of the
 current interpreter. Exit status: 0 success, 1 the pipeline failed (a stage named), 2 the
-config or the tracking store is unusable before anything ran.
+config or the tracking store is unusable before anything ran. From Python (the retrain loop,
+the tests): `run(config, overrides) -> RunSummary`.
 """
 
 from __future__ import annotations
@@ -15,21 +16,25 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from contextlib import nullcontext, redirect_stdout
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from configs import ConfigError, load_config
-from configs.console import RED, cli_parser, fail, highlight, paint, setup_logging
+from configs import ConfigError, ProjectConfig, load_config, override, run_parameters
+from configs.cli import RED, UserError, cli_parser, fail, highlight, paint, setup_logging
 from models.registry import RegistryError, configure_tracking, experiment_id
 from pipelines.stages import STAGES
-from pipelines.steps import DECISION_FILE, DEPLOYMENT_FILE
+from pipelines.steps.deploy import DEPLOYMENT_FILE
+from pipelines.steps.gate import DECISION_FILE
 from pipelines.training import PIPELINE_NAME, config_parameter
 from pipelines.warm_start import Zygote, warm_components
 from serving.deploy import SERVING_REPOSITORY
 
 REPORTS_ROOT = Path("reports")
+SUMMARY_FILE = "run_summary.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,26 +79,104 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class PipelineError(UserError, RuntimeError):
+    """A stage failed; what failed and what to do were printed, the MLflow run marked FAILED."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one run did: `data` is what `run_summary.json` (at `path`) holds."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        """The registered challenger's version."""
+        return str(self.data["model"]["version"])
+
+    @property
+    def promoted(self) -> bool:
+        """True when the challenger passed the gate and infra validation and is champion."""
+        return bool(self.data["promoted"])
+
+    @property
+    def deployed(self) -> bool:
+        """True when the version was published to the serving repository."""
+        return bool(self.data["deployment"]["deployed"])
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why: the deployment's reasons, then the gate's."""
+        return list(self.data["reasons"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = parse_args(argv)
     level = setup_logging(args.log_level)  # exported: the components log at the same level
+    try:
+        summary = run(args.project, reports=args.reports, pipeline_root=args.pipeline_root,
+                      study_storage=args.study_storage, cold=args.cold,
+                      verbose=args.verbose or level == "DEBUG")  # fmt: skip
+    except (ConfigError, RegistryError) as exc:
+        return fail(exc)
+    except PipelineError:
+        return 1
+    _print_summary(summary.data)
+    return 0
+
+
+def run(
+    config: ProjectConfig | str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    reports: Path | None = None,
+    pipeline_root: Path = Path("local_outputs"),
+    study_storage: str = "",
+    cold: bool = False,
+    verbose: bool = False,
+) -> RunSummary:
+    """Run the training pipeline through kfp.local and write its summary and reports.
+
+    Args:
+        config: A validated config, or a project name or YAML path to load.
+        overrides: Config keys to change for this run, dotted (`{"tuning.n_trials": 3}`);
+            validated with the rest (`configs.override`).
+        reports: Where the summary and reports go (default: `reports/<project>/latest`).
+        pipeline_root: kfp.local's artifact root.
+        study_storage: SQLAlchemy URL of the Optuna study (default: the config's, else SQLite).
+        cold: Start each component as a new interpreter instead of forking a warm one.
+        verbose: Echo the whole kfp.local log, not only the stage lines.
+
+    Raises:
+        ConfigError: The config is missing or invalid (nothing ran).
+        RegistryError: The tracking store is unusable (nothing ran).
+        PipelineError: A stage failed (printed; the MLflow run is marked FAILED).
+    """
     # The process warm components fork from (pipelines/warm_start.py) imports the ML stack
     # now, while this one reads the config and opens the tracking store and the MLflow run.
-    zygote = None if args.cold else Zygote.start()
+    zygote = None if cold else Zygote.start()
     try:
-        return _main(args, level, zygote)
+        if not isinstance(config, ProjectConfig):
+            config = load_config(config)
+        if overrides:
+            config = override(config, overrides)
+        configure_tracking(Path.cwd())
+        return _run(config, reports, pipeline_root, study_storage, verbose, zygote)
     finally:
         if zygote is not None:
             zygote.stop()
 
 
-def _main(args: argparse.Namespace, level: str, zygote: Zygote | None) -> int:
-    try:
-        config = load_config(args.project)
-        configure_tracking(Path.cwd())
-    except (ConfigError, RegistryError) as exc:
-        return fail(exc)
+def _run(
+    config: ProjectConfig,
+    reports: Path | None,
+    pipeline_root: Path,
+    study_storage: str,
+    verbose: bool,
+    zygote: Zygote | None,
+) -> RunSummary:
     import mlflow
 
     config_yaml = config_parameter(config)
@@ -107,32 +190,25 @@ def _main(args: argparse.Namespace, level: str, zygote: Zygote | None) -> int:
         flush=True,
     )
     started = time.perf_counter()
-    log_path = args.pipeline_root / f"{run_name}.log"
+    log_path = pipeline_root / f"{run_name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with (
         log_path.open("w") as log,
-        redirect_stdout(_StageLines(log, f"[{config.name}]", args.verbose or level == "DEBUG")),
+        redirect_stdout(_StageLines(log, f"[{config.name}]", verbose)),
     ):
         try:
-            _run_pipeline(
-                config_yaml,
-                run_id,
-                run_name,
-                args.pipeline_root,
-                args.study_storage,
-                zygote,
-            )
+            _run_pipeline(config_yaml, run_parameters(config), run_id, run_name, pipeline_root,
+                          study_storage, zygote)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - kfp.local wraps the component's failure
             failure: Exception | None = exc
         else:
             failure = None
     if failure is not None:
         print(f"[{config.name}] full log: {log_path}", file=sys.stderr)
-        return _report_failure(config.name, run_id, failure)
+        raise _report_failure(config.name, run_id, failure) from failure
     wall = time.perf_counter() - started
-    summary = write_summary(run_id, run_name, args.reports or reports_dir(config.name), wall)
-    _print_summary(summary)
-    return 0
+    folder = reports or reports_dir(config.name)
+    return RunSummary(folder / SUMMARY_FILE, write_summary(run_id, run_name, folder, wall))
 
 
 def reports_dir(project: str, root: Path = REPORTS_ROOT) -> Path:
@@ -170,6 +246,7 @@ class _StageLines(io.TextIOBase):
 
 def _run_pipeline(
     config_yaml: str,
+    parameters: Mapping[str, Any],
     run_id: str,
     run_name: str,
     pipeline_root: Path,
@@ -190,6 +267,7 @@ def _run_pipeline(
     with warm_components(zygote=zygote) if zygote is not None else nullcontext():
         training_pipeline(
             config_yaml=config_yaml,
+            **parameters,
             mlflow_run_id=run_id,
             pipeline_run=run_name,
             study_storage=study_storage,
@@ -197,7 +275,7 @@ def _run_pipeline(
         )
 
 
-def _report_failure(project: str, run_id: str, exc: Exception) -> int:
+def _report_failure(project: str, run_id: str, exc: Exception) -> PipelineError:
     import mlflow
 
     client = mlflow.MlflowClient()
@@ -217,7 +295,7 @@ def _report_failure(project: str, run_id: str, exc: Exception) -> int:
     print(f"[{project}] {outcome}; MLflow run {run_id} is marked FAILED", file=sys.stderr)
     if tags.get("failure_hint"):  # the failing step's `UserError.hint`
         print(f"  next: {tags['failure_hint']}", file=sys.stderr)
-    return 1
+    return PipelineError(f"stage '{stage}' failed: {message}", hint=tags.get("failure_hint"))
 
 
 def write_summary(run_id: str, run_name: str, reports: Path, wall_seconds: float) -> dict[str, Any]:
@@ -280,7 +358,7 @@ def write_summary(run_id: str, run_name: str, reports: Path, wall_seconds: float
             "deployment_record": str(reports / DEPLOYMENT_FILE),
         },
     }
-    (reports / "run_summary.json").write_text(json.dumps(summary, indent=2))
+    (reports / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     return summary
 
 
@@ -313,7 +391,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"   wall {summary['wall_seconds']:.1f}s (orchestration overhead "
         f"{summary['orchestration_overhead_seconds']:.1f}s)"
     )
-    print(f"   summary: {Path(summary['paths']['model_card']).parent / 'run_summary.json'}")
+    print(f"   summary: {Path(summary['paths']['model_card']).parent / SUMMARY_FILE}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from configs import ConfigError, load_config
-from configs.console import UserError, cli_parser, fail, setup_logging
+from configs.cli import UserError, cli_parser, fail, setup_logging
 from configs.schema import ProjectConfig
 
 PORT_FORWARD = "kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8888:80"

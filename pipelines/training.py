@@ -1,17 +1,31 @@
 """The training pipeline: raw data to a gated, registered model, as one kfp v2 pipeline."""
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 
 from configs import ProjectConfig
+from models.registry import LOCK_ENV
 from pipelines import components as c
 from pipelines.production_triton import validate_in_production_triton
 
 PIPELINE_NAME = "tabular-training"
+# The Secret (in the pipeline runs' namespace) naming the lock every promoter shares: on a
+# cluster the tracking store is MLflow's http server, which has no lock of its own.
+PROMOTION_LOCK_SECRET = "promotion-lock"  # noqa: S105 - a Secret's name, not its value
 
 
 def config_parameter(config: ProjectConfig) -> str:
     """The config as one line of JSON (valid YAML): kfp's compiled header breaks on newlines."""
     return config.model_dump_json(exclude_defaults=True)
+
+
+def _with_promotion_lock(deploy: dsl.PipelineTask) -> None:
+    """Give a deploy task the cluster-wide promotion lock (`MLOPS_PROMOTION_LOCK`).
+
+    Not optional: on a cluster without the Secret the deploy pod does not start, so nothing
+    moves (fail closed). kfp.local ignores Kubernetes settings; there the lock follows the
+    local tracking store.
+    """
+    kubernetes.use_secret_as_env(deploy, PROMOTION_LOCK_SECRET, {LOCK_ENV: LOCK_ENV})
 
 
 @dsl.pipeline(
@@ -21,6 +35,11 @@ def config_parameter(config: ProjectConfig) -> str:
 )
 def training_pipeline(
     config_yaml: str,
+    n_trials: int,
+    primary_metric: str,
+    min_gain_over_baseline: float,
+    noninferiority_margin: float,
+    min_gain_over_champion: float,
     mlflow_run_id: str = "",
     pipeline_run: str = "manual",
     study_storage: str = "",
@@ -32,6 +51,11 @@ def training_pipeline(
 
     Args:
         config_yaml: The project config (YAML or JSON text), validated by every step.
+        n_trials, primary_metric, min_gain_over_baseline, noninferiority_margin,
+            min_gain_over_champion: The settings runs are compared by (`configs.RUN_PARAMETERS`),
+            beside the config and applied over it by the load step. Required: the compiled
+            pipeline's defaults are the project's values (`pipelines.compile`); `make pipeline`
+            passes the config's (`configs.run_parameters`).
         mlflow_run_id: Join this MLflow run instead of creating one.
         pipeline_run: A name for this run (MLflow run name and tag).
         study_storage: SQLAlchemy URL of the Optuna storage (default: the config's or SQLite).
@@ -44,9 +68,17 @@ def training_pipeline(
             pipeline's default, see `pipelines/production_triton.py`).
     """
     load = c.load_data(
-        config_yaml=config_yaml, mlflow_run_id=mlflow_run_id, pipeline_run=pipeline_run
+        config_yaml=config_yaml,
+        mlflow_run_id=mlflow_run_id,
+        pipeline_run=pipeline_run,
+        n_trials=n_trials,
+        primary_metric=primary_metric,
+        min_gain_over_baseline=min_gain_over_baseline,
+        noninferiority_margin=noninferiority_margin,
+        min_gain_over_champion=min_gain_over_champion,
     )
-    run_id = load.outputs["Output"]
+    # Every later step runs with the config the load step applied the run parameters to.
+    config_yaml, run_id = load.outputs["config_yaml"], load.outputs["run_id"]
     common = {"config_yaml": config_yaml, "run_id": run_id}
     validate = c.validate_data(raw_data=load.outputs["raw_data"], **common)
     split = c.split_data(clean_data=validate.outputs["clean_data"], **common)
@@ -100,6 +132,8 @@ def training_pipeline(
             **{k: v for k, v in deploy_inputs.items() if k != "serving_repository"}
         )
         probed = validate_in_production_triton(candidate=staged.outputs["candidate"])
-        c.deploy_model(production_report=probed.outputs["report"], **deploy_inputs)
+        _with_promotion_lock(
+            c.deploy_model(production_report=probed.outputs["report"], **deploy_inputs)
+        )
     with dsl.Else(name="local-triton"):
-        c.deploy_model(**deploy_inputs)
+        _with_promotion_lock(c.deploy_model(**deploy_inputs))

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from configs import ConfigError, ProjectConfig, load_config
-from configs.console import cli_parser, fail, paint, progress, progress_enabled, setup_logging
+from configs.cli import cli_parser, fail, paint, progress, progress_enabled, setup_logging
 from models.tune import HEARTBEAT_S
-from pipelines import steps
-from pipelines.steps import TuningInputs, tuning_inputs
+from pipelines.steps import edge
+from pipelines.steps.data import as_stored
+from pipelines.steps.tune import TuningInputs, default_study_storage, trial_line, tuning_inputs
 
 
 def pipeline_frames(config: ProjectConfig) -> tuple[Any, Any]:
@@ -44,7 +45,7 @@ def pipeline_frames(config: ProjectConfig) -> tuple[Any, Any]:
     def parquet(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(frame.to_parquet(index=False)))
 
-    raw = steps.as_stored(load_raw(config.data))
+    raw = as_stored(load_raw(config.data))
     train, valid, _ = split_data(parquet(clean_rows(parquet(raw), config).clean), config)
     return parquet(train), parquet(valid)
 
@@ -118,7 +119,7 @@ def _tune(
     from models.tune import tune_model
 
     def line(t: dict[str, Any]) -> None:
-        steps.say(config.name, "tune", f"w{worker} {steps.trial_line(t)}")
+        edge.say(config.name, "tune", f"w{worker} {trial_line(t)}")
 
     return tune_model(
         config,
@@ -169,8 +170,8 @@ def study_summary(storage: str, study_name: str) -> dict[str, Any]:
 def tune_worker_step(
     config_yaml: str,
     study_storage: str,
-    train: steps.ArtifactLike,
-    valid: steps.ArtifactLike,
+    train: edge.ArtifactLike,
+    valid: edge.ArtifactLike,
     worker: int,
 ) -> None:
     """One parallel worker of the pipeline's tune stage (a kfp `ParallelFor` item, worker >= 1).
@@ -179,16 +180,16 @@ def tune_worker_step(
         ValueError: The study storage is not PostgreSQL (workers would not be coordinated).
     """
     setup_logging()
-    config = steps.config_from_yaml(config_yaml)
+    config = edge.config_from_yaml(config_yaml)
     storage = config.tuning.storage or study_storage
     if not storage.startswith("postgresql"):
         raise ValueError(
             "parallel tune workers need a PostgreSQL study storage (pipeline parameter "
             f"study_storage or tuning.storage); got {shown(storage)!r}"
         )
-    inputs = tuning_inputs(config, steps._read_frame(train), steps._read_frame(valid))
+    inputs = tuning_inputs(config, edge.read_frame(train), edge.read_frame(valid))
     result = _tune(config, inputs, storage, worker)
-    steps.say(config.name, "tune", f"w{worker} done: study best {result.value:.4f}")
+    edge.say(config.name, "tune", f"w{worker} done: study best {result.value:.4f}")
 
 
 def shown(url: str) -> str:
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         config = load_config(args.project)
-        storage = args.storage or config.tuning.storage or steps.default_study_storage(Path.cwd())
+        storage = args.storage or config.tuning.storage or default_study_storage(Path.cwd())
         check_storage(storage)
     except (ConfigError, ValueError) as exc:
         return fail(
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.trials:  # the budget only: the study name stays the pipeline's
         tuning = config.tuning.model_copy(update={"n_trials": args.trials})
         config = config.model_copy(update={"tuning": tuning})
-    say = partial(steps.say, config.name, "tune")
+    say = partial(edge.say, config.name, "tune")
     say(f"{workers} worker(s) on study {inputs.study_name} in {shown(storage)}")
     wall, failed = run_to_budget(config, inputs, storage, workers)
     if failed:

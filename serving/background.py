@@ -35,7 +35,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from configs.console import UserError
+from configs.cli import UserError
 from serving.processes import http_ok, pid_alive, runs_binary, write_atomic
 
 log = logging.getLogger(__name__)

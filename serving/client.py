@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from configs.console import cli_parser, fail, setup_logging
+from configs.cli import cli_parser, fail, setup_logging
 from serving.decision import MISSING_CATEGORY, PROBABILITIES_OUTPUT
 
 log = logging.getLogger(__name__)

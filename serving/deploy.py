@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 from configs import ConfigError, load_config
-from configs.console import UserError, cli_parser, fail, setup_logging
+from configs.cli import UserError, cli_parser, fail, setup_logging
 from models.registry import (
     ONNX_SHA256_TAG,
     ArtifactIntegrityError,
@@ -49,6 +49,13 @@ from serving.model_repository import (
 )
 
 logger = logging.getLogger(__name__)
+
+# name -> labels besides the grouping label `project`, pushed under job `deploy` by
+# `serving.deploy --pushgateway` (1: an artifact whose bytes changed was refused); part of the
+# metric contract (`monitoring.contract`).
+DEPLOY_JOB = "deploy"
+ARTIFACT_VERIFICATION_FAILED = "mlops_artifact_verification_failed"
+DEPLOY_METRICS: dict[str, tuple[str, ...]] = {ARTIFACT_VERIFICATION_FAILED: ("model", "version")}
 
 ONNX_ARTIFACT = "onnx/model.onnx"  # where the pipeline's export step logs the ONNX in the run
 SERVING_REPOSITORY = Path("local_outputs/triton_repository")  # what `make serve` serves
@@ -303,26 +310,15 @@ def wait_ready(url: str, model_name: str, version: int, timeout_s: float) -> Non
 
 def push_verification(url: str, project: str, model_name: str, version: str, failed: bool) -> None:
     """Set `mlops_artifact_verification_failed{project, model, version}` on the Pushgateway."""
-    from urllib.parse import quote
+    from serving.pushgateway import Sample, push
 
-    import requests
-
-    from monitoring.contract import ARTIFACT_VERIFICATION_FAILED, DEPLOY_JOB, DEPLOY_METRICS
-    from monitoring.pushgateway import PushError, Sample, exposition
-
-    labels = {"model": model_name, "version": version}
-    sample = Sample(ARTIFACT_VERIFICATION_FAILED, float(failed), labels)
-    target = f"{url.rstrip('/')}/metrics/job/{DEPLOY_JOB}/project/{quote(project, safe='')}"
-    try:
-        response = requests.put(target, data=exposition([sample], DEPLOY_METRICS), timeout=10)
-    except requests.RequestException as exc:
-        raise PushError(f"cannot reach the Pushgateway at {target}: {exc}") from exc
-    if response.status_code >= 400:
-        raise PushError(f"Pushgateway {target} answered {response.status_code}: {response.text}")
+    sample = Sample(ARTIFACT_VERIFICATION_FAILED, float(failed), {"model": model_name,
+                                                                  "version": version})  # fmt: skip
+    push(url, DEPLOY_JOB, [sample], {"project": project}, DEPLOY_METRICS)
 
 
 def _push_quietly(url: str, project: str, model_name: str, version: str, failed: bool) -> None:
-    from monitoring.pushgateway import PushError
+    from serving.pushgateway import PushError
 
     try:
         push_verification(url, project, model_name, version, failed)

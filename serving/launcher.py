@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from configs.console import UserError, cli_parser, fail, setup_logging
+from configs.cli import UserError, cli_parser, fail, setup_logging
 from serving.background import BackgroundProcess
 from serving.processes import client_host, http_ok, port_free
 

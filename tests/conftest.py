@@ -29,6 +29,17 @@ def write_config(path: Path, **overrides) -> Path:
     return path
 
 
+def load_as_configured(config_yaml: str, pipeline_run: str, raw_data) -> str:
+    """The load step with the config's own run parameters, as `make pipeline` passes them;
+    returns the MLflow run id."""
+    from configs import run_parameters
+    from pipelines.steps.data import load_step
+    from pipelines.steps.edge import config_from_yaml
+
+    parameters = run_parameters(config_from_yaml(config_yaml))
+    return load_step(config_yaml, "", pipeline_run, **parameters, raw_data=raw_data).run_id
+
+
 @pytest.fixture(scope="session")
 def tracking(tmp_path_factory) -> str:
     """A real MLflow tracking store (SQLite) for the session; env var set for subprocesses."""

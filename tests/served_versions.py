@@ -14,9 +14,15 @@ from serving.deploy import ONNX_ARTIFACT
 
 
 def register_served_version(
-    name: str, model: Any, onnx_bytes: bytes, threshold: float, example: pd.DataFrame
+    name: str,
+    model: Any,
+    onnx_bytes: bytes,
+    threshold: float,
+    example: pd.DataFrame,
+    shap_dir: Path | None = None,
 ) -> registry.Version:
-    """Log `model` and its ONNX to a new run of the `name` experiment and register a version."""
+    """Log `model` and its ONNX to a new run of the `name` experiment and register a version;
+    `shap_dir` (the explain step's output) is logged as the run's `reports/shap`."""
     import mlflow
 
     with mlflow.start_run(experiment_id=registry.experiment_id(name)) as run:
@@ -25,6 +31,8 @@ def register_served_version(
             path = Path(tmp) / Path(ONNX_ARTIFACT).name
             path.write_bytes(onnx_bytes)
             mlflow.log_artifact(str(path), str(Path(ONNX_ARTIFACT).parent))
+        if shap_dir is not None:
+            mlflow.log_artifacts(str(shap_dir), "reports/shap")
     tags = {
         "threshold": repr(threshold),
         registry.ONNX_SHA256_TAG: registry.sha256_hex(onnx_bytes),

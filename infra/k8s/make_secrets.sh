@@ -9,6 +9,9 @@
 # goes to DIR/gateway-client.key (mode 600, also printed once), only its SHA-256 to
 # gateway-keys.json (the Secret gateway-keys; the format of serving/gateway/auth.py). Add keys
 # for more callers to that file, or delete both files to start over.
+# From postgres.env and promotion-lock.env it (re)writes promotion-lock-url.env: the URL of the
+# promotion lock that pipeline runs get as MLOPS_PROMOTION_LOCK (the Secret promotion-lock in
+# the kubeflow namespace, ../pipeline-runs), so it always follows the current password.
 # Every file written here is gitignored (secrets/.gitignore).
 set -euo pipefail
 
@@ -60,3 +63,20 @@ else
     say "wrote $keys (the hash) and $client_key (the key, shown once here; keep it secret):"
     say "  $key"
 fi
+
+# The promotion lock's URL for pipeline runs: role promotion_lock on MLflow's database.
+env_value() { sed -n "s/^$2=//p" "$1" | tail -n 1; }
+lock_password="$(env_value "$DIR/promotion-lock.env" PROMOTION_LOCK_PASSWORD)"
+database="$(env_value "$DIR/postgres.env" POSTGRES_DB)"
+[ -n "$lock_password" ] && [ -n "$database" ] || {
+    echo "make_secrets.sh: ERROR: PROMOTION_LOCK_PASSWORD (promotion-lock.env) or POSTGRES_DB" \
+        "(postgres.env) is empty" >&2
+    exit 1
+}
+url_file="$DIR/promotion-lock-url.env"
+tmp="$url_file.tmp.$$"
+trap 'rm -f "$tmp"' EXIT
+printf 'MLOPS_PROMOTION_LOCK=postgresql://promotion_lock:%s@postgres.mlops.svc.cluster.local:5432/%s\n' \
+    "$lock_password" "$database" >"$tmp"
+mv "$tmp" "$url_file"
+say "derived $url_file"

@@ -10,7 +10,9 @@ of the version that answered, logged and counted. Answers:
 - 502/503/504: a failure behind the gateway (Triton down, erroring or slow), with an error body.
 
 Routes: `GET /v2/health/live|ready` (no auth), `GET /v2`, `GET /v2/models/{m}[/versions/{v}]`,
-`GET .../ready`, `POST .../infer`. Triton's repository and admin APIs are not exposed.
+`GET .../ready`, `POST .../infer`, `POST .../explain` (the infer body; per row the score, the
+decision and the top-k SHAP attributions of the version that answered: `explain.py`). Triton's
+repository and admin APIs are not exposed.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from serving.gateway.auth import ANONYMOUS, KeysFileError, KeyStore
 from serving.gateway.contract import (
     Limits,
     ModelContract,
+    ParsedRequest,
     Rejected,
     encode_for_triton,
     parse_infer_request,
 )
 from serving.gateway.edge_log import EdgeLog, LogRecord
+from serving.gateway.explain import Explainers, explanations, parse_top_k
 from serving.gateway.metrics import GatewayMetrics
 from serving.gateway.upstream import Upstream, UpstreamUnavailable
 
@@ -70,6 +74,19 @@ class _Call:
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Prediction:
+    """A validated request, answered by Triton and decided."""
+
+    parsed: ParsedRequest
+    arrived: float
+    served: str
+    pairs: list[float]  # [n, 2] probabilities, flat
+    probabilities: list[float]
+    threshold: float
+    decisions: list[int]
+
+
 class Gateway:
     """The ASGI app (uvicorn runs it); `upstream`, `keys` and `edge_log` are its edges."""
 
@@ -82,8 +99,10 @@ class Gateway:
         metrics: GatewayMetrics,
         limits: Limits = Limits(),  # noqa: B008 - frozen, immutable default
         swap_grace_s: float = SWAP_GRACE_S,
+        explainers: Explainers | None = None,
     ) -> None:
         self.upstream, self.keys, self.edge_log = upstream, keys, edge_log
+        self.explainers = explainers if explainers is not None else Explainers()
         self.metrics, self.limits = metrics, limits
         self._keys_checked = time.monotonic()
         self._versions_seen: dict[tuple[str, str], float] = {}
@@ -135,6 +154,7 @@ class Gateway:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.upstream.close()
+                self.explainers.close()
                 if self.edge_log is not None:
                     self.edge_log.close()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -161,17 +181,18 @@ class Gateway:
             if len(rest) < 2 or not rest[1].isdigit():
                 raise Rejected(404, "route", f"no route {call.path}: versions are integers")
             version, rest = rest[1], rest[2:]
-        if len(rest) > 1 or (rest and rest[0] not in ("ready", "infer")):
+        if len(rest) > 1 or (rest and rest[0] not in ("ready", "infer", "explain")):
             raise Rejected(404, "route", f"no route {call.path}")
         action = rest[0] if rest else "metadata"
-        _allow(call, "POST" if action == "infer" else "GET")
+        _allow(call, "POST" if action in ("infer", "explain") else "GET")
         caller = self._authenticate(call, model)
         contract = await self._contract(call, model, version)
         if action == "metadata":
             return 200, {**contract.metadata, "versions": list(contract.versions)}
         if action == "ready":
             return 200, {"name": model, "ready": True}
-        return await self._infer(call, receive, contract, version, caller)
+        explain = action == "explain"
+        return await self._answer(call, receive, contract, version, caller, explain=explain)
 
     def _health(self, which: str) -> tuple[int, Any]:
         if which == "live":
@@ -221,14 +242,53 @@ class Gateway:
 
     # -- inference ----------------------------------------------------------------------------
 
-    async def _infer(
+    async def _answer(
         self,
         call: _Call,
         receive: Receive,
         contract: ModelContract,
         version: str | None,
         caller: str,
+        *,
+        explain: bool,
     ) -> tuple[int, Any]:
+        """`infer`, or `explain`: the same, plus per row the top-k attributions of the version
+        that answered. Logged only once answered in full."""
+        prediction = await self._predict(call, receive, contract, version)
+        response = _response(call, contract, prediction)
+        if explain:
+            parameters, response["explanations"] = await self._explanations(contract, prediction)
+            response["parameters"] |= parameters
+        self._log(call, contract, prediction, caller)
+        return 200, response
+
+    async def _explanations(
+        self, contract: ModelContract, prediction: _Prediction
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        parsed = prediction.parsed
+        top_k = parse_top_k(parsed.parameters, len(parsed.columns))
+        explainer = await self.explainers.get(contract.name, prediction.served)
+        values, base, features = await self.explainers.explain(
+            explainer, parsed.columns, contract.text_inputs
+        )
+        rows = explanations(
+            values,
+            base,
+            features,
+            parsed.columns,
+            prediction.probabilities,
+            prediction.decisions,
+            space=explainer.space,
+            top_k=top_k,
+            version=prediction.served,
+        )
+        kind = explainer.explainer.kind
+        return {"explainer": kind, "space": explainer.space, "top_k": top_k}, rows
+
+    async def _predict(
+        self, call: _Call, receive: Receive, contract: ModelContract, version: str | None
+    ) -> _Prediction:
+        """Validate, forward to Triton, decide at the threshold of the version that answered."""
         header_length = call.headers.get("inference-header-content-length")
         content_type = call.headers.get("content-type", "").split(";")[0].strip().lower()
         allowed = (_BINARY_TYPE, *_JSON_TYPES) if header_length is not None else _JSON_TYPES
@@ -252,7 +312,7 @@ class Gateway:
             raise _unavailable(f"Triton behind the gateway does not answer: {exc}") from None
         self.metrics.upstream_seconds.labels(contract.name).observe(answer.seconds)
         if answer.status != 200:
-            return _upstream_error(answer.status, answer.body)
+            raise _upstream_error(answer.status, answer.body)
         served, pairs = _read_answer(answer.body, answer.header_length, parsed.rows)
         probabilities = pairs[1::2]
         threshold = await self._threshold(contract.name, served, answered)
@@ -261,42 +321,32 @@ class Gateway:
             count = decisions.count(decision)
             if count:
                 self.metrics.decisions.labels(contract.name, served, str(decision)).inc(count)
-        latency_ms = (time.perf_counter() - call.started) * 1000.0
-        if self.edge_log is not None:
-            self.edge_log.offer(
-                LogRecord(
-                    request_id=call.request_id,
-                    timestamp=parsed.event_time.timestamp() if parsed.event_time else arrived,
-                    received=arrived,
-                    model=contract.name,
-                    version=served,
-                    columns=parsed.columns,
-                    text_inputs=contract.text_inputs,
-                    scores=probabilities,
-                    decisions=decisions,
-                    latency_ms=latency_ms,
-                    caller=caller,
-                )
-            )
         call.extra_headers.append((b"x-model-version", served.encode()))
-        rows = parsed.rows
-        response = {
-            "model_name": contract.name,
-            "model_version": served,
-            "id": parsed.client_id or call.request_id,
-            "parameters": {"request_id": call.request_id, "threshold": threshold},
-            "outputs": [
-                {
-                    "name": PROBABILITIES_OUTPUT,
-                    "datatype": "FP32",
-                    "shape": [rows, 2],
-                    "data": pairs,
-                },
-                {"name": "probability", "datatype": "FP32", "shape": [rows], "data": probabilities},
-                {"name": "decision", "datatype": "INT32", "shape": [rows], "data": decisions},
-            ],
-        }
-        return 200, response
+        return _Prediction(parsed, arrived, served, pairs, probabilities, threshold, decisions)
+
+    def _log(
+        self, call: _Call, contract: ModelContract, prediction: _Prediction, caller: str
+    ) -> None:
+        if self.edge_log is None:
+            return
+        parsed = prediction.parsed
+        self.edge_log.offer(
+            LogRecord(
+                request_id=call.request_id,
+                timestamp=parsed.event_time.timestamp()
+                if parsed.event_time
+                else prediction.arrived,
+                received=prediction.arrived,
+                model=contract.name,
+                version=prediction.served,
+                columns=parsed.columns,
+                text_inputs=contract.text_inputs,
+                scores=prediction.probabilities,
+                decisions=prediction.decisions,
+                latency_ms=(time.perf_counter() - call.started) * 1000.0,
+                caller=caller,
+            )
+        )
 
     async def _threshold(self, model: str, version: str, answered: float) -> float:
         """The decision threshold of the version that answered; 503 when it has none.
@@ -361,7 +411,37 @@ def _unavailable(message: str) -> Rejected:
     return Rejected(503, "upstream_unavailable", message)
 
 
-def _upstream_error(status: int, body: bytes) -> tuple[int, Any]:
+def _response(call: _Call, contract: ModelContract, prediction: _Prediction) -> dict[str, Any]:
+    rows = prediction.parsed.rows
+    return {
+        "model_name": contract.name,
+        "model_version": prediction.served,
+        "id": prediction.parsed.client_id or call.request_id,
+        "parameters": {"request_id": call.request_id, "threshold": prediction.threshold},
+        "outputs": [
+            {
+                "name": PROBABILITIES_OUTPUT,
+                "datatype": "FP32",
+                "shape": [rows, 2],
+                "data": prediction.pairs,
+            },
+            {
+                "name": "probability",
+                "datatype": "FP32",
+                "shape": [rows],
+                "data": prediction.probabilities,
+            },
+            {
+                "name": "decision",
+                "datatype": "INT32",
+                "shape": [rows],
+                "data": prediction.decisions,
+            },
+        ],
+    }
+
+
+def _upstream_error(status: int, body: bytes) -> Rejected:
     """Triton refused or failed a request the gateway had validated."""
     try:
         message = str(orjson.loads(body).get("error", ""))
@@ -369,8 +449,8 @@ def _upstream_error(status: int, body: bytes) -> tuple[int, Any]:
         message = body[:200].decode("utf-8", "replace")
     if 400 <= status < 500:
         # A rule the gateway does not know yet (e.g. a value the graph cannot take).
-        return 400, {"error": f"the model refused the request: {message}", "rule": "model"}
-    return 502, {"error": f"Triton failed the request (HTTP {status}): {message}"}
+        return Rejected(400, "model", f"the model refused the request: {message}")
+    return Rejected(502, "upstream_error", f"Triton failed the request (HTTP {status}): {message}")
 
 
 def _read_answer(body: bytes, header_length: int | None, rows: int) -> tuple[str, list[float]]:

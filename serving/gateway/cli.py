@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from configs.console import UserError, cli_parser, fail, setup_logging
+from configs.cli import UserError, cli_parser, fail, setup_logging
 from serving.background import BackgroundProcess
 from serving.gateway.auth import KeysFileError, KeyStore, add_key
 from serving.gateway.contract import Limits

@@ -121,6 +121,7 @@ class ParsedRequest:
     rows: int
     client_id: str | None = None
     event_time: datetime | None = None  # parameters.event_time: when the rows happened
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # the request's, as sent
 
 
 def parse_infer_request(
@@ -219,7 +220,8 @@ def parse_infer_request(
     if missing:
         raise Rejected(400, "missing_input", f"missing input(s) of {contract.name}: {missing}")
     ordered = {spec.name: columns[spec.name] for spec in contract.inputs}
-    return ParsedRequest(ordered, int(rows or 0), client_id, event_time)
+    parameters = request.get("parameters") or {}  # an object: _event_time checked it
+    return ParsedRequest(ordered, int(rows or 0), client_id, event_time, parameters)
 
 
 def _split_binary(body: bytes, header_length: str | None) -> tuple[bytes, bytes | None]:

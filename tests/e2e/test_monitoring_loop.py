@@ -114,7 +114,7 @@ def run_monitor_and_kpis(world) -> list[monitor.WindowReport]:
     coverage.write_text(COVERAGE_XML)
     report = kpi.build_report([str(world.config_path)], coverage)
     kpi.write_report(report)
-    kpi.push(world.pushgateway, "kpi", kpi.samples(report), {})
+    kpi.push(world.pushgateway, "kpi", kpi.samples(report), {}, kpi.KPI_METRICS)
     return reports
 
 

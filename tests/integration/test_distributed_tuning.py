@@ -22,9 +22,9 @@ import yaml
 
 from configs import load_config
 from models.tune import tune_model
-from pipelines import steps
 from pipelines.inprocess import FileArtifact
-from pipelines.steps import tuning_inputs
+from pipelines.steps.data import split_step, validate_step
+from pipelines.steps.tune import tune_step, tuning_inputs
 from pipelines.tune_distributed import (
     main,
     pipeline_frames,
@@ -34,7 +34,7 @@ from pipelines.tune_distributed import (
     usable_workers,
 )
 from tests import postgres
-from tests.conftest import write_config
+from tests.conftest import load_as_configured, write_config
 
 postgres_url = postgres.postgres_url  # a private PostgreSQL server for this module
 
@@ -113,10 +113,10 @@ def test_pipeline_tune_stage_resumes_the_distributed_study(
     a = {n: FileArtifact(str(tmp_path / n)) for n in ("raw", "clean", "q", "report", "train",
                                                       "valid", "test", "best")}  # fmt: skip
     config_yaml = config.model_dump_json(exclude_defaults=True)  # as the pipeline passes it
-    run_id = steps.load_step(config_yaml, "", "distributed-test", a["raw"])
-    steps.validate_step(config_yaml, run_id, a["raw"], a["clean"], a["q"], a["report"])
-    steps.split_step(config_yaml, run_id, a["clean"], a["train"], a["valid"], a["test"])
-    steps.tune_step(config_yaml, run_id, postgres_url, a["train"], a["valid"], a["best"])
+    run_id = load_as_configured(config_yaml, "distributed-test", a["raw"])
+    validate_step(config_yaml, run_id, a["raw"], a["clean"], a["q"], a["report"])
+    split_step(config_yaml, run_id, a["clean"], a["train"], a["valid"], a["test"])
+    tune_step(config_yaml, run_id, postgres_url, a["train"], a["valid"], a["best"])
     tune_worker_step(config_yaml, postgres_url, a["train"], a["valid"], worker=1)
 
     best = json.loads(Path(a["best"].path).read_text())

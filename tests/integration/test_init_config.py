@@ -14,9 +14,10 @@ import yaml
 from sklearn.datasets import load_breast_cancer
 
 from configs import load_config
-from configs.init_config import main
-from pipelines import steps
+from features.init_config import main
 from pipelines.inprocess import FileArtifact
+from pipelines.steps.data import split_step, validate_step
+from tests.conftest import load_as_configured
 
 pytestmark = pytest.mark.integration
 
@@ -119,11 +120,11 @@ def test_the_pipeline_accepts_the_config_on_its_own_data(generated, tracking, tm
     config_yaml = path.read_text()
     a = {k: FileArtifact(str(tmp_path / k)) for k in ("raw", "clean", "quar", "report", "tr")}
     a |= {k: FileArtifact(str(tmp_path / k)) for k in ("valid", "test")}
-    run_id = steps.load_step(config_yaml, "", f"init-config-{name}", a["raw"])
-    steps.validate_step(config_yaml, run_id, a["raw"], a["clean"], a["quar"], a["report"])
+    run_id = load_as_configured(config_yaml, f"init-config-{name}", a["raw"])
+    validate_step(config_yaml, run_id, a["raw"], a["clean"], a["quar"], a["report"])
     assert "PASSED" in (tmp_path / "report").read_text()
     assert a["clean"].metadata["rows"] == rows  # nothing quarantined, no row dropped
-    steps.split_step(config_yaml, run_id, a["clean"], a["tr"], a["valid"], a["test"])
+    split_step(config_yaml, run_id, a["clean"], a["tr"], a["valid"], a["test"])
     sizes = [a[k].metadata["rows"] for k in ("tr", "valid", "test")]
     assert sum(sizes) == rows and min(sizes) > 0
     low, high = load_config(path).contract.target_rate

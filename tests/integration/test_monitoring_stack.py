@@ -64,6 +64,16 @@ def monitor_samples(now: float) -> list[tuple[str, dict[str, str], float]]:
         elif name == "mlops_model_quality_vs_baseline_pct":
             samples.append((name, {"metric": "pr_auc", "primary": "true"}, 30.6))
             samples.append((name, {"metric": "roc_auc", "primary": "false"}, -1.5))
+        elif name == "mlops_model_quality_interval":
+            for model, bounds in (("champion", (0.7, 0.9)), ("baseline", (0.5, 0.7))):
+                for bound, value in zip(("low", "high"), bounds, strict=True):
+                    samples.append((name, {"metric": "pr_auc", "model": model, "bound": bound},
+                                    value))  # fmt: skip
+        elif name == "mlops_model_quality_gain":  # the whole interval below 0: the alert's case
+            for bound, value in (("estimate", -0.05), ("low", -0.08), ("high", -0.02)):
+                samples.append((name, {"metric": "pr_auc", "bound": bound}, value))
+        elif name in ("mlops_window_positives", "mlops_quality_evidence_sufficient"):
+            samples.append((name, {}, {"mlops_window_positives": 120}.get(name, 1)))
         elif name.endswith("_timestamp_seconds"):
             samples.append((name, {}, now))
         else:
@@ -200,6 +210,13 @@ def test_pushed_metrics_are_scraped_and_queryable(monitoring_stack):
     now = time.time()
     push(server.pushgateway_url, "job/monitor/project/fraud", exposition(monitor_samples(now), {}))
     push(server.pushgateway_url, "job/kpi", exposition(kpi_samples(), {}))
+    # a project whose window is far below the baseline on 12 positives: not evidence
+    few = [
+        ("mlops_model_quality_gain", {"metric": "f1", "bound": "high"}, -0.3),
+        ("mlops_window_positives", {}, 12),
+        ("mlops_quality_evidence_sufficient", {}, 0),
+    ]
+    push(server.pushgateway_url, "job/monitor/project/churn", exposition(few, {}))
     # what `serving.deploy --pushgateway` pushes after verifying a version's bytes
     push_verification(server.pushgateway_url, "fraud", "fraud-classifier", "3", failed=False)
     targets = wait_for_targets(server.prometheus_url, ("prometheus", "pushgateway"), timeout_s=15)
@@ -227,6 +244,13 @@ def test_alert_rules_are_loaded_and_evaluated(monitoring_stack):
         server.prometheus_url, 'ALERTS{alertname="DataDriftDetected"}', timeout_s=10
     )
     assert alert["metric"]["project"] == "fraud" and alert["metric"]["alertstate"] == "pending"
+    # Below the baseline with evidence (fraud) is pending; on 12 positives (churn) it is not.
+    wait_for_query(server.prometheus_url, 'mlops_window_positives{project="churn"}', timeout_s=10)
+    time.sleep(2)  # rules evaluate every 1s here: at least one evaluation saw churn's window
+    (quality,) = wait_for_query(
+        server.prometheus_url, 'ALERTS{alertname="ModelQualityBelowBaseline"}', timeout_s=10
+    )
+    assert quality["metric"]["project"] == "fraud" and quality["metric"]["metric"] == "pr_auc"
     body = requests.get(f"{server.prometheus_url}/api/v1/rules", timeout=5).json()
     names = {rule["name"] for group in body["data"]["groups"] for rule in group["rules"]}
     assert {"DataDriftDetected", "TritonErrorRateHigh", "MonitorStale"} <= names

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import mlflow
 import optuna
@@ -28,24 +29,25 @@ def workdir(tmp_path_factory, tracking):
         **settings,
         gate={"min_gain_over_baseline": -1.0, "min_slice_metric": 0.0},
     )
-    # The second run gates with the settings configs/fraud.yaml ships, not relaxed margins.
-    shipped = write_config(path / "shipped.yaml", **settings, gate=SHIPPED_GATE.model_dump())
-    return path, config, shipped
+    return path, config
 
 
 @pytest.fixture(scope="module")
 def two_runs(workdir):
-    path, config, shipped = workdir
+    path, config = workdir
     cwd = os.getcwd()
     os.chdir(path)
     try:
-        summaries = []
-        for name, project in (("first", config), ("second", shipped)):
-            assert run_local.main(["--project", str(project), "--reports", f"reports/{name}"]) == 0
-            summaries.append(json.loads((path / "reports" / name / "run_summary.json").read_text()))
+        first = run_local.main(["--project", str(config), "--reports", "reports/first"])
+        assert first == 0  # the CLI, then the same run from Python:
+        # the second run gates with the settings configs/fraud.yaml ships, not relaxed margins
+        shipped = {"gate": SHIPPED_GATE.model_dump(mode="json")}
+        second = run_local.run(config, shipped, reports=Path("reports/second"))
     finally:
         os.chdir(cwd)
-    return summaries
+    assert second.path == Path("reports/second/run_summary.json")
+    assert second.data == json.loads((path / second.path).read_text())
+    return [json.loads((path / "reports/first/run_summary.json").read_text()), second.data]
 
 
 def test_run_summary_contract(two_runs, workdir, capsys):

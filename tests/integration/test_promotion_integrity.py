@@ -60,6 +60,44 @@ def test_concurrent_promotions_on_postgresql_exactly_one_wins(tracking_uri, post
     engine.dispose()
 
 
+ROLE_SCRIPT = REPO / "infra" / "k8s" / "base" / "postgres-init" / "promotion-lock-role.sh"
+
+
+def test_the_clusters_lock_role_takes_the_lock_and_reads_nothing(postgres_url, tmp_path,  # noqa: F811
+                                                                 monkeypatch):  # fmt: skip
+    """The script the cluster's postgres runs at init (and by hand on an older database) makes
+    a role that can hold the promotion lock pipeline runs take through MLOPS_PROMOTION_LOCK,
+    and that can neither read MLflow's tables nor create any; a rerun is harmless."""
+    url = sa.engine.make_url(postgres_url)
+    (password := tmp_path / "password").write_text("lock-pass")
+    env = {**os.environ, "PGHOST": url.host, "PGPORT": str(url.port),
+           "POSTGRES_USER": url.username, "POSTGRES_DB": url.database,
+           "PROMOTION_LOCK_PASSWORD_FILE": str(password)}  # fmt: skip
+    for _ in range(2):
+        done = subprocess.run(["bash", str(ROLE_SCRIPT)], env=env, capture_output=True,
+                              text=True, timeout=60, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    admin = sa.create_engine(postgres_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS public.registry_rows (x int)"))
+    lock_url = url.set(username="promotion_lock", password="lock-pass")
+    monkeypatch.setenv(registry.LOCK_ENV, lock_url.render_as_string(hide_password=False))
+    holders = sa.text("SELECT a.usename FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                      "WHERE l.locktype = 'advisory'")  # fmt: skip
+    with registry.promotion_lock("role-test"), admin.connect() as conn:
+        assert conn.execute(holders).scalars().all() == ["promotion_lock"]
+    locker = sa.create_engine(lock_url)
+    for statement in ("SELECT * FROM public.registry_rows", "CREATE TABLE public.t (x int)"):
+        with locker.connect() as conn, pytest.raises(sa.exc.ProgrammingError, match="permission"):
+            conn.execute(sa.text(statement))
+    locker.dispose()
+    admin.dispose()
+    password.write_text("")
+    done = subprocess.run(["bash", str(ROLE_SCRIPT)], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 1 and "no password in" in done.stderr
+
+
 KILLED_MOVE = """
 import os, signal, sys
 import mlflow

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from configs.console import LOG_LEVEL_ENV, UserError
+from configs.cli import LOG_LEVEL_ENV, UserError
 from pipelines.audit import PACKAGES
 from tests.conftest import REPO, write_config
 
@@ -19,12 +19,14 @@ from tests.conftest import REPO, write_config
 STANDALONE = ("serving.triton_probe",)
 CLI_MODULES = (
     "benchmarks.bench_edge",
+    "benchmarks.bench_explain",
     "benchmarks.bench_monitor",
     "benchmarks.bench_pipeline",
+    "benchmarks.bench_quality",
     "benchmarks.bench_serve",
     "benchmarks.bench_tune",
     "benchmarks.gpu_check",
-    "configs.init_config",
+    "features.init_config",
     "configs.reference",
     "monitoring.kpi",
     "monitoring.loop",
@@ -176,7 +178,7 @@ def test_a_failing_step_records_its_next_step_for_the_runner(tracking):
     import mlflow
 
     from configs import load_config
-    from pipelines.steps import stage
+    from pipelines.steps.edge import stage
     from pipelines.training import config_parameter
 
     run = mlflow.MlflowClient().create_run(mlflow.create_experiment("cli-hint"))

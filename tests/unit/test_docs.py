@@ -122,7 +122,7 @@ def test_the_prerequisites_match_the_packages() -> None:
 
 
 def test_the_default_study_location_is_the_one_the_docs_name() -> None:
-    from pipelines.steps import default_study_storage
+    from pipelines.steps.tune import default_study_storage
 
     workdir = re.findall(r"^WORKDIR (\S+)", (ROOT / "Dockerfile").read_text(), re.M)[-1]
     assert default_study_storage(Path(workdir)) == f"sqlite:///{workdir}/mlruns/optuna.db"

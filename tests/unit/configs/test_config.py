@@ -291,6 +291,15 @@ def test_a_fixed_parameter_beside_a_varying_one_is_allowed() -> None:
 def test_slice_naming_unknown_column(tmp_path: Path, fraud_raw) -> None:
     message = config_error(tmp_path, with_changes(fraud_raw, slices=["channel", "planet"]))
     assert "slices names unknown column(s) ['planet']" in message
+
+
+def test_sensitive_attributes_are_known_columns_and_evaluated_once(tmp_path, fraud_raw) -> None:
+    raw = with_changes(fraud_raw, card={"sensitive_attributes": ["age"]})
+    message = config_error(tmp_path, raw)
+    assert "card.sensitive_attributes names unknown column(s) ['age']" in message
+    config = load_config(write_config(tmp_path, with_changes(
+        fraud_raw, slices=["channel"], card={"sensitive_attributes": ["channel"]})))  # fmt: skip
+    assert config.evaluated_slices == ("channel",)
     assert "known:" in message and "'channel'" in message.split("known:")[1]
 
 

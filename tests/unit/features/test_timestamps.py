@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from configs import ConfigError, load_config
-from configs.init_config import main as init_config
 from features.contract import clean_rows
+from features.init_config import main as init_config
 from features.profile import ProfileError, profile_table
 from features.split import split_data
 from features.timestamps import TimeColumnError, detect_time_unit, parse_times

@@ -137,7 +137,7 @@ def test_compile_names_the_image_it_is_given(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert components.load_component_from_file(str(output)).name == "tabular-training"
-    spec = yaml.safe_load(output.read_text())
+    spec = next(yaml.safe_load_all(output.read_text()))  # then the Kubernetes settings
     executors = dict(spec["deploymentSpec"]["executors"])
     # The one container component serves a winner in the production Triton image.
     triton = executors.pop("exec-validate-in-production-triton")

@@ -6,6 +6,7 @@ generated Secrets."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -69,6 +70,7 @@ def test_platform_kustomizations_reference_nothing_remote():
     for path in [
         *K8S.glob("base/**/kustomization.yaml"),
         *K8S.glob("overlays/*/kustomization.yaml"),
+        K8S / "pipeline-runs" / "kustomization.yaml",
     ]:
         spec = yaml.safe_load(path.read_text())
         for entry in spec.get("resources", []) + spec.get("components", []):
@@ -112,9 +114,11 @@ def test_make_secrets_writes_random_private_env_files_once(tmp_path):
         return done.stderr
 
     output = run()
-    assert output.count("wrote") == 4
+    assert output.count("wrote") == 5 and output.count("derived") == 1
     first = {p.name: p.read_text() for p in secrets.glob("*.env")}
-    assert sorted(first) == ["grafana.env", "minio.env", "postgres.env"]
+    assert sorted(first) == ["grafana.env", "minio.env", "postgres.env", "promotion-lock-url.env",
+                             "promotion-lock.env"]  # fmt: skip
+    derived = first.pop("promotion-lock-url.env")
     passwords = []
     for name, text in first.items():
         assert "=CHANGE_ME" not in text
@@ -127,7 +131,12 @@ def test_make_secrets_writes_random_private_env_files_once(tmp_path):
                 passwords.append(value)
             else:
                 assert got == want
-    assert len(set(passwords)) == len(passwords) == 3
+    assert len(set(passwords)) == len(passwords) == 4
+    # The lock's URL for pipeline runs: the lock role's password, MLflow's database.
+    lock_password = first["promotion-lock.env"].strip().rsplit("=", 1)[1]
+    assert derived == (f"MLOPS_PROMOTION_LOCK=postgresql://promotion_lock:{lock_password}"
+                       "@postgres.mlops.svc.cluster.local:5432/mlflow\n")  # fmt: skip
+    assert stat.S_IMODE((secrets / "promotion-lock-url.env").stat().st_mode) == 0o600
     # The gateway's key: the key in a private file (and shown once), only its hash in the
     # Secret's keys file, in the format the gateway reads.
     key = (secrets / "gateway-client.key").read_text().strip()
@@ -143,9 +152,42 @@ def test_make_secrets_writes_random_private_env_files_once(tmp_path):
     assert json.loads(keys_text)["keys"][0]["sha256"] == hashlib.sha256(key.encode()).hexdigest()
 
     again = run()
-    assert again.count("kept") == 4 and key not in again  # idempotent: never overwrites
-    assert {p.name: p.read_text() for p in secrets.glob("*.env")} == first
+    assert again.count("kept") == 5 and key not in again  # idempotent: never overwrites
+    assert {p.name: p.read_text() for p in secrets.glob("*.env")} == {
+        **first, "promotion-lock-url.env": derived}  # fmt: skip
     assert (secrets / "gateway-keys.json").read_text() == keys_text
+
+
+def test_pipeline_runs_get_the_promotion_lock_the_compiled_pipeline_reads(kubectl, k8s_copy):
+    """The Secret the deploy steps read as MLOPS_PROMOTION_LOCK exists, under that name, in the
+    namespace Kubeflow runs them in, and names the lock role the postgres pod creates."""
+    from models.registry import LOCK_ENV
+    from pipelines.training import PROMOTION_LOCK_SECRET
+
+    done = kustomize(kubectl, k8s_copy / "pipeline-runs")
+    assert done.returncode == 0, done.stderr
+    (secret,) = [o for o in yaml.safe_load_all(done.stdout) if o]
+    assert (secret["kind"], secret["metadata"]["name"], secret["metadata"]["namespace"]) == (
+        "Secret", PROMOTION_LOCK_SECRET, "kubeflow")  # fmt: skip
+    url = base64.b64decode(secret["data"][LOCK_ENV]).decode()
+    assert re.fullmatch(r"postgresql://promotion_lock:[0-9a-f]{48}"
+                        r"@postgres\.mlops\.svc\.cluster\.local:5432/mlflow", url)  # fmt: skip
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_postgres_creates_the_lock_role_at_init(rendered, overlay):
+    out = rendered[overlay]
+    pod = pod_spec(out.get("StatefulSet", "postgres"))
+    (container,) = pod["containers"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    init = volumes[mounts["/docker-entrypoint-initdb.d"]]["configMap"]
+    assert init["defaultMode"] == 0o555  # executed: the script keeps its own shell options
+    script = out.get("ConfigMap", "postgres-init")["data"]["promotion-lock-role.sh"]
+    assert "/run/secrets/promotion-lock/PROMOTION_LOCK_PASSWORD" in script
+    role = volumes[mounts["/run/secrets/promotion-lock"]]["secret"]["secretName"]
+    assert "PROMOTION_LOCK_PASSWORD" in out.get("Secret", "promotion-lock-role")["data"]
+    assert role == out.get("Secret", "promotion-lock-role")["metadata"]["name"]
 
 
 def test_credentials_are_never_committed():
@@ -461,8 +503,9 @@ def test_every_secret_and_configmap_reference_resolves(rendered, overlay):
     # Hashed names (pods roll when a password changes), except the API keys, which the gateway
     # reloads in place (and which kustomize could not rename inside the InferenceService).
     for secret in (o for o in out.objects if o["kind"] == "Secret"):
-        assert re.fullmatch(r"(postgres-credentials|minio-credentials|grafana-admin)-\w+"
-                            r"|gateway-keys", secret["metadata"]["name"])  # fmt: skip
+        assert re.fullmatch(r"(postgres-credentials|minio-credentials|grafana-admin"
+                            r"|promotion-lock-role)-\w+|gateway-keys",
+                            secret["metadata"]["name"])  # fmt: skip
 
 
 # --- network policies -------------------------------------------------------------------------
@@ -519,8 +562,9 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered, overlay)
     assert not _allowed(policies, "inference", "postgres", 5432)
     assert not _allowed(policies, "grafana", "mlflow", 5000)
     assert not _allowed(policies, "grafana", "inference", 8003)
-    # Pipeline runs (namespace kubeflow) reach MLflow and the Pushgateway.
-    for target, port in (("mlflow", 5000), ("pushgateway", 9091)):
+    # Pipeline runs (namespace kubeflow) reach MLflow, the Pushgateway and PostgreSQL (the
+    # promotion lock, as a role that reads no table).
+    for target, port in (("mlflow", 5000), ("pushgateway", 9091), ("postgres", 5432)):
         policy = rendered[overlay].get("NetworkPolicy", target)
         assert any(
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}}}

@@ -59,3 +59,33 @@ def test_slice_metrics_reports_each_value_and_skips_small_slices():
     by_value = {r["value"]: r for r in rows}
     assert set(by_value) == {"a", "b"}
     assert by_value["a"]["recall"] > by_value["b"]["recall"]
+
+
+def test_error_rates_cost_table_and_curves_agree_with_counting():
+    from models.evaluate import cost_table, curves
+
+    y = np.array([0, 0, 0, 1, 1, 0, 1, 0])
+    p = np.array([0.1, 0.4, 0.6, 0.7, 0.3, 0.8, 0.9, 0.2])
+    m = classification_metrics(y, p, 0.5)
+    assert (m["fpr"], m["fnr"]) == (2 / 5, 1 / 3)
+    table = cost_table(y, p, threshold=0.5, false_positive=1.0, false_negative=10.0)
+    assert [(r["fp"], r["fn"], r["cost"]) for r in table[:2]] == [(2, 1, 12.0), (2, 1, 12.0)]
+    brute = min(
+        ((p >= t) & (y == 0)).sum() * 1.0 + ((p < t) & (y == 1)).sum() * 10.0
+        for t in [*p, 0.5, np.inf]
+    )
+    assert table[2]["cost"] == brute == 3.0  # every positive caught at 0.3: 3 false positives
+    bins = curves(y, p, bins=5)["calibration"]
+    assert sum(b["rows"] for b in bins) == len(y)
+    assert all(b["low"] <= b["mean_score"] <= b["high"] for b in bins)
+
+
+def test_a_many_valued_number_is_sliced_by_quantile_bins():
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"age": rng.integers(18, 90, 2000), "flag": rng.integers(0, 2, 2000)})
+    y, p = rng.integers(0, 2, 2000), rng.random(2000)
+    rows = slice_metrics(frame, y, p, ["age", "flag"], 0.5, 100)
+    ages = [r for r in rows if r["slice"] == "age"]
+    assert len(ages) == 4 and sum(r["rows"] for r in ages) == 2000
+    assert all(str(r["value"]).startswith("(") for r in ages)  # interval labels
+    assert sorted(r["value"] for r in rows if r["slice"] == "flag") == ["0", "1"]

@@ -5,7 +5,6 @@ import pytest
 
 from features.split import model_inputs
 from models.explain import explain_model, group_by_raw_feature
-from models.model_card import render_model_card
 from tests.unit.conftest import fit_pipeline
 
 
@@ -90,43 +89,21 @@ def test_tree_explanation_ranks_a_fraud_signal_first(
     assert result.importance["mean_abs_shap"].iloc[0] > 0
 
 
-def test_model_card_has_every_section():
-    iv = {"value": 0.8, "low": 0.7, "high": 0.9}
-    card = render_model_card(
-        project="p",
-        description="d",
-        model_name="p-classifier",
-        version="3",
-        family="gbdt",
-        params={"max_iter": 10},
-        lineage={"dataset_sha256": "abc"},
-        metrics={"roc_auc": 0.9},
-        primary={
-            "metric": "pr_auc",
-            "confidence": 0.95,
-            "intervals": {"challenger": iv, "baseline": iv},
-        },
-        slices=[
-            {
-                "slice": "channel",
-                "value": "pos",
-                "rows": 10,
-                "positives": 2,
-                "pr_auc": 0.5,
-                "recall": 0.5,
-            }
-        ],
-        top_features=[{"feature": "amount", "mean_abs_shap": 0.3}],
-        decision={"promote": False, "reasons": ["challenger does not beat champion"]},
-    )
-    for section in (
-        "# Model card: p-classifier v3",
-        "## Data and lineage",
-        "## Slices",
-        "## Most important features",
-        "## Gate decision",
-        "## Known limits",
-    ):
-        assert section in card
-    assert "| challenger | 0.8000 | 0.7000 – 0.9000 |" in card
-    assert "Gate passed:** no" in card
+@pytest.mark.parametrize(("family", "space"), [("gbdt", "log_odds"), ("mlp", "probability")])
+def test_a_rows_attributions_add_up_in_their_space_whatever_is_explained_with_it(
+    family, space, fraud_config, fraud_splits, gbdt_model
+):
+    from models.explain import build_row_explainer
+
+    train, _, test = fraud_splits
+    model = gbdt_model if family == "gbdt" else fit_pipeline(fraud_config, train, "mlp",
+                                                             FITTED_PARAMS["mlp"])  # fmt: skip
+    rows = model_inputs(test.head(6), fraud_config)
+    explainer = build_row_explainer(model, family, model_inputs(train.head(30), fraud_config), 3)
+    assert explainer.space == space
+    values, base = explainer.explain(rows)
+    alone, _ = explainer.explain(rows.iloc[[4]])
+    np.testing.assert_allclose(alone.iloc[0], values.iloc[4], atol=1e-12)  # per row, same seed
+    total = base + values.sum(axis=1).to_numpy()
+    p = model.predict_proba(rows)[:, 1]
+    np.testing.assert_allclose(total, np.log(p / (1 - p)) if space == "log_odds" else p, atol=1e-6)

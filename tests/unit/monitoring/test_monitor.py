@@ -6,14 +6,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from configs import load_config
+from configs import load_config, override
 from monitoring import kpi
 from monitoring.contract import MONITOR_METRICS
 from monitoring.loop import LoopError, firing_alerts, retrain_config, retrain_dataset
-from monitoring.monitor import MonitorError, WindowReport, _Version, assess, run_monitor, samples
+from monitoring.monitor import (
+    INSUFFICIENT,
+    SUFFICIENT,
+    MonitorError,
+    WindowReport,
+    _Version,
+    assess,
+    quality_evidence,
+    resampled_scores,
+    run_monitor,
+    samples,
+)
 from monitoring.monitor import windows as cut_windows
-from monitoring.pushgateway import PushError, Sample, exposition, push
 from serving.inference_log import label_frame, prediction_frame, write_labels, write_predictions
+from serving.pushgateway import PushError, Sample, exposition, push
 from tests.conftest import write_config
 
 
@@ -75,6 +86,10 @@ def test_assess_finds_drift_missing_values_and_unseen_categories(config):
     assert result["labelled_rows"] == 250
     assert set(result["quality"]) == {"champion"} and result["vs_baseline_pct"] == {}
     assert 0 < result["quality"]["champion"]["pr_auc"] <= 1
+    evidence = result["evidence"]  # no baseline: the champion's own interval, no gain
+    assert evidence["positives"] == result["quality"]["champion"]["positives"] > 30
+    assert evidence["state"] == SUFFICIENT and "gain" not in evidence
+    assert evidence["champion"]["low"] <= evidence["champion"]["value"]
 
 
 def test_same_distribution_is_not_drift(config):
@@ -97,6 +112,101 @@ def test_gauges_follow_the_contract(config):
     assert text.count("# TYPE mlops_feature_drift_score gauge") == 1
 
 
+def scored_window(n: int, positives: int, seed: int = 0):
+    """Labels with `positives` ones; a champion that ranks them well and a noisy baseline."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros(n, int)
+    y[rng.choice(n, positives, replace=False)] = 1
+    good = np.clip(0.6 * y + 0.5 * rng.random(n), 0, 1)
+    noisy = np.clip(0.2 * y + 0.8 * rng.random(n), 0, 1)
+    return y, good, noisy
+
+
+def as_scored(**scores: np.ndarray) -> dict:
+    return {model: (p, (p >= 0.5).astype(int)) for model, p in scores.items()}
+
+
+def evidence_exposition(evidence: dict, rows: int) -> str:
+    """What the monitor pushes for a labelled window with this evidence (no drift measured)."""
+    report = WindowReport(project="mon", model="mon-classifier", version="1",
+                          start="2026-07-01T00:00:00+00:00", end="2026-07-02T00:00:00+00:00",
+                          rows=rows, labelled_rows=rows,
+                          drift={"drift_share": 0.0, "dataset_drift": False, "columns": []},
+                          prediction_drift={"score": 0.0}, missing_values={},
+                          unseen_categories={}, evidence=evidence)  # fmt: skip
+    return exposition(samples(report, "pr_auc"), MONITOR_METRICS)
+
+
+def test_quality_evidence_is_paired_and_names_its_positives(config):
+    y, good, noisy = scored_window(400, 12)
+    few = quality_evidence(y, as_scored(champion=noisy, baseline=good), config)
+    assert few["positives"] == 12 and few["min_positives"] == 30
+    assert few["state"] == INSUFFICIENT  # however far below the point estimate lies
+    assert few["gain"]["value"] < 0
+    assert few["bootstrap_samples"] == config.evaluation.bootstrap_samples
+    assert few == quality_evidence(y, as_scored(champion=noisy, baseline=good), config)  # seeded
+    for part in ("champion", "baseline", "gain"):
+        assert few[part]["low"] <= few[part]["value"] <= few[part]["high"], part
+    # Paired: the same model on both sides differs by exactly 0 on every resample.
+    same = quality_evidence(y, as_scored(champion=noisy, baseline=noisy), config)
+    assert same["gain"] == {"value": 0.0, "low": 0.0, "high": 0.0}
+    assert same["champion"]["high"] - same["champion"]["low"] > 0.01  # its own interval is not
+
+    y, good, noisy = scored_window(2000, 200, seed=1)
+    strong = quality_evidence(y, as_scored(champion=noisy, baseline=good), config)
+    assert strong["state"] == SUFFICIENT and strong["gain"]["high"] < 0
+    width = {e["positives"]: e["gain"]["high"] - e["gain"]["low"] for e in (few, strong)}
+    assert width[200] < width[12]  # more positives, narrower interval
+
+    f1 = config.model_copy(update={"evaluation": config.evaluation.model_copy(
+        update={"primary_metric": "f1"})})  # fmt: skip
+    on_decisions = quality_evidence(y, as_scored(champion=noisy, baseline=good), f1)
+    assert on_decisions["metric"] == "f1" and on_decisions["gain"]["high"] < 0
+
+
+@pytest.mark.parametrize("metric", ["pr_auc", "roc_auc", "f1"])
+def test_resampled_scores_are_the_gates_bootstrap_scores(metric):
+    """Counting draws gives sklearn's numbers on every resample: tied scores, and resamples
+    of 60 rows with 3 positives that hold one class only (NaN in both)."""
+    from models.evaluate import bootstrap_indices, bootstrap_scores
+
+    y, good, _ = scored_window(60, 3)
+    values = np.round(good, 1) if metric != "f1" else (good >= 0.7).astype(int)  # ties
+    indices = bootstrap_indices(len(y), 200, 42)
+    expected = bootstrap_scores(metric, y, values, indices)
+    assert np.isnan(expected).sum() > 0
+    np.testing.assert_allclose(resampled_scores(metric, y, values, indices), expected, atol=1e-12)
+    with pytest.raises(ValueError, match="unknown metric 'brier'"):
+        resampled_scores("brier", y, values, indices)
+
+
+def test_a_window_without_positives_has_no_interval_and_pushes_none(config):
+    y = np.zeros(300, int)
+    rng = np.random.default_rng(0)
+    evidence = quality_evidence(y, as_scored(champion=rng.random(300)), config)
+    assert evidence["positives"] == 0 and evidence["state"] == INSUFFICIENT
+    assert all(math.isnan(evidence["champion"][k]) for k in ("value", "low", "high"))
+    text = evidence_exposition(evidence, rows=300)
+    assert "mlops_window_positives{} 0.0" in text
+    assert "mlops_quality_evidence_sufficient{} 0.0" in text
+    assert "mlops_model_quality_interval" not in text  # NaN bounds: no data, not zero
+
+
+def test_evidence_gauges_follow_the_contract(config):
+    y, good, noisy = scored_window(1000, 100)
+    evidence = quality_evidence(y, as_scored(champion=good, baseline=noisy), config)
+    text = evidence_exposition(evidence, rows=1000)
+    assert "mlops_window_positives{} 100.0" in text
+    assert "mlops_quality_evidence_sufficient{} 1.0" in text
+    for bound in ("estimate", "low", "high"):
+        assert f'mlops_model_quality_gain{{bound="{bound}",metric="pr_auc"}}' in text
+    for model in ("champion", "baseline"):
+        for bound in ("low", "high"):
+            labels = f'bound="{bound}",metric="pr_auc",model="{model}"'
+            assert f"mlops_model_quality_interval{{{labels}}}" in text
+    assert evidence["gain"]["low"] > 0  # a clearly better champion
+
+
 def test_exposition_refuses_names_and_labels_outside_the_contract():
     with pytest.raises(ValueError, match="'mlops_typo' is not in the contract"):
         exposition([Sample("mlops_typo", 1.0)], MONITOR_METRICS)
@@ -111,7 +221,7 @@ def test_exposition_refuses_names_and_labels_outside_the_contract():
 
 def test_push_to_an_unreachable_gateway_names_the_url():
     with pytest.raises(PushError, match=r"http://127.0.0.1:9/metrics/job/monitor/project/x"):
-        push("http://127.0.0.1:9", "monitor", [], {"project": "x"})
+        push("http://127.0.0.1:9", "monitor", [], {"project": "x"}, MONITOR_METRICS)
 
 
 def test_loop_alert_check_needs_prometheus():
@@ -130,22 +240,61 @@ def write_log(config, root, rows: pd.DataFrame, labelled: int) -> None:
     write_labels(root, config.model_name, label_frame(ids, rows["label"].iloc[:labelled]))
 
 
+def _policy(config, policy: str, **keys):
+    return override(config, {"monitoring.retrain_data": policy,
+                             "monitoring.retrain_lookback_days": 2, **keys})  # fmt: skip
+
+
 def test_retrain_dataset_is_the_recent_labelled_rows_in_the_config_layout(config, tmp_path):
     write_log(config, tmp_path, frame(config, 100), labelled=80)
-    data = retrain_dataset(config, tmp_path, lookback_days=2)
-    assert list(data.columns) == [config.id_column, config.time_column, *config.features,
+    data = retrain_dataset(_policy(config, "recent"), tmp_path)
+    rows = data.frame
+    assert list(rows.columns) == [config.id_column, config.time_column, *config.features,
                                   config.target]  # fmt: skip
-    assert data[config.target].isin([0, 1]).all()
-    assert data[config.time_column].min() == pd.Timestamp("2026-07-03 04:00")
-    assert len(data) == 28  # hours 52..79: within 48 h of the newest row (99) and labelled
-    derived = retrain_config(config, tmp_path / "data.parquet")
+    assert rows[config.target].isin([0, 1]).all()
+    assert rows[config.time_column].min() == pd.Timestamp("2026-07-03 04:00")
+    assert len(rows) == 28  # hours 52..79: within 48 h of the newest row (99) and labelled
+    positives = int(rows[config.target].sum())
+    assert data.provenance == (f"retrain (recent): 28 labelled log rows, {positives} positives, "
+                               "2026-07-03 03:00 .. 2026-07-05 03:00 (2 days)")  # fmt: skip
+    derived = retrain_config(config, tmp_path / "data.parquet", data.provenance)
     assert derived.data.source == "file" and derived.name == config.name
     assert derived.positive_label == 1
+    assert derived.data.describe().endswith(f"data.parquet; {data.provenance}")
+
+
+def test_a_retrain_window_grows_until_it_holds_enough_positives(config, tmp_path):
+    rows = frame(config, 100)
+    write_log(config, tmp_path, rows, labelled=80)
+    wanted = int(rows["label"].iloc[:80].sum()) - 3  # reachable only by going back in the log
+    grow = {"monitoring.retrain_min_positives": wanted}
+    data = retrain_dataset(_policy(config, "recent_min_positives", **grow), tmp_path)
+    assert wanted <= data.frame[config.target].sum() < wanted + 3 + 1
+    assert len(data.frame) > 28 and "(4 days)" in data.provenance  # grown by whole days
+    grow = {"monitoring.retrain_min_positives": 10_000}
+    everything = retrain_dataset(_policy(config, "recent_min_positives", **grow), tmp_path)
+    assert len(everything.frame) == 80  # the whole labelled log, and it says it fell short
+    assert "the whole log holds fewer positives than 10000" in everything.provenance
+
+
+def test_a_retrain_can_add_the_champions_training_rows_dated_before_the_window(config, tmp_path):
+    write_log(config, tmp_path, frame(config, 100), labelled=80)
+    policy = _policy(config, "recent_plus_reference")
+    with pytest.raises(LoopError, match="recent_plus_reference needs the champion's training"):
+        retrain_dataset(policy, tmp_path)
+    reference = frame(config, 40, seed=5)
+    data = retrain_dataset(policy, tmp_path, reference=reference)
+    old, recent = data.frame.iloc[:40], data.frame.iloc[40:]
+    assert len(recent) == 28
+    assert (old[config.target].to_numpy() == reference["label"].to_numpy()).all()
+    assert old[config.id_column].str.startswith("reference-").all()
+    assert (old[config.time_column] < recent[config.time_column].min()).all()
+    assert "+ 40 training rows of the champion" in data.provenance
 
 
 def test_retrain_without_a_log_says_so(config, tmp_path):
     with pytest.raises(LoopError, match="no predictions of mon-classifier"):
-        retrain_dataset(config, tmp_path, lookback_days=2)
+        retrain_dataset(config, tmp_path)
 
 
 def test_monitor_without_traffic_says_what_to_do(config, tmp_path):
@@ -162,11 +311,36 @@ def test_kpi_page_renders_markdown_and_html(tmp_path):
     text = kpi.markdown(report, {})
     assert "1/2 projects deployed and monitored (50%)" in text
     assert "pr_auc 0.400 vs baseline 0.300 (+33.3%)" in text and "| 93.0% |" in text
+    gain = {"value": 0.1, "low": -0.05, "high": 0.3}
+    project.evidence = {"positives": 18, "min_positives": 30, "state": INSUFFICIENT,
+                        "confidence": 0.95, "gain": gain}  # fmt: skip
+    assert ("(+33.3%; gain +0.100 [-0.050, +0.300] (95%), 18 positives: insufficient evidence "
+            "(< 30))") in kpi.markdown(report, {})  # fmt: skip
     html = kpi.to_html(text)
     assert html.count("<table>") == 2 and "<th>KPI</th>" in html and "<h1>KPI report</h1>" in html
     assert {s.name for s in kpi.samples(report)} >= {"mlops_kpi_production_readiness_ratio"}
     (tmp_path / "coverage.xml").write_text('<coverage line-rate="0.875"/>')
     assert kpi.coverage_ratio(tmp_path / "coverage.xml") == 0.875
+
+
+def test_kpi_windows_show_intervals_positives_and_the_evidence_state(config, tmp_path):
+    y, good, noisy = scored_window(900, 18)
+    evidence = quality_evidence(y, as_scored(champion=good, baseline=noisy), config)
+    quality = {m: {"pr_auc": evidence[m]["value"]} for m in ("champion", "baseline")}
+    window = {"start": "2026-07-01T00:00", "version": "1", "rows": 900, "quality": quality,
+              "drift": {"drift_share": 0.1, "dataset_drift": False},
+              "vs_baseline_pct": {"pr_auc": 84.0}, "evidence": evidence}  # fmt: skip
+    unlabelled = window | {"start": "2026-07-02T00:00", "quality": {}, "evidence": {}}
+    project = kpi.ProjectKpi("p", "1", True, True, "pr_auc", windows=[window, unlabelled])
+    text = kpi.markdown(kpi.KpiReport([project], 0.9, 11), {})
+    champion, gain = evidence["champion"], evidence["gain"]
+    assert (f"| {champion['value']:.3f} [{champion['low']:.3f}, {champion['high']:.3f}] |"
+            in text)  # fmt: skip
+    assert (f"| {gain['value']:+.3f} [{gain['low']:+.3f}, {gain['high']:+.3f}] | 18 | "
+            "insufficient_evidence |") in text  # fmt: skip
+    assert text.rstrip().endswith("| - | - | no labels |")
+    assert (kpi.write_report(kpi.KpiReport([project], 0.9, 11), tmp_path)).is_file()
+    assert (tmp_path / "p_windows.png").stat().st_size > 0  # the plot shades the intervals
     assert math.isnan(kpi.coverage_ratio(tmp_path / "none.xml"))
 
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from configs import load_config
+from configs.schema import Serving
 from monitoring import stack
 from monitoring.contract import (
     DEPLOY_METRICS,
@@ -307,15 +308,39 @@ def test_every_gateway_metric_is_on_the_serving_dashboard():
     assert sorted(name for name, samples in families.items() if not samples & on_serving) == []
 
 
-def test_the_gateway_latency_alert_is_the_configs_budget():
-    """GatewayLatencySLOBreach fires above serving.p99_budget_ms, the budget infra validation
-    holds every project to: change one and this fails until the other follows."""
-    (rule,) = [r for r in alert_rules() if r["alert"] == "GatewayLatencySLOBreach"]
-    threshold = float(re.search(r"\*\s*1000\s*>\s*([\d.]+)\s*$", rule["expr"].strip()).group(1))
+LATENCY_ALERTS = ("TritonLatencySLOBreach", "GatewayLatencySLOBreach")
+LATENCY_PANELS = ("Triton: latency p50 / p99", "Gateway: latency p50 / p99 (edge and Triton)")
+
+
+def test_latency_alerts_dashboards_and_runbook_are_the_configs_budget():
+    """`serving.p99_budget_ms` is the one latency budget: infra validation holds every project
+    to it, and both latency alerts, the two latency panels' red line and the runbook state the
+    same number. Prometheus rules are global (one threshold for every model), so a project
+    with its own budget fails here rather than being alerted at another one."""
+    budget = Serving().p99_budget_ms
     assert CONFIGS, "no project configs found"
     budgets = {path.stem: load_config(path).serving.p99_budget_ms for path in CONFIGS}
-    assert set(budgets.values()) == {threshold}, budgets
-    assert f"{threshold:g} ms" in rule["annotations"]["summary"]
+    assert set(budgets.values()) == {budget}, budgets
+    stated = f"{budget:g} ms"
+    rules = {r["alert"]: r for r in alert_rules() if r["alert"] in LATENCY_ALERTS}
+    assert set(rules) == set(LATENCY_ALERTS)
+    for name, rule in rules.items():
+        threshold = re.search(r"\)\s*(?:/|\*)\s*1000\s*>\s*([\d.]+)\s*$", rule["expr"].strip())
+        assert threshold and float(threshold.group(1)) == budget, (name, rule["expr"])
+        assert stated in rule["annotations"]["summary"], name
+        assert stated in rule["annotations"]["description"], name
+    panels = {
+        panel["title"]: panel
+        for panel in json.loads((DASHBOARDS_DIR / "serving.json").read_text())["panels"]
+    }
+    for title in LATENCY_PANELS:
+        steps = panels[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert [s["value"] for s in steps if s["color"] == "red"] == [budget], title
+        assert f"p99 below {stated}" in panels[title]["description"], title
+    runbook = (stack.REPO_ROOT / "docs" / "runbook.md").read_text()
+    for name in LATENCY_ALERTS:
+        section = runbook.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
+        assert f"above {stated}" in section or f"above the {stated}" in section, name
 
 
 def test_grafana_provisioning_points_at_the_datasource_and_a_dashboards_folder():

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from pipelines.run_local import parse_args, reports_dir, write_summary
-from pipelines.steps import DECISION_FILE, DEPLOYMENT_FILE
+from pipelines.steps.deploy import DEPLOYMENT_FILE
+from pipelines.steps.gate import DECISION_FILE
 
 
 def finished_run(project: str, artifacts: Path) -> str:

@@ -2,18 +2,29 @@
 kfp components call; the kfp.local run itself is in tests/integration)."""
 
 import json
+import re
+from datetime import datetime
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 
+from models.gate import SelectionMismatchError
 from models.reference import SCORE_COLUMN, TARGET_COLUMN, load_reference
 from models.registry import champion_version
-from pipelines import steps
+from models.tune import config_hash
 from pipelines.inprocess import FileArtifact, run_steps
 from pipelines.stages import STAGES
-from tests.conftest import write_config
+from pipelines.steps.data import DataValidationError, validate_step
+from pipelines.steps.deploy import deploy_step, infra_candidate, stage_candidate_step
+from pipelines.steps.edge import config_from_yaml, read_version
+from pipelines.steps.explain import explain_step
+from pipelines.steps.export import export_step
+from pipelines.steps.gate import DECISION_FILE, gate_step
+from pipelines.steps.register import register_step
+from pipelines.steps.train import evaluate_step
+from tests.conftest import load_as_configured, write_config
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +35,10 @@ def config_yaml(tmp_path_factory):
         data={"rows": 10_000, "seed": 11},
         tuning={"n_trials": 3},
         gate={"min_gain_over_baseline": -1.0, "min_slice_metric": 0.0},
-    )
+        evaluation={"costs": {"false_positive": 1.0, "false_negative": 20.0}},
+        card={"intended_use": "Queue card payments for fraud review.",
+              "sensitive_attributes": ["customer_age", "country"]},
+    )  # fmt: skip
     return path.read_text()
 
 
@@ -44,7 +58,7 @@ def test_lineage_and_stage_timings_are_logged(outputs):
     run_id, a = outputs
     run = mlflow.get_run(run_id)
     assert len(run.data.tags["dataset_sha256"]) == 64
-    assert a["raw"].metadata["sha256"] == run.data.tags["dataset_sha256"]
+    assert a["raw_data"].metadata["sha256"] == run.data.tags["dataset_sha256"]
     assert run.data.tags["git_commit"]
     for stage in STAGES:
         assert run.data.metrics[f"stage_seconds.{stage}"] >= 0
@@ -57,7 +71,7 @@ def test_validation_outputs_and_split_sizes(outputs):
     assert len(quarantine) > 0 and quarantine["quarantine_reason"].str.len().gt(0).all()
     assert "PASSED" in Path(a["report"].path).read_text()
     rows = [a[k].metadata["rows"] for k in ("train", "valid", "test")]
-    assert sum(rows) == a["clean"].metadata["rows"]
+    assert sum(rows) == a["clean_data"].metadata["rows"]
     assert rows[0] > rows[1] > 0
 
 
@@ -72,16 +86,17 @@ def test_models_and_evaluation(outputs):
     assert {"roc_auc", "pr_auc", "f1", "precision", "recall", "brier", "tp"} <= set(
         evaluation["challenger"]["metrics"]
     )
-    assert {s["slice"] for s in evaluation["slices"]} == {"channel", "country"}
+    # the config's slices and its sensitive attributes (customer_age in quantile bins)
+    assert {s["slice"] for s in evaluation["slices"]} == {"channel", "country", "customer_age"}
 
 
 def test_onnx_export_is_parity_checked_and_logged(outputs):
     run_id, a = outputs
-    assert a["onnx"].metadata["passed"] is True
-    assert a["onnx"].metadata["max_abs_diff"] < 1e-4
-    assert a["onnx"].metadata["rows"] == a["test"].metadata["rows"]
+    assert a["onnx_model"].metadata["passed"] is True
+    assert a["onnx_model"].metadata["max_abs_diff"] < 1e-4
+    assert a["onnx_model"].metadata["rows"] == a["test"].metadata["rows"]
     logged = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="onnx")
-    assert (Path(logged) / "model.onnx").read_bytes() == Path(a["onnx"].path).read_bytes()
+    assert (Path(logged) / "model.onnx").read_bytes() == Path(a["onnx_model"].path).read_bytes()
     version = a["registered"].metadata["version"]
     tags = mlflow.MlflowClient().get_model_version("steps-test-classifier", version).tags
     assert float(tags["onnx.parity_max_abs_diff"]) < 1e-4
@@ -94,7 +109,7 @@ def test_parity_failure_stops_before_registration(outputs, config_yaml, tmp_path
     )
     assert "parity_tolerance" in strict
     with pytest.raises(Exception, match="parity failed: max abs diff"):
-        steps.export_step(strict, run_id, a["model"], a["test"], FileArtifact(str(tmp_path / "o")))
+        export_step(strict, run_id, a["model"], a["test"], FileArtifact(str(tmp_path / "o")))
     assert not (tmp_path / "o").exists()
 
 
@@ -109,12 +124,26 @@ def test_version_carries_its_drift_reference(outputs):
 
 
 def test_first_challenger_becomes_champion_with_a_record(outputs):
-    _, a = outputs
-    decision = json.loads((Path(a["decision"].path) / steps.DECISION_FILE).read_text())
+    run_id, a = outputs
+    decision = json.loads((Path(a["decision"].path) / DECISION_FILE).read_text())
     assert decision["promote"] is True
     assert champion_version("steps-test-classifier") == a["registered"].metadata["version"]
     card = (Path(a["decision"].path) / "model_card.md").read_text()
     assert "Gate passed:** yes" in card and "dataset_sha256" in card
+    # A card a reviewer accepts: use, data per split, threshold, costs, curves, gaps, ethics.
+    for part in ("Queue card payments for fraud review.", "**Decision threshold",
+                 "| actual positive |", "**Error costs**", "(evaluation_curves.png)",
+                 "**Calibration**", "| customer_age | FPR |",
+                 "## Ethical considerations"):  # fmt: skip
+        assert part in card, part
+    assert re.search(r"- train: [\d,]+ rows, base rate [\d.]+%, \d{4}-\d\d-\d\d .* \.\. ", card)
+    assert (Path(a["decision"].path) / "evaluation_curves.png").read_bytes()[:4] == b"\x89PNG"
+    # The record says when, why, on which rows and under which margins it decided.
+    assert decision["trigger"] == mlflow.get_run(run_id).data.tags["pipeline_run"]
+    assert len(decision["test_sha256"]) == 64 and decision["bootstrap_samples"] >= 10
+    assert decision["margins"]["min_gain_over_baseline"] == -1.0
+    assert decision["data"] == "generator: fraud (10,000 rows, seed 11)"
+    assert datetime.fromisoformat(decision["decided_at"]).tzinfo is not None
     explanation = Path(a["explanation"].path)
     assert (explanation / "shap_beeswarm.png").is_file()
     assert json.loads((explanation / "shap_local.json").read_text())[0]["top_attributions"]
@@ -122,7 +151,7 @@ def test_first_challenger_becomes_champion_with_a_record(outputs):
 
 def _register_again(config_yaml, run_id, a, registered):
     """Register the same challenger once more (a new version of the same model)."""
-    steps.register_step(
+    register_step(
         config_yaml,
         run_id,
         a["selected"],
@@ -130,7 +159,7 @@ def _register_again(config_yaml, run_id, a, registered):
         a["train"],
         a["test"],
         a["evaluation"],
-        a["onnx"],
+        a["onnx_model"],
         registered,
     )
 
@@ -139,7 +168,7 @@ def test_identical_challenger_is_not_promoted_over_the_champion(outputs, config_
     run_id, a = outputs
     registered, decision = FileArtifact(str(tmp_path / "reg")), FileArtifact(str(tmp_path / "dec"))
     _register_again(config_yaml, run_id, a, registered)
-    steps.gate_step(
+    gate_step(
         config_yaml,
         run_id,
         registered,
@@ -151,7 +180,7 @@ def test_identical_challenger_is_not_promoted_over_the_champion(outputs, config_
         a["explanation"],
         decision,
     )
-    record = json.loads((Path(decision.path) / steps.DECISION_FILE).read_text())
+    record = json.loads((Path(decision.path) / DECISION_FILE).read_text())
     assert record["promote"] is False
     assert record["previous_champion"] == a["registered"].metadata["version"]
     assert any("does not beat champion" in r for r in record["reasons"])
@@ -167,11 +196,9 @@ def test_batch_that_breaks_the_contract_stops_with_named_expectations(tracking, 
         contract={"target_rate": [0.2, 0.5], "min_rows": 100},
     ).read_text()
     raw, clean, quarantine, report = (FileArtifact(str(tmp_path / n)) for n in ("r", "c", "q", "h"))
-    run_id = steps.load_step(bad, "", "bad-run", raw)
-    with pytest.raises(
-        steps.DataValidationError, match="expect_column_mean_to_be_between on 'is_fraud'"
-    ):
-        steps.validate_step(bad, run_id, raw, clean, quarantine, report)
+    run_id = load_as_configured(bad, "bad-run", raw)
+    with pytest.raises(DataValidationError, match="expect_column_mean_to_be_between on 'is_fraud'"):
+        validate_step(bad, run_id, raw, clean, quarantine, report)
     assert "FAILED" in Path(report.path).read_text()
     assert not Path(clean.path).exists()
     run = mlflow.get_run(run_id)
@@ -188,10 +215,10 @@ def test_champion_deploys_to_a_triton_repository_once(outputs, tmp_path):
     assert deploy_champion("steps-test-classifier", tmp_path) == (version, False)
     assert list_versions(tmp_path, "steps-test-classifier") == [int(version)]
     model_dir = tmp_path / "steps-test-classifier"
-    assert (model_dir / version / "model.onnx").read_bytes() == Path(a["onnx"].path).read_bytes()
+    onnx_bytes = Path(a["onnx_model"].path).read_bytes()
+    assert (model_dir / version / "model.onnx").read_bytes() == onnx_bytes
     config = (model_dir / "config.pbtxt").read_text()
     assert 'name: "amount"' in config and "TYPE_STRING" in config and "dynamic_batching" in config
-    onnx_bytes = Path(a["onnx"].path).read_bytes()
     write_version(
         tmp_path,
         "steps-test-classifier",
@@ -243,20 +270,20 @@ def test_failed_infra_validation_keeps_the_champion_and_is_recorded(outputs, con
     registered, decision = FileArtifact(str(tmp_path / "reg")), FileArtifact(str(tmp_path / "dec"))
     _register_again(config_yaml, run_id, a, registered)
     Path(decision.path).mkdir()
-    (Path(decision.path) / steps.DECISION_FILE).write_text(
+    (Path(decision.path) / DECISION_FILE).write_text(
         json.dumps({"promote": True, "reasons": ["pretend the gate passed"]})
     )
     impossible = config_yaml.replace(
         "name: steps-test", "name: steps-test\nserving: {p99_budget_ms: 0.001, validation_rows: 20}"
     )
     deployment = FileArtifact(str(tmp_path / "deployment"))
-    steps.deploy_step(
+    deploy_step(
         impossible,
         run_id,
         str(tmp_path / "serving"),
         registered,
         a["selected"],
-        a["onnx"],
+        a["onnx_model"],
         a["test"],
         decision,
         deployment,
@@ -285,8 +312,8 @@ def test_export_and_register_record_the_artifact_hashes(outputs):
     _, a = outputs
     version = a["registered"].metadata["version"]
     info = mlflow.MlflowClient().get_model_version(MODEL, version)
-    onnx_bytes = Path(a["onnx"].path).read_bytes()
-    assert info.tags["onnx_sha256"] == sha256_hex(onnx_bytes) == a["onnx"].metadata["sha256"]
+    onnx_bytes = Path(a["onnx_model"].path).read_bytes()
+    assert info.tags["onnx_sha256"] == sha256_hex(onnx_bytes) == a["onnx_model"].metadata["sha256"]
     skops = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL}/{version}")) / SKOPS_FILE
     assert info.tags["skops_sha256"] == sha256_hex(skops.read_bytes())
 
@@ -295,9 +322,9 @@ def _gate(config_yaml, run_id, a, tmp_path):
     """Register the challenger once more and gate it; returns the decision record."""
     registered, decision = FileArtifact(str(tmp_path / "reg")), FileArtifact(str(tmp_path / "dec"))
     _register_again(config_yaml, run_id, a, registered)
-    steps.gate_step(config_yaml, run_id, registered, a["selected"], a["model"], a["baseline"],
-                    a["test"], a["evaluation"], a["explanation"], decision)  # fmt: skip
-    return json.loads((Path(decision.path) / steps.DECISION_FILE).read_text())
+    gate_step(config_yaml, run_id, registered, a["selected"], a["model"], a["baseline"],
+              a["test"], a["evaluation"], a["explanation"], decision)  # fmt: skip
+    return json.loads((Path(decision.path) / DECISION_FILE).read_text())
 
 
 def test_champion_without_threshold_makes_the_gate_refuse_unless_overridden(
@@ -354,15 +381,15 @@ def test_champion_with_its_model_file_missing_makes_the_gate_refuse(outputs, con
 
 def _deploy(config_yaml, run_id, a, registered, decision, serving, onnx=None):
     deployment = FileArtifact(str(Path(decision.path).parent / "deployment"))
-    steps.deploy_step(config_yaml, run_id, str(serving), registered, a["selected"],
-                      onnx or a["onnx"], a["test"], decision, deployment)  # fmt: skip
+    deploy_step(config_yaml, run_id, str(serving), registered, a["selected"],
+                onnx or a["onnx_model"], a["test"], decision, deployment)  # fmt: skip
     return json.loads(Path(deployment.path).read_text())
 
 
 def _passed_gate(tmp_path, previous_champion):
     decision = FileArtifact(str(tmp_path / "dec"))
     Path(decision.path).mkdir()
-    (Path(decision.path) / steps.DECISION_FILE).write_text(
+    (Path(decision.path) / DECISION_FILE).write_text(
         json.dumps(
             {
                 "promote": True,
@@ -412,8 +439,8 @@ def test_a_tampered_pipeline_onnx_is_refused_before_infra_validation(
     champion = champion_version(MODEL)
     registered = FileArtifact(str(tmp_path / "reg"))
     _register_again(config_yaml, run_id, a, registered)
-    tampered = FileArtifact(str(tmp_path / "tampered.onnx"), dict(a["onnx"].metadata))
-    Path(tampered.path).write_bytes(Path(a["onnx"].path).read_bytes() + b"\0")
+    tampered = FileArtifact(str(tmp_path / "tampered.onnx"), dict(a["onnx_model"].metadata))
+    Path(tampered.path).write_bytes(Path(a["onnx_model"].path).read_bytes() + b"\0")
     with pytest.raises(ArtifactIntegrityError, match="does not match its onnx_sha256 tag"):
         _deploy(config_yaml, run_id, a, registered, _passed_gate(tmp_path, champion),
                 tmp_path / "serving", onnx=tampered)  # fmt: skip
@@ -456,16 +483,16 @@ def simplest(outputs, tmp_path_factory):
     ).read_text()
     names = ("raw", "evaluation", "selected", "explanation", "onnx", "registered", "decision")
     b = {name: FileArtifact(str(root / name)) for name in names}
-    run_id = steps.load_step(config_yaml, "", "simplest", b["raw"])
-    steps.evaluate_step(config_yaml, run_id, a["model"], a["baseline"], a["test"],
-                        b["evaluation"], b["selected"])  # fmt: skip
-    steps.explain_step(config_yaml, run_id, b["selected"], a["train"], a["test"], b["explanation"])
-    steps.export_step(config_yaml, run_id, b["selected"], a["test"], b["onnx"])
-    steps.register_step(config_yaml, run_id, b["selected"], a["baseline"], a["train"], a["test"],
-                        b["evaluation"], b["onnx"], b["registered"])  # fmt: skip
-    steps.gate_step(config_yaml, run_id, b["registered"], b["selected"], a["model"],
-                    a["baseline"], a["test"], b["evaluation"], b["explanation"],
-                    b["decision"])  # fmt: skip
+    run_id = load_as_configured(config_yaml, "simplest", b["raw"])
+    evaluate_step(config_yaml, run_id, a["model"], a["baseline"], a["test"],
+                  b["evaluation"], b["selected"])  # fmt: skip
+    explain_step(config_yaml, run_id, b["selected"], a["train"], a["test"], b["explanation"])
+    export_step(config_yaml, run_id, b["selected"], a["test"], b["onnx"])
+    register_step(config_yaml, run_id, b["selected"], a["baseline"], a["train"], a["test"],
+                  b["evaluation"], b["onnx"], b["registered"])  # fmt: skip
+    gate_step(config_yaml, run_id, b["registered"], b["selected"], a["model"],
+              a["baseline"], a["test"], b["evaluation"], b["explanation"],
+              b["decision"])  # fmt: skip
     return config_yaml, run_id, a, b
 
 
@@ -477,7 +504,7 @@ def test_tuned_model_selected_by_superiority_under_a_relaxed_gate(outputs):
     assert a["selected"].metadata["candidate"] == "tuned"
     assert Path(a["selected"].path).read_bytes() == Path(a["model"].path).read_bytes()
     assert evaluation["challenger"] == evaluation["tuned"] | {"candidate": "tuned"}
-    decision = json.loads((Path(a["decision"].path) / steps.DECISION_FILE).read_text())
+    decision = json.loads((Path(a["decision"].path) / DECISION_FILE).read_text())
     assert decision["selection"]["rule"] == "superiority"
     assert decision["comparisons"][0]["required"] == -1.0  # min_gain_over_baseline
 
@@ -500,7 +527,7 @@ def test_baseline_selected_by_non_inferiority_is_exported_registered_and_gated(s
     tags = mlflow.MlflowClient().get_model_version(SIMPLE, version).tags
     assert tags["family"] == "baseline" and tags["selection.rule"] == "non-inferiority"
     assert float(tags["threshold"]) == a["baseline"].metadata["threshold"]
-    decision = json.loads((Path(b["decision"].path) / steps.DECISION_FILE).read_text())
+    decision = json.loads((Path(b["decision"].path) / DECISION_FILE).read_text())
     assert decision["promote"] is True and decision["challenger_candidate"] == "baseline"
     superiority = decision["selection"]["comparisons"][0]
     assert superiority["required"] == 1.0 and superiority["passed"] is False
@@ -524,18 +551,18 @@ def test_baseline_selected_by_non_inferiority_is_exported_registered_and_gated(s
 def test_the_gate_refuses_a_challenger_the_rule_did_not_select(simplest, tmp_path):
     config_yaml, run_id, a, b = simplest
     decision = FileArtifact(str(tmp_path / "dec"))
-    with pytest.raises(steps.SelectionMismatchError, match="selection rule picks the baseline"):
-        steps.gate_step(config_yaml, run_id, b["registered"], a["model"], a["model"],
-                        a["baseline"], a["test"], b["evaluation"], b["explanation"],
-                        decision)  # fmt: skip
+    with pytest.raises(SelectionMismatchError, match="selection rule picks the baseline"):
+        gate_step(config_yaml, run_id, b["registered"], a["model"], a["model"],
+                  a["baseline"], a["test"], b["evaluation"], b["explanation"],
+                  decision)  # fmt: skip
     assert not Path(decision.path).exists()
 
 
 def test_baseline_challenger_is_infra_validated_and_deployed(simplest, tmp_path):
     config_yaml, run_id, a, b = simplest
     deployment = FileArtifact(str(tmp_path / "deployment"))
-    steps.deploy_step(config_yaml, run_id, str(tmp_path / "serving"), b["registered"],
-                      b["selected"], b["onnx"], a["test"], b["decision"], deployment)  # fmt: skip
+    deploy_step(config_yaml, run_id, str(tmp_path / "serving"), b["registered"],
+                b["selected"], b["onnx"], a["test"], b["decision"], deployment)  # fmt: skip
     record = json.loads(Path(deployment.path).read_text())
     version = b["registered"].metadata["version"]
     assert record["deployed"] is True and record["infra_validation"]["passed"]
@@ -559,9 +586,9 @@ def _production_report(config_yaml, run_id, a, registered, staged, tmp_path) -> 
     from serving.launcher import TritonServer
     from serving.processes import free_ports
 
-    config = steps.config_from_yaml(config_yaml)
-    candidate = steps._candidate(config, steps._version(registered), a["selected"], a["onnx"],
-                                 a["test"])  # fmt: skip
+    config = config_from_yaml(config_yaml)
+    candidate = infra_candidate(config, read_version(registered), a["selected"], a["onnx_model"],
+                                a["test"])  # fmt: skip
     local = tmp_path / "python-backend"
     stage_candidate(candidate, local)
     http, grpc, metrics = free_ports(3)
@@ -589,8 +616,8 @@ def test_on_a_cluster_the_production_triton_report_decides_the_deploy(
     _register_again(config_yaml, run_id, a, registered)
     decision = _passed_gate(tmp_path, champion)
     staged = FileArtifact(str(tmp_path / "candidate"))
-    steps.stage_candidate_step(config_yaml, run_id, registered, a["selected"], a["onnx"],
-                               a["test"], decision, staged)  # fmt: skip
+    stage_candidate_step(config_yaml, run_id, registered, a["selected"], a["onnx_model"],
+                         a["test"], decision, staged)  # fmt: skip
     version = registered.metadata["version"]
     served_config = Path(staged.path) / "repo" / MODEL / "config.pbtxt"
     assert 'backend: "onnxruntime"' in served_config.read_text()
@@ -598,9 +625,9 @@ def test_on_a_cluster_the_production_triton_report_decides_the_deploy(
     report = _production_report(config_yaml, run_id, a, registered, staged, tmp_path)
     deployment = FileArtifact(str(tmp_path / "deployment"))
     try:
-        steps.deploy_step(config_yaml, run_id, str(tmp_path / "serving"), registered,
-                          a["selected"], a["onnx"], a["test"], decision, deployment,
-                          FileArtifact(str(report)))  # fmt: skip
+        deploy_step(config_yaml, run_id, str(tmp_path / "serving"), registered,
+                    a["selected"], a["onnx_model"], a["test"], decision, deployment,
+                    FileArtifact(str(report)))  # fmt: skip
         record = json.loads(Path(deployment.path).read_text())
         assert record["deployed"] is True, record["reasons"]
         infra = record["infra_validation"]
@@ -621,9 +648,9 @@ def test_on_a_cluster_no_report_from_the_production_triton_deploys_nothing(
     registered = FileArtifact(str(tmp_path / "reg"))
     _register_again(config_yaml, run_id, a, registered)
     deployment = FileArtifact(str(tmp_path / "deployment"))
-    steps.deploy_step(config_yaml, run_id, str(tmp_path / "serving"), registered,
-                      a["selected"], a["onnx"], a["test"], _passed_gate(tmp_path, champion),
-                      deployment, FileArtifact(str(tmp_path / "absent.json")))  # fmt: skip
+    deploy_step(config_yaml, run_id, str(tmp_path / "serving"), registered,
+                a["selected"], a["onnx_model"], a["test"], _passed_gate(tmp_path, champion),
+                deployment, FileArtifact(str(tmp_path / "absent.json")))  # fmt: skip
     record = json.loads(Path(deployment.path).read_text())
     assert record["deployed"] is False and champion_version(MODEL) == champion
     assert "no readable report from the production Triton validation" in record["reasons"][0]
@@ -634,12 +661,12 @@ def test_on_a_cluster_a_refused_challenger_is_not_staged(outputs, config_yaml, t
     run_id, a = outputs
     decision = FileArtifact(str(tmp_path / "dec"))
     Path(decision.path).mkdir()
-    (Path(decision.path) / steps.DECISION_FILE).write_text(
+    (Path(decision.path) / DECISION_FILE).write_text(
         json.dumps({"promote": False, "reasons": ["does not beat the champion"]})
     )
     staged = FileArtifact(str(tmp_path / "candidate"))
-    steps.stage_candidate_step(config_yaml, run_id, a["registered"], a["selected"], a["onnx"],
-                               a["test"], decision, staged)  # fmt: skip
+    stage_candidate_step(config_yaml, run_id, a["registered"], a["selected"], a["onnx_model"],
+                         a["test"], decision, staged)  # fmt: skip
     assert list(Path(staged.path).iterdir()) == []
 
 
@@ -648,14 +675,14 @@ def test_the_study_name_follows_the_default_search_spaces(config_yaml, monkeypat
     a config that sets its own space is not affected."""
     from configs import schema
 
-    own = steps.config_from_yaml(config_yaml)
+    own = config_from_yaml(config_yaml)
     defaults = own.model_copy(update={"tuning": own.tuning.model_copy(update={"search_space": {}})})
     family = next(f for f in own.tuning.families if f in own.tuning.search_space)
-    before = {"own": steps._config_hash(own), "defaults": steps._config_hash(defaults)}
+    before = {"own": config_hash(own), "defaults": config_hash(defaults)}
     narrowed = dict(schema.DEFAULT_SEARCH_SPACES[family])
     name, spec = next((n, s) for n, s in narrowed.items() if s.type != "categorical")
     narrowed[name] = spec.model_copy(update={"high": spec.high * 0.5})
     monkeypatch.setitem(schema.DEFAULT_SEARCH_SPACES, family, narrowed)
-    assert steps._config_hash(defaults) != before["defaults"]
+    assert config_hash(defaults) != before["defaults"]
     if all(f in own.tuning.search_space for f in own.tuning.families):
-        assert steps._config_hash(own) == before["own"]
+        assert config_hash(own) == before["own"]

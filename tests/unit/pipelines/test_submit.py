@@ -16,6 +16,11 @@ from pipelines import submit
 from pipelines.compile import compile_pipeline
 
 
+def _spec(path) -> dict:
+    """The pipeline spec of a package (its first document; the second: Kubernetes settings)."""
+    return next(yaml.safe_load_all(Path(path).read_text()))
+
+
 class RecordingKfpClient:
     """Fake `kfp.Client`: records calls, returns ids (the API server needs a cluster)."""
 
@@ -23,7 +28,7 @@ class RecordingKfpClient:
         self.calls = []
 
     def create_run_from_pipeline_package(self, pipeline_file, **kwargs):
-        self.calls.append(("run", yaml.safe_load(Path(pipeline_file).read_text()), kwargs))
+        self.calls.append(("run", _spec(pipeline_file), kwargs))
         return SimpleNamespace(run_id="run-1")
 
     def create_experiment(self, name):
@@ -31,7 +36,7 @@ class RecordingKfpClient:
         return SimpleNamespace(experiment_id="exp-1")
 
     def create_recurring_run(self, **kwargs):
-        package = yaml.safe_load(Path(kwargs["pipeline_package_path"]).read_text())
+        package = _spec(kwargs["pipeline_package_path"])
         self.calls.append(("recurring", package, kwargs))
         return SimpleNamespace(recurring_run_id="rec-1")
 

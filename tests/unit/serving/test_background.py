@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from configs.console import UserError
+from configs.cli import UserError
 from serving.background import BackgroundError, BackgroundProcess
 from serving.processes import free_ports, pid_alive, port_free, write_atomic
 

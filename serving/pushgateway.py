@@ -1,7 +1,9 @@
-"""Publish gauges to a Prometheus Pushgateway (batch jobs: the monitor and the KPI report).
+"""Publish gauges to a Prometheus Pushgateway (batch jobs: the deploy sidecar's artifact check,
+the monitor and the KPI report).
 
-Only names and labels of the metric contract (`monitoring.contract`) are accepted, so what is
-pushed is what the alert rules and dashboards query.
+Only names and labels of the caller's metric contract are accepted (`monitoring.contract`,
+`serving.deploy.DEPLOY_METRICS`), so what is pushed is what the alert rules and dashboards
+query. It lives on the serving floor because the serving pod's model sync pushes too.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from urllib.parse import quote
 
 import requests
 
-from configs.console import UserError
-from monitoring.contract import GROUPING_LABEL, KPI_METRICS, MONITOR_METRICS
+from configs.cli import UserError
 
 
 class PushError(UserError, RuntimeError):
@@ -50,9 +51,15 @@ def exposition(samples: Iterable[Sample], contract: Mapping[str, tuple[str, ...]
     return "\n".join(lines) + "\n"
 
 
-def push(url: str, job: str, samples: Iterable[Sample], grouping: Mapping[str, str]) -> None:
-    """Replace the metrics of (`job`, `grouping`) on the Pushgateway at `url`."""
-    contract = MONITOR_METRICS if job == "monitor" else KPI_METRICS
+def push(
+    url: str,
+    job: str,
+    samples: Iterable[Sample],
+    grouping: Mapping[str, str],
+    contract: Mapping[str, tuple[str, ...]],
+) -> None:
+    """Replace the metrics of (`job`, `grouping`) on the Pushgateway at `url`; every sample
+    must be in `contract` (metric name -> its labels)."""
     body = exposition(samples, contract)
     path = "".join(f"/{quote(k, safe='')}/{quote(v, safe='')}" for k, v in grouping.items())
     target = f"{url.rstrip('/')}/metrics/job/{job}{path}"
@@ -65,11 +72,6 @@ def push(url: str, job: str, samples: Iterable[Sample], grouping: Mapping[str, s
         ) from exc
     if response.status_code >= 400:
         raise PushError(f"Pushgateway {target} answered {response.status_code}: {response.text}")
-
-
-def project_grouping(project: str) -> dict[str, str]:
-    """The grouping key of one project's monitor metrics."""
-    return {GROUPING_LABEL: project}
 
 
 def _escape(value: str) -> str:

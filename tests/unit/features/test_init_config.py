@@ -11,8 +11,10 @@ import pytest
 import yaml
 
 from configs import ConfigError, load_config, parse_config
-from configs.console import UserError
-from configs.init_config import (
+from configs.cli import UserError
+from configs.schema import DEFAULT_SEARCH_SPACES, Family
+from features.contract import clean_rows
+from features.init_config import (
     REPO,
     _allowance,
     config_data_path,
@@ -25,8 +27,6 @@ from configs.init_config import (
     tuning_section,
     write_config,
 )
-from configs.schema import DEFAULT_SEARCH_SPACES, Family
-from features.contract import clean_rows
 from features.profile import profile_table
 
 ROWS = 600

@@ -1,7 +1,7 @@
 """Profile a CSV or Parquet table and write a commented starter config for it.
 
-python -m configs.init_config --data data/loans.csv --target default
-python -m configs.init_config --data data/loans.parquet --target default --id loan_id \\
+python -m features.init_config --data data/loans.csv --target default
+python -m features.init_config --data data/loans.parquet --target default --id loan_id \\
     --time applied_at --name loans --positive-label yes
 
 Feature roles, exclusions (with a WARNING), the contract's ranges, null shares, category sets
@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from configs import CONFIG_DIR, ConfigError, load_config
-from configs.console import UserError, cli_parser, fail, setup_logging
+from configs.cli import UserError, cli_parser, fail, setup_logging
 from configs.schema import Family, ProjectConfig
 from features.profile import ColumnProfile, ProfileError, TableProfile, profile_table
 from features.sources import DataSourceError, read_table
@@ -421,7 +421,7 @@ def write_config(text: str, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = cli_parser(
         __doc__,
-        prog="python -m configs.init_config",
+        prog="python -m features.init_config",
         make="make init-config DATA=path TARGET=col [ID=col] [TIME=col] [NAME=name]",
     )
     parser.add_argument(

@@ -1,0 +1,165 @@
+"""The train and evaluate stages: fit the tuned family and the baseline, score both on the test
+set and select the challenger."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pipelines.steps.edge import ArtifactLike, predict, read_frame, say, stage, write_json
+
+
+def train_step(
+    config_yaml: str,
+    run_id: str,
+    train: ArtifactLike,
+    valid: ArtifactLike,
+    best: ArtifactLike,
+    model: ArtifactLike,
+    baseline: ArtifactLike,
+) -> None:
+    """Fit the winning family and the logistic baseline on the full training split.
+
+    The decision threshold of each is chosen on validation data and kept in metadata.
+    """
+    from sklearn.pipeline import Pipeline
+
+    from features.split import features_and_target
+    from features.transform import fit_preprocessor
+    from models.evaluate import choose_threshold
+    from models.families import BASELINE, build_estimator
+    from models.registry import save_model
+
+    with stage("train", config_yaml, run_id) as config:
+        tuned = json.loads(Path(best.path).read_text())
+        preprocess, X, y = fit_preprocessor(config, read_frame(train))
+        X_valid, y_valid = features_and_target(read_frame(valid), config)
+        X_matrix = preprocess.transform(X)
+        for family, params, artifact in (
+            (tuned["family"], tuned["params"], model),
+            (BASELINE, {}, baseline),
+        ):
+            started = time.perf_counter()
+            estimator = build_estimator(family, params, config.tuning.seed).fit(
+                X_matrix, y.to_numpy()
+            )
+            fitted = Pipeline([("preprocess", preprocess), ("model", estimator)])
+            threshold = choose_threshold(y_valid.to_numpy(), fitted.predict_proba(X_valid)[:, 1])
+            save_model(fitted, Path(artifact.path))
+            artifact.metadata.update(
+                {
+                    "family": family,
+                    "params": params,
+                    "threshold": threshold,
+                    "framework": "sklearn",
+                    "format": "skops",
+                    "candidate": BASELINE if artifact is baseline else "tuned",
+                }
+            )
+            say(
+                config.name,
+                "train",
+                f"{family} fitted on {len(X):,} rows, threshold "
+                f"{threshold:.4f} ({time.perf_counter() - started:.1f}s)",
+            )
+
+
+def evaluate_step(
+    config_yaml: str,
+    run_id: str,
+    model: ArtifactLike,
+    baseline: ArtifactLike,
+    test: ArtifactLike,
+    evaluation: ArtifactLike,
+    selected: ArtifactLike,
+) -> None:
+    """Test metrics and bootstrap intervals of the tuned model and the baseline, the choice of
+    the challenger between them (`models.gate.select_candidate`), and its per-slice metrics.
+
+    Writes the selected model (a copy of its skops file and metadata, plus the rule) to
+    `selected`: the model that later steps explain, export, register, gate and deploy.
+    """
+    import mlflow
+
+    from features.split import features_and_target
+    from models.evaluate import (
+        Bootstrap,
+        bootstrap_indices,
+        bootstrap_scores,
+        classification_metrics,
+        cost_table,
+        curves,
+        error_rate_gaps,
+        interval,
+        slice_metrics,
+    )
+    from models.gate import BASELINE, TUNED, select_candidate
+
+    with stage("evaluate", config_yaml, run_id) as config:
+        ev, metric = config.evaluation, config.evaluation.primary_metric
+        test_frame = read_frame(test)
+        X, labels = features_and_target(test_frame, config)
+        y = labels.to_numpy()
+        indices = bootstrap_indices(len(y), ev.bootstrap_samples, ev.seed)
+        result: dict[str, Any] = {"metric": metric, "confidence": ev.confidence}
+        candidates = {TUNED: model, BASELINE: baseline}
+        scores = {who: predict(artifact, X) for who, artifact in candidates.items()}
+        thresholds = {who: float(a.metadata["threshold"]) for who, a in candidates.items()}
+        for who in candidates:
+            metrics = classification_metrics(y, scores[who], thresholds[who])
+            draws = bootstrap_scores(metric, y, scores[who], indices, thresholds[who])
+            result[who] = {
+                "family": str(candidates[who].metadata["family"]),
+                "metrics": metrics,
+                "interval": interval(metrics[metric], draws, ev.confidence).to_dict(),
+            }
+            mlflow.log_metrics({f"{who}.test.{k}": float(v) for k, v in metrics.items()})
+        selection = select_candidate(
+            config, y, (scores[TUNED], thresholds[TUNED]), (scores[BASELINE], thresholds[BASELINE])
+        )
+        chosen = selection.candidate
+        result["selection"] = selection.to_dict()
+        result["challenger"] = result[chosen] | {"candidate": chosen}
+        mlflow.log_metrics(
+            {f"challenger.test.{k}": float(v) for k, v in result[chosen]["metrics"].items()}
+        )
+        bootstrap = Bootstrap(metric, ev.bootstrap_samples, ev.confidence, ev.seed)
+        p_chosen, t_chosen = scores[chosen], thresholds[chosen]
+        result["slices"] = slice_metrics(
+            test_frame, y, p_chosen, config.evaluated_slices, t_chosen, ev.slice_min_rows, bootstrap
+        )
+        result["gaps"] = error_rate_gaps(result["slices"], config.card.sensitive_attributes)
+        result["curves"] = curves(y, p_chosen)
+        if ev.costs is not None:
+            costs = ev.costs
+            result["costs"] = cost_table(
+                y, p_chosen, t_chosen, costs.false_positive, costs.false_negative
+            )
+        Path(selected.path).write_bytes(Path(candidates[chosen].path).read_bytes())
+        selected.metadata.update(
+            dict(candidates[chosen].metadata) | {"candidate": chosen, "selection": selection.rule}
+        )
+        write_json(result, Path(evaluation.path))
+        mlflow.log_dict(result, "reports/evaluation.json")
+        mlflow.set_tags({"selection.candidate": chosen, "selection.rule": selection.rule})
+        iv = result["challenger"]["interval"]
+        evaluation.metadata.update(
+            {
+                "metric": metric,
+                "challenger": iv["value"],
+                "tuned": result[TUNED]["interval"]["value"],
+                "baseline": result[BASELINE]["interval"]["value"],
+                "selected": chosen,
+                "rule": selection.rule,
+            }
+        )
+        say(
+            config.name,
+            "evaluate",
+            f"tuned test {metric}={result[TUNED]['interval']['value']:.4f}, baseline "
+            f"{result[BASELINE]['interval']['value']:.4f}; challenger: {chosen} "
+            f"({selection.rule}) [{iv['low']:.4f}, {iv['high']:.4f}], "
+            f"{len(result['slices'])} slices",
+        )
