@@ -330,6 +330,11 @@ def test_the_gateway_is_the_public_endpoint_in_front_of_triton(rendered, overlay
     volumes = {v["name"]: v for v in pod_spec(_isvc(rendered, overlay))["volumes"]}
     assert volumes["gateway-keys"]["secret"] == {"secretName": "gateway-keys", "defaultMode": 0o440}
     assert volumes["inference-log"]["emptyDir"]["sizeLimit"]
+    # /explain reads the answering version's model from the registry, through MLflow's proxied
+    # artifacts: the tracking URL and no storage credential.
+    env = _env(gateway)
+    assert env["MLFLOW_TRACKING_URI"]["value"] == MLFLOW_URL
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
