@@ -214,7 +214,8 @@ class Card(_Frozen):
     out_of_scope_use: str = Field("", description="Uses the model was not built or tested for.")
     sensitive_attributes: tuple[str, ...] = Field(
         (),
-        description="Columns describing people (age, sex, ...): evaluated apart like slices, "
+        description="Columns describing people (age, sex, ...): evaluated apart like slices "
+        "(a many-valued number in quartile bins) and held to `gate.min_slice_metric` like them, "
         "with false positive and false negative rate gaps, and flagged in the card when among "
         "the most important features.",
     )
