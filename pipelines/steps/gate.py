@@ -88,6 +88,7 @@ def gate_step(
             config, y, challenger, base, champion, evaluation_data["slices"], unusable,
             selection=selection, tuned=scored_tuned,
         )  # fmt: skip
+        run = mlflow.get_run(run_id)  # what the earlier steps logged: lineage, splits, trigger
         verdict = decision_record(
             decided,
             {who: evaluation_data[who]["interval"] for who in ("challenger", "tuned", "baseline")},
@@ -95,7 +96,7 @@ def gate_step(
             challenger_candidate=selection.candidate,
             previous_champion=current,
             **decision_context(config, test_sha256=hash_frame(test_frame),
-                               trigger=mlflow.get_run(run_id).data.tags.get("pipeline_run", "")),
+                               trigger=run.data.tags.get("pipeline_run", "")),
         )  # fmt: skip
         out = Path(decision.path)
         plot = save_curves_plot(evaluation_data["curves"], out / CURVES_PLOT)
@@ -107,7 +108,7 @@ def gate_step(
                 version=version.version,
                 family=str(model.metadata["family"]),
                 params=dict(model.metadata.get("params", {})),
-                lineage=_lineage(run_id),
+                lineage=_lineage(run),
                 metrics=evaluation_data["challenger"]["metrics"],
                 primary={
                     "metric": verdict["metric"],
@@ -119,7 +120,7 @@ def gate_step(
                 decision=verdict,
                 selection=verdict["selection"],
                 use=config.card.model_dump(),
-                data=_split_facts(run_id),
+                data=_split_facts(run),
                 gaps=evaluation_data["gaps"],
                 costs=evaluation_data.get("costs", []),
                 calibration=evaluation_data["curves"]["calibration"],
@@ -155,10 +156,8 @@ def _score_champion(name: str, version: str, X: pd.DataFrame) -> tuple[np.ndarra
     return model.predict_proba(X)[:, 1], float(tags["threshold"])
 
 
-def _lineage(run_id: str) -> dict[str, Any]:
-    import mlflow
-
-    run = mlflow.get_run(run_id)
+def _lineage(run: Any) -> dict[str, Any]:
+    """Data hashes, row counts, commit and run ids, as the earlier steps logged them."""
     tags, metrics = run.data.tags, run.data.metrics
     return {
         "dataset_sha256 (raw)": tags.get("dataset_sha256"),
@@ -168,16 +167,13 @@ def _lineage(run_id: str) -> dict[str, Any]:
             for part in ("clean", "quarantined", "train", "valid", "test")
         },
         "git_commit": tags.get("git_commit"),
-        "mlflow_run_id": run_id,
+        "mlflow_run_id": run.info.run_id,
         "pipeline_run": tags.get("pipeline_run"),
     }
 
 
-def _split_facts(run_id: str) -> dict[str, dict[str, Any]]:
+def _split_facts(run: Any) -> dict[str, dict[str, Any]]:
     """Rows, base rate and time range of each split, as the split step logged them."""
-    import mlflow
-
-    run = mlflow.get_run(run_id)
     tags, metrics = run.data.tags, run.data.metrics
     return {
         part: {
