@@ -17,6 +17,8 @@ TRITON_HTTP_PORT ?= 8010
 TRITON_GRPC_PORT ?= 8011
 METRICS_PORT ?= 8002
 LOG_ROOT     ?= local_outputs/inference_log
+# Share of requests `make serve` mirrors to a shadow challenger: PROJECT's serving.shadow_share
+SHADOW_SHARE ?= $(shell $(VENV)/bin/python -c "from configs import load_config; print(load_config('$(PROJECT)').serving.shadow_share)" 2>/dev/null || echo 0)
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
@@ -36,7 +38,7 @@ endif
 
 .PHONY: help install system-deps triton-env pipeline compile rollback serve serve-status stop \
 	monitor-up monitor-status monitor-down simulate monitor report retrain test test-fast \
-	lint format bench-pipeline bench-quality bench-serve bench-edge bench-explain bench-monitor gpu-check mlflow-ui clean \
+	shadow lint format bench-pipeline bench-quality bench-serve bench-edge bench-explain bench-monitor gpu-check mlflow-ui clean \
 	image image-lock k8s-tools k8s-secrets k8s-render deploy tune-distributed bench-tune docs \
 	history init-config clean-store \
 	typecheck audit hooks
@@ -103,7 +105,8 @@ serve: $(STAMP) triton-env ## Serve PROJECT's champion: the gateway on :8000 (pu
 		--http-port $(TRITON_HTTP_PORT) --grpc-port $(TRITON_GRPC_PORT) --metrics-port $(METRICS_PORT)
 	$(BIN)/python -m serving.gateway start --host $(SERVE_HOST) --port $(HTTP_PORT) \
 		--upstream http://127.0.0.1:$(TRITON_HTTP_PORT) --metrics-port $(GATEWAY_METRICS_PORT) \
-		--metrics-host $(TRITON_HOST) --log-root $(LOG_ROOT) $(if $(KEYS_FILE),--keys-file $(KEYS_FILE))
+		--metrics-host $(TRITON_HOST) --log-root $(LOG_ROOT) $(if $(KEYS_FILE),--keys-file $(KEYS_FILE)) \
+		--shadow-share $(SHADOW_SHARE)
 
 serve-status: $(STAMP) ## Are the gateway and Triton behind it running and ready?
 	@$(BIN)/python -m serving.gateway status; gateway=$$?; \
@@ -131,6 +134,10 @@ simulate: $(STAMP) ## Replay PROJECT's later (drifted) traffic through the gatew
 
 monitor: $(STAMP) ## Drift, quality and Evidently reports per window -> reports/monitoring/, Pushgateway
 	$(BIN)/python -m monitoring.monitor --project $(PROJECT) --pushgateway $(PUSHGATEWAY)
+
+shadow: $(STAMP) ## Decide on PROJECT's shadow challenger from live paired rows: promote (compare-and-swap) or keep it in shadow; record in reports/shadow/
+	$(BIN)/python -m monitoring.shadow promote --project $(PROJECT) --repo $(TRITON_REPO) \
+		--triton-url http://127.0.0.1:$(TRITON_HTTP_PORT) --log-path $(LOG_ROOT) --pushgateway $(PUSHGATEWAY)
 
 report: $(STAMP) ## The KPI page (Markdown, HTML, plots) -> reports/kpi/, KPIs to the Pushgateway (PROJECT=...: that project only; default: every config and registered model)
 	$(BIN)/python -m monitoring.kpi --pushgateway $(PUSHGATEWAY) \

@@ -129,7 +129,7 @@ def report_lines(
         "## Deployed models",
         "",
         "| table | deployed (registered model, version) | family | chosen by | tuned family "
-        "(valid score) | reference learner (CV ROC-AUC) | pipeline s |",
+        "(study score) | reference learner (CV ROC-AUC) | pipeline s |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -161,6 +161,11 @@ def _method_lines() -> list[str]:
         "process, from an empty MLflow store, registry and Optuna study per table; the deploy "
         "step validates the ONNX in a private Triton and publishes it to a temporary serving "
         "repository.",
+        "- **Study score**: the tuned family's best trial: its primary metric by 5-fold CV "
+        "over training + validation rows where init-config sets `tuning.cv_folds` (tables "
+        "under 5,000 rows without a time column), else on the validation rows. Each model is "
+        "then fitted on training rows, its threshold chosen on validation, and refit on "
+        "training + validation (`training.refit_on_validation`).",
         "- **Champion**: the model the deploy step made champion (the evaluate step's "
         "challenger: the tuned model when significantly better than the baseline, else the "
         "simplest non-inferior one); its test scores are the evaluate step's. **Baseline**: the "

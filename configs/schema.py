@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Metric = Literal["roc_auc", "pr_auc", "f1"]
 METRICS: tuple[Metric, ...] = get_args(Metric)  # the one list: scored, monitored, tuned for
-Family = Literal["gbdt", "mlp", "logreg"]  # the tuned families (models/families.py)
+Family = Literal["gbdt", "mlp", "extra_trees", "logreg"]  # the tuned families (models/families.py)
 
 
 class _Frozen(BaseModel):
@@ -138,6 +138,13 @@ DEFAULT_SEARCH_SPACES: dict[str, dict[str, ParamRange]] = {
         batch_size={"type": "categorical", "choices": [128, 256, 512]},
         max_epochs={"type": "int", "low": 10, "high": 40},
     ),
+    "extra_trees": _space(
+        n_estimators={"type": "int", "low": 100, "high": 300},
+        max_features={"type": "float", "low": 0.1, "high": 0.8},
+        min_samples_leaf={"type": "int", "low": 1, "high": 32, "log": True},
+        max_leaf_nodes={"type": "int", "low": 64, "high": 1024, "log": True},
+        class_weight={"type": "categorical", "choices": ["none", "balanced_subsample"]},
+    ),
     "logreg": _space(
         C={"type": "float", "low": 1e-3, "high": 100.0, "log": True},
         penalty={"type": "categorical", "choices": ["l1", "l2"]},
@@ -158,6 +165,16 @@ class Tuning(_Frozen):
     seed: int = 42
     tune_rows: int | None = Field(
         None, ge=100, description="Subsample of the training split used per trial (speed)."
+    )
+    cv_folds: int | None = Field(
+        None,
+        ge=2,
+        le=20,
+        description="Score each trial by stratified k-fold cross-validation over train + "
+        "validation rows (the mean of the primary metric; pruned after each fold) instead of "
+        "on the validation split alone: a steadier choice of family on small tables, at k "
+        "times the cost. The rows stay in preprocessing fitted on train; thresholds are "
+        "still chosen on validation. Unset: the validation split.",
     )
     search_space: dict[Family, dict[str, ParamRange]] = Field(
         {},
@@ -185,6 +202,18 @@ class Tuning(_Frozen):
     def space(self, family: Family) -> dict[str, ParamRange]:
         """The search space of `family`: the config's, else the family's default."""
         return self.search_space.get(family, DEFAULT_SEARCH_SPACES[family])
+
+
+class Training(_Frozen):
+    """The final fit of the tuned family and the baseline, after the study."""
+
+    refit_on_validation: bool = Field(
+        True,
+        description="Once the study and each model's threshold are settled (on validation, "
+        "by a fit on train), refit the same hyperparameters and preprocessing on train + "
+        "validation rows: the served model learns from every row but the test set. False "
+        "serves the train-only fit.",
+    )
 
 
 class Costs(_Frozen):
@@ -250,6 +279,31 @@ class Gate(_Frozen):
         "of refusing; the override is written into the decision record. For an intended "
         "schema change.",
     )
+    shadow_before_promotion: bool = Field(
+        False,
+        description="A challenger that passes the gate while a champion serves is not "
+        "promoted: the deploy step infra-validates it and publishes it as the shadow model "
+        "(alias `shadow`), the gateway mirrors `serving.shadow_share` of live requests to it, "
+        "and `python -m monitoring.shadow promote` decides on the labelled live rows "
+        "(docs/runbook.md, Reading a shadow comparison).",
+    )
+    shadow_evidence: Literal["both", "live"] = Field(
+        "both",
+        description="What decides a shadowed challenger: `both` requires the offline gate and "
+        "the live paired gain over the champion (lower bound above `min_gain_over_champion`); "
+        "`live` lets the live rows decide alone (the offline record is still reported).",
+    )
+    shadow_min_labelled_rows: int = Field(
+        200,
+        ge=10,
+        description="Labelled live rows scored by both champion and challenger needed before "
+        "the live comparison may decide; fewer: no promotion (fail closed).",
+    )
+    shadow_min_positives: int = Field(
+        10,
+        ge=1,
+        description="Positive and negative labelled rows each needed among those rows.",
+    )
 
 
 class Explain(_Frozen):
@@ -275,6 +329,14 @@ class Serving(_Frozen):
         ge=1,
         description="Versions kept in the serving repository after a deploy (the served one "
         "and older ones to roll back to; newer ones are always removed).",
+    )
+    shadow_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of live requests the gateway mirrors to a shadow challenger (chosen "
+        "by a hash of the request id, so reproducible), off the request path; the gateway's "
+        "`--shadow-share`, which takes this value. 0: no mirroring.",
     )
 
 
@@ -306,6 +368,25 @@ class Monitoring(_Frozen):
     )
     report_sample_rows: int = Field(
         20000, ge=100, description="Rows per side in the Evidently HTML/JSON report."
+    )
+    attribution_sample_rows: int = Field(
+        200,
+        ge=0,
+        description="Logged rows per window whose SHAP attributions are computed for attribution "
+        "drift (a sample seeded with `evaluation.seed`; all rows of a smaller window). 0 turns "
+        "attribution drift off.",
+    )
+    attribution_top_k: int = Field(
+        5, ge=1, description="How many of the most attributed features the ranking compares."
+    )
+    attribution_rank_margin: float = Field(
+        0.15,
+        ge=0,
+        description="Relative gap that makes two features an inverted pair: f's mean absolute SHAP "
+        "above (1 + margin) x g's in the version's training reference and g's above (1 + "
+        "margin) x f's in the window. `ranking_changed` (and AttributionRankingChanged) when "
+        "a pair with a feature of either top k is inverted; 0 flags any change of the top k's "
+        "set or order, a margin forgives near-equal features trading places.",
     )
     retrain_lookback_days: int = Field(
         30, ge=1, description="Labelled rows of this many recent days train the new model."
@@ -371,6 +452,7 @@ class ProjectConfig(_Frozen):
     contract: Contract = Contract()
     split: Split = Split()
     tuning: Tuning = Tuning()
+    training: Training = Training()
     evaluation: Evaluation = Evaluation()
     gate: Gate = Gate()
     explain: Explain = Explain()

@@ -53,6 +53,7 @@ PR_AUC_BELOW = 0.2  # positive rate under which the primary metric is PR-AUC
 SMALL_ROWS = 5_000  # tables below this get larger holdouts
 LARGE_ROWS = 100_000  # tables from this size get fewer trials on a subsample
 TUNE_ROWS = 100_000
+CV_FOLDS = 5  # small untimed tables: trials are scored by 5-fold CV over train + valid
 YAML_WIDTH = 88  # values wrap at this width; a comment beside a key may run to 100
 NOTE_WIDTH = 100
 
@@ -110,7 +111,7 @@ def starter_config(profile: TableProfile, *, name: str, data_path: str) -> Start
         "columns": {c.name: column_rule(c) for c in profile.features},
     }
     config["split"] = {"valid_fraction": holdout, "test_fraction": holdout}
-    config["tuning"] = tuning_section(profile.rows, holdout)
+    config["tuning"] = tuning_section(profile.rows, holdout, timed=bool(profile.time_column))
     config["evaluation"] = {
         "primary_metric": metric,
         "bootstrap_samples": 500 if test_rows < 2000 else 200,
@@ -181,8 +182,13 @@ def target_rate_bounds(rate: float) -> tuple[float, float]:
     return _significant(low, up=False), _significant(high, up=True)
 
 
-def tuning_section(rows: int, holdout: float) -> dict[str, Any]:
-    """Trials and families sized to the table; each family searches its default space."""
+def tuning_section(rows: int, holdout: float, timed: bool = False) -> dict[str, Any]:
+    """Trials and families sized to the table; each family searches its default space.
+
+    A small table without a time column is tuned by cross-validation (`CV_FOLDS`): one
+    validation split of a few hundred rows picks a family by noise. A timed table keeps its
+    time-ordered validation split (shuffled folds would let the future tune the past).
+    """
     train_rows = round(rows * (1 - 2 * holdout))
     large = rows >= LARGE_ROWS
     section: dict[str, Any] = {
@@ -191,6 +197,8 @@ def tuning_section(rows: int, holdout: float) -> dict[str, Any]:
     }
     if train_rows > TUNE_ROWS:
         section["tune_rows"] = TUNE_ROWS
+    if rows < SMALL_ROWS and not timed:
+        section["cv_folds"] = CV_FOLDS
     return section
 
 
@@ -264,6 +272,10 @@ def _explain(
     beside[("tuning", "n_trials")] = f"sized to {profile.rows:,} rows"
     if "tune_rows" in tuning:
         beside[("tuning", "tune_rows")] = "each trial fits on a sample of the training split"
+    if "cv_folds" in tuning:
+        beside[("tuning", "cv_folds")] = (
+            f"under {SMALL_ROWS:,} rows: trials scored by CV over train + valid, not one split"
+        )
     above[("tuning", "families")] = [
         "Each family searches its default ranges (DEFAULT_SEARCH_SPACES in configs/schema.py); "
         "add search_space.<family> to replace a family's ranges.",

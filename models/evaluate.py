@@ -94,9 +94,71 @@ def bootstrap_indices(n: int, samples: int, seed: int) -> np.ndarray:
 def bootstrap_scores(
     name: str, y: np.ndarray, p: np.ndarray, indices: np.ndarray, threshold: float = 0.5
 ) -> np.ndarray:
-    """The metric on each bootstrap resample (NaN for a resample with one class)."""
-    y, p = np.asarray(y), np.asarray(p)
-    return np.array([score(name, y[i], p[i], threshold) for i in indices])
+    """The metric on each bootstrap resample (NaN for a resample with one class).
+
+    `score(name, y[i], p[i], threshold)` for each row `i` of `indices`, computed by
+    `resampled_scores` (the gate, the training run's intervals and the monitor share it).
+    """
+    return resampled_scores(name, y, p, indices, threshold)
+
+
+def resampled_scores(
+    metric: str, y: np.ndarray, values: np.ndarray, indices: np.ndarray, threshold: float = 0.5
+) -> np.ndarray:
+    """The metric on each bootstrap resample (`indices`, one row per resample), NaN for a
+    resample with one class; F1 on the decisions `values >= threshold`, the AUCs on `values`.
+
+    Equal to sklearn's metric on each resample (`score`), but computed from how often each row
+    was drawn (a row drawn k times weighs k in the ROC and PR curves) instead of one sklearn
+    call per resample, so 1,000 resamples of a 100k-row window take seconds, not minutes.
+    Resamples are processed in chunks of about a million drawn rows (~8 MB per array).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric '{metric}'; allowed: {', '.join(METRICS)}")
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(-values, kind="stable")
+    labels, ranked = np.asarray(y, dtype=float)[order], values[order]
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    indices = np.asarray(indices)
+    out = [np.empty(0)]
+    for chunk in np.array_split(indices, 1 + indices.size // 1_000_000):
+        if not len(chunk):
+            continue
+        counts = np.stack([np.bincount(position[i], minlength=len(labels)) for i in chunk])
+        out.append(_weighted_score(metric, ranked, counts * labels, counts * (1 - labels),
+                                   threshold))  # fmt: skip
+    return np.concatenate(out)
+
+
+def _weighted_score(
+    metric: str,
+    ranked: np.ndarray,
+    positives: np.ndarray,
+    negatives: np.ndarray,
+    threshold: float,
+) -> np.ndarray:
+    """The metric per row of integer weights of the positive and negative rows (columns in
+    descending score order); NaN where either class weighs nothing."""
+    if metric == "f1":
+        decided = ranked >= threshold
+        tp, fp = positives @ decided, negatives @ decided
+        fn = positives.sum(axis=1) - tp
+        found = 2 * tp / np.maximum(2 * tp + fp + fn, 1)  # 0 without any positive (sklearn's)
+    else:
+        ends = np.r_[ranked[1:] != ranked[:-1], True]  # one curve point per distinct score
+        tp = np.cumsum(positives, axis=1)[:, ends]
+        fp = np.cumsum(negatives, axis=1)[:, ends]
+        recall = tp / np.maximum(tp[:, -1:], 1)
+        if metric == "roc_auc":
+            fpr = fp / np.maximum(fp[:, -1:], 1)
+            origin = ((0, 0), (1, 0))  # the curve starts at (0, 0)
+            found = np.trapezoid(np.pad(recall, origin), np.pad(fpr, origin), axis=1)
+        else:  # average precision: precision at each step, weighted by the recall it adds
+            precision = tp / np.maximum(tp + fp, 1)
+            found = (np.diff(recall, axis=1, prepend=0.0) * precision).sum(axis=1)
+    both = (positives.sum(axis=1) > 0) & (negatives.sum(axis=1) > 0)
+    return np.where(both, found, np.nan)
 
 
 def interval(point: float, draws: np.ndarray, confidence: float) -> Interval:

@@ -7,8 +7,9 @@ raw feature, so explanations speak in the columns users send.
 
 `RowExplainer` is the one per-row path: the training run's offline explanation and the
 gateway's `/explain` (serving/gateway/explain.py) both call it, so served attributions are the
-offline ones. Spaces (`SPACES`): tree and linear SHAP explain the log-odds (the margin), the
-permutation explainer the probability of the positive class. Permutation SHAP is one
+offline ones. Each family declares its space (`ModelFamily.shap_space`): tree SHAP explains
+boosting's log-odds and a forest's probability, linear SHAP the log-odds, the permutation
+explainer the probability of the positive class. Permutation SHAP is one
 antithetic permutation (2F + 1 evaluations over the background) drawn with the same seed for
 every row, so a row's attributions do not depend on the rows explained with it.
 """
@@ -27,7 +28,6 @@ from sklearn.pipeline import Pipeline
 
 from models.families import get_family
 
-SPACES = {"tree": "log_odds", "linear": "log_odds", "permutation": "probability"}
 BACKGROUND_FILE = "background.parquet"  # the raw background rows (the gateway's, too)
 ROWS_FILE = "shap_rows.parquet"  # the explained raw rows
 VALUES_FILE = "shap_values.parquet"  # their attributions per raw feature, plus base_value
@@ -141,7 +141,8 @@ def build_row_explainer(
     import shap
 
     preprocess, estimator = model.named_steps["preprocess"], model.named_steps["model"]
-    kind = get_family(family).explainer
+    declared = get_family(family)
+    kind = declared.explainer
     if kind == "tree":
         explainer: Any = shap.TreeExplainer(estimator)
     elif kind == "linear":
@@ -154,7 +155,9 @@ def build_row_explainer(
         )
     features = [str(c) for c in background.columns]
     grouping = _grouping(preprocess.get_feature_names_out(), features)
-    return RowExplainer(kind, SPACES[kind], preprocess, explainer, tuple(features), grouping, seed)
+    return RowExplainer(
+        kind, declared.shap_space, preprocess, explainer, tuple(features), grouping, seed
+    )
 
 
 def read_rows(path: Path) -> pd.DataFrame:

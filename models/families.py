@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # annotations only: importing sklearn costs every caller seco
     from sklearn.base import ClassifierMixin
 
 BASELINE = "baseline"
-GBDT_STAGES = 4  # a gbdt trial is scored (and may be pruned) after each quarter of its trees
+TREE_STAGES = 4  # a tree trial is scored (and may be pruned) after each quarter of its trees
 
 Report = Callable[[int], None]  # report(step): score the estimator now; may prune the trial
 FitTrial = Callable[[Any, np.ndarray, np.ndarray, Report], None]
@@ -45,6 +46,9 @@ class ModelFamily:
         build: (params, seed) -> a fresh, unfitted estimator; params use search-space names.
         explainer: SHAP explainer kind: exact "tree" or "linear", or model-agnostic
             "permutation".
+        shap_space: What the explainer's base value plus attributions add up to: the
+            positive class's "log_odds" (boosting's margin, a linear model's logit) or its
+            "probability" (a forest's vote, the permutation explainer's output).
         fit_trial: Fits the estimator in a trial, calling `report(step)` as it improves so the
             study can prune it (incremental fitting).
         onnx_fold_scaling: The exporter folds StandardScaler into the split thresholds (trees
@@ -58,6 +62,7 @@ class ModelFamily:
     estimator: str
     build: Callable[[dict[str, Any], int], ClassifierMixin]
     explainer: Literal["tree", "linear", "permutation"]
+    shap_space: Literal["log_odds", "probability"]
     fit_trial: FitTrial = _fit_once
     onnx_fold_scaling: bool = False
     onnx_converter: Callable[[type], None] | None = None
@@ -75,12 +80,43 @@ def _build_gbdt(params: dict[str, Any], seed: int) -> ClassifierMixin:
     )
 
 
-def _fit_gbdt_in_stages(estimator: Any, X: np.ndarray, y: np.ndarray, report: Report) -> None:
-    full = estimator.max_iter
-    for stage in range(1, GBDT_STAGES + 1):
-        estimator.set_params(max_iter=math.ceil(full * stage / GBDT_STAGES))
-        estimator.fit(X, y)
-        report(stage)
+def _fit_in_stages(size: str) -> FitTrial:
+    """A trial fit that grows a warm-started ensemble's `size` parameter (its tree count) in
+    `TREE_STAGES` steps, scoring after each."""
+
+    def fit(estimator: Any, X: np.ndarray, y: np.ndarray, report: Report) -> None:
+        full = estimator.get_params()[size]
+        estimator.set_params(warm_start=True)
+        for stage in range(1, TREE_STAGES + 1):
+            estimator.set_params(**{size: math.ceil(full * stage / TREE_STAGES)})
+            with warnings.catch_warnings():  # every stage fits the same rows: weights hold
+                warnings.filterwarnings("ignore", "class_weight presets", UserWarning)
+                estimator.fit(X, y)
+            report(stage)
+
+    return fit
+
+
+# --- extra_trees: extremely randomised trees, added in stages with warm start ---
+
+NO_CLASS_WEIGHT = "none"  # YAML-friendly spelling of class_weight=None
+
+
+def _build_extra_trees(params: dict[str, Any], seed: int) -> ClassifierMixin:
+    """Randomised trees, averaged: strong on small tables where boosting overfits.
+
+    Split thresholds are drawn at random between a node's values, never on a training value,
+    so the ONNX graph (float32) routes every row as sklearn does without folding the scaler.
+
+    `max_leaf_nodes` bounds each tree, so the ONNX graph and tree SHAP stay small on large
+    tables; single-threaded like every family, so runs are reproducible and share the CPU.
+    """
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    params = dict(params)
+    if params.get("class_weight") == NO_CLASS_WEIGHT:
+        params["class_weight"] = None
+    return ExtraTreesClassifier(random_state=seed, n_jobs=1, **params)
 
 
 # --- mlp: the torch MLP, scored after every epoch ---
@@ -112,7 +148,6 @@ def _register_mlp_converter(estimator_type: type) -> None:
 
 # --- logreg (tuned) and baseline (fixed): logistic regression ---
 
-NO_CLASS_WEIGHT = "none"  # YAML-friendly spelling of class_weight=None
 L1_RATIO = {"l1": 1.0, "l2": 0.0}  # the searched penalty as sklearn >= 1.8 spells it
 
 
@@ -142,7 +177,8 @@ FAMILIES: dict[str, ModelFamily] = {
             estimator="sklearn.ensemble.HistGradientBoostingClassifier",
             build=_build_gbdt,
             explainer="tree",
-            fit_trial=_fit_gbdt_in_stages,
+            shap_space="log_odds",
+            fit_trial=_fit_in_stages("max_iter"),
             onnx_fold_scaling=True,
             trusted_types=("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",),
         ),
@@ -151,21 +187,33 @@ FAMILIES: dict[str, ModelFamily] = {
             estimator="models.torch_mlp.TorchMLPClassifier",
             build=_build_mlp,
             explainer="permutation",
+            shap_space="probability",
             fit_trial=_fit_mlp_by_epoch,
             onnx_converter=_register_mlp_converter,
             trusted_types=("models.torch_mlp.TorchMLPClassifier",),
+        ),
+        ModelFamily(
+            name="extra_trees",
+            estimator="sklearn.ensemble.ExtraTreesClassifier",
+            build=_build_extra_trees,
+            explainer="tree",
+            shap_space="probability",
+            fit_trial=_fit_in_stages("n_estimators"),
+            trusted_types=("sklearn.tree._tree.Tree",),
         ),
         ModelFamily(
             name="logreg",
             estimator="sklearn.linear_model.LogisticRegression",
             build=_build_logreg,
             explainer="linear",
+            shap_space="log_odds",
         ),
         ModelFamily(
             name=BASELINE,
             estimator="sklearn.linear_model.LogisticRegression",
             build=_build_baseline,
             explainer="linear",
+            shap_space="log_odds",
         ),
     )
 }

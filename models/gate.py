@@ -385,3 +385,168 @@ def _reason(c: Comparison, metric: str, confidence: float, within: bool = False)
         f"{c.opponent_value:.4f}, gain {c.gain:+.4f} ({confidence:.0%} CI "
         f"{c.gain_low:+.4f}..{c.gain_high:+.4f}), required > {c.required:+.4f}"
     )
+
+
+# --- shadow traffic: live, paired evidence ------------------------------------------------------
+
+OFFLINE, LIVE = "offline", "live"
+
+
+def hold_for_shadow(config: ProjectConfig, decision: Decision, champion: str | None) -> bool:
+    """Does a challenger that passed the gate go to shadow traffic instead of champion?
+
+    Only with `gate.shadow_before_promotion` and a champion serving (without one there is no
+    live traffic to pair with: the offline gate decides, as before)."""
+    return config.gate.shadow_before_promotion and decision.promote and champion is not None
+
+
+def shadow_hold_reason(champion: str) -> str:
+    """The first reason of a decision record held for shadow traffic."""
+    return (
+        f"passed offline; held in shadow beside champion version {champion} for live paired "
+        "evidence (gate.shadow_before_promotion): `python -m monitoring.shadow promote` decides"
+    )
+
+
+@dataclass(frozen=True)
+class LiveEvidence:
+    """Champion and shadow challenger scored on the same labelled live rows.
+
+    `comparison` is the challenger's paired bootstrap gain over the champion (None when the
+    rows are too few to compare: fewer than 2, or a single class)."""
+
+    champion_version: str
+    challenger_version: str
+    rows: int  # labelled rows scored by both
+    positives: int
+    first: str  # time range of those rows (ISO 8601), "" without rows
+    last: str
+    shadow_rows: int  # shadow rows in the window, labelled or not
+    comparison: Comparison | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.comparison is not None:
+            out["comparison"]["passed"] = self.comparison.passed
+        return out
+
+
+def compare_live(
+    config: ProjectConfig,
+    y: np.ndarray,
+    challenger: tuple[np.ndarray, float],
+    champion: tuple[np.ndarray, float],
+) -> Comparison | None:
+    """The challenger's paired gain over the champion on live rows: the gate's `compare`, same
+    bootstrap and margin (`gate.min_gain_over_champion`); None when the rows cannot be scored
+    (fewer than 2 or one class only)."""
+    if len(y) < 2 or len(np.unique(y)) < 2:
+        return None
+    ev = config.evaluation
+    indices = bootstrap_indices(len(y), ev.bootstrap_samples, ev.seed)
+    return compare(
+        "champion", ev.primary_metric, y, challenger[0], champion[0], indices, ev.confidence,
+        config.gate.min_gain_over_champion, (challenger[1], champion[1]),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ShadowDecision:
+    """The promotion decision for a shadow challenger, and which evidence decided it."""
+
+    promote: bool
+    decided_by: list[str]  # "offline" and/or "live"
+    rule: str  # gate.shadow_evidence: "both" or "live"
+    reasons: list[str]
+    metric: str
+    confidence: float
+    offline: dict[str, Any]
+    live: LiveEvidence
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["live"] = self.live.to_dict()
+        return out
+
+
+def decide_from_shadow(
+    config: ProjectConfig, offline_record: dict[str, Any], live: LiveEvidence
+) -> ShadowDecision:
+    """Decide a shadow challenger's promotion from its offline decision record and the live
+    paired rows, by `gate.shadow_evidence`:
+
+    - too few labelled live rows (`gate.shadow_min_labelled_rows`, and
+      `gate.shadow_min_positives` of each class): no promotion, whatever the rule (fail closed);
+    - "both": promoted only when the offline gate passed against the champion serving now and
+      the live gain's lower bound exceeds `gate.min_gain_over_champion`;
+    - "live": the live comparison decides alone; the offline record is reported.
+
+    `decided_by` names the evidence the outcome rests on: for a promotion every evidence the
+    rule required, for a refusal each one that refused.
+    """
+    gate, ev = config.gate, config.evaluation
+    metric, rule = ev.primary_metric, gate.shadow_evidence
+    offline_champion = offline_record.get("previous_champion")
+    offline_passed = bool(offline_record.get("promote")) and (
+        offline_champion is not None and str(offline_champion) == live.champion_version
+    )
+    offline = {
+        "passed": offline_passed,
+        "gate_passed": bool(offline_record.get("promote")),
+        "compared_with_champion": offline_champion,
+        "test_sha256": offline_record.get("test_sha256"),
+        "decided_at": offline_record.get("decided_at"),
+        "comparisons": offline_record.get("comparisons", []),
+        "reason": (offline_record.get("reasons") or [""])[0],
+    }
+    negatives = live.rows - live.positives
+    comparison = live.comparison
+    enough = (
+        live.rows >= gate.shadow_min_labelled_rows
+        and min(live.positives, negatives) >= gate.shadow_min_positives
+        and comparison is not None
+    )
+    live_text = (
+        f"live: {live.rows} labelled rows scored by champion v{live.champion_version} and "
+        f"challenger v{live.challenger_version} ({live.positives} positive, {live.first} .. "
+        f"{live.last})"
+    )
+    if comparison is not None:
+        live_text += ": " + _reason(comparison, metric, ev.confidence)
+    if not offline_passed:
+        offline_text = (
+            f"offline: the gate compared with champion version {offline_champion}, not the "
+            f"serving champion {live.champion_version}; rerun the pipeline"
+            if offline_record.get("promote")
+            else f"offline: the gate did not pass ({offline['reason']})"
+        )
+    else:
+        offline_text = f"offline: the gate passed on the test set ({offline['reason']})"
+    if not enough:
+        why = (
+            f"too few labelled shadow rows to decide: {live.rows} rows ({live.positives} "
+            f"positive, {negatives} negative); needs >= {gate.shadow_min_labelled_rows} rows "
+            f"and >= {gate.shadow_min_positives} of each class (gate.shadow_min_labelled_rows, "
+            "gate.shadow_min_positives): not promoted, the challenger stays in shadow"
+        )
+        return ShadowDecision(
+            False, [LIVE], rule, [why, live_text, offline_text], metric, ev.confidence,
+            offline, live,
+        )  # fmt: skip
+    assert comparison is not None  # noqa: S101 - `enough` checked it
+    live_passed = comparison.passed
+    if rule == "live":
+        promote, decided_by = live_passed, [LIVE]
+        reasons = [live_text, f"{offline_text} (reported; gate.shadow_evidence: live)"]
+    else:
+        promote = offline_passed and live_passed
+        if promote:
+            decided_by = [OFFLINE, LIVE]
+        else:
+            decided_by = [e for e, ok in ((OFFLINE, offline_passed), (LIVE, live_passed)) if not ok]
+        texts = {OFFLINE: offline_text, LIVE: live_text}
+        order = decided_by + [e for e in (OFFLINE, LIVE) if e not in decided_by]
+        reasons = [texts[e] for e in order]
+    verdict = "promoted" if promote else "not promoted"
+    reasons.insert(0, f"{verdict} on {' and '.join(decided_by)} evidence (rule: {rule})")
+    return ShadowDecision(promote, decided_by, rule, reasons, metric, ev.confidence, offline, live)

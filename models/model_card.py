@@ -31,7 +31,8 @@ class CardFacts:
         decision: The gate's decision record.
         selection: How the challenger was chosen (`models.gate.Selection.to_dict()`).
         use: The config's `card` section (intended and out-of-scope use, sensitive attributes).
-        data: Per split ("train", "valid", "test"): rows, positive_rate and time_range.
+        data: Per split ("train", "valid", "test"): rows, positive_rate and time_range; "fit":
+            the rows of the final fit (train + valid when refit).
         gaps: False positive / negative rate gaps per sensitive attribute.
         costs: The cost table (`models.evaluate.cost_table`), when the config gives costs.
         calibration: The reliability table of `models.evaluate.curves`.
@@ -180,7 +181,20 @@ def _data(f: CardFacts) -> list[str]:
         "",
         "## Training data",
         describe("train"),
-        describe("valid") + " (early stopping, pruning and the threshold)",
+        describe("valid") + " (pruning and the threshold)",
+        *_final_fit(f.data),
+    ]
+
+
+def _final_fit(data: dict[str, dict[str, Any]]) -> list[str]:
+    """The rows the served model was fitted on, when it was refit on train + valid."""
+    fit, train = data.get("fit"), data.get("train")
+    if not fit or not train or fit["rows"] == train["rows"]:
+        return []
+    return [
+        f"- final fit: train + valid, {fit['rows']:,} rows, base rate {fit['positive_rate']:.2%} "
+        "(refit with the tuned hyperparameters once the threshold was chosen on valid: "
+        "`training.refit_on_validation`)"
     ]
 
 

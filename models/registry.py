@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# The challenger served in shadow (gate.shadow_before_promotion): set by the deploy step once it
+# is infra-validated and published beside the champion, removed when it is promoted or withdrawn.
+SHADOW = "shadow"
 HISTORY_TAG = "champion_history"
 ARCHIVE_PREFIX = "champion_history.archive."  # + 1, 2, ...: older entries, oldest first
 HISTORY_ENTRIES = 50  # newest entries kept in HISTORY_TAG
@@ -180,19 +183,67 @@ def champion_version(name: str) -> str | None:
         RegistryError: Any other failure to read it (store down, permissions): a champion may
             exist, so nothing may be decided as if there were none.
     """
+    return _alias_version(name, CHAMPION, "the champion")
+
+
+def shadow_version(name: str) -> str | None:
+    """The version behind the `shadow` alias; None only when the alias (or the model) does not
+    exist.
+
+    Raises:
+        RegistryError: Any other failure to read it (fail closed, as for the champion).
+    """
+    return _alias_version(name, SHADOW, "the shadow challenger")
+
+
+def _alias_version(name: str, alias: str, what: str) -> str | None:
+    """The version behind `alias`; None only when the alias (or the model) does not exist."""
     import mlflow
 
     try:
-        return str(mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
+        return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
     except mlflow.exceptions.MlflowException as exc:
         # MLflow's stores answer a missing model with RESOURCE_DOES_NOT_EXIST and a missing
-        # alias with INVALID_PARAMETER_VALUE "Registered model alias champion not found."
-        missing_alias = f"alias {CHAMPION} not found" in str(exc)
+        # alias with INVALID_PARAMETER_VALUE "Registered model alias <alias> not found."
+        missing_alias = f"alias {alias} not found" in str(exc)
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or (
             exc.error_code == "INVALID_PARAMETER_VALUE" and missing_alias
         ):
             return None
-        raise _store_error(f"cannot read the champion of '{name}'", exc) from exc
+        raise _store_error(f"cannot read {what} of '{name}'", exc) from exc
+
+
+def set_shadow(name: str, version: str, *, champion: str | None) -> None:
+    """Mark `version` as the shadow challenger, under the promotion lock, if the champion is
+    still `champion` (the one the gate compared it with); tagged on the version.
+
+    Raises:
+        ChampionMovedError: The champion moved since the gate (nothing marked).
+    """
+    import mlflow
+
+    with promotion_lock(name):
+        current = champion_version(name)
+        if current != champion:
+            raise ChampionMovedError(name, current, champion, version)
+        client = mlflow.MlflowClient()
+        client.set_model_version_tag(name, version, "shadow.since", _now())
+        client.set_model_version_tag(name, version, "shadow.champion", str(champion))
+        client.set_registered_model_alias(name, SHADOW, version)
+
+
+def clear_shadow(name: str, version: str, outcome: str) -> bool:
+    """Remove the `shadow` alias if it still names `version` (compare-and-swap, under the
+    lock) and tag the version with `outcome`; returns whether the alias was removed."""
+    import mlflow
+
+    with promotion_lock(name):
+        if shadow_version(name) != version:
+            return False
+        client = mlflow.MlflowClient()
+        client.set_model_version_tag(name, version, "shadow.outcome", outcome[:4900])
+        client.delete_registered_model_alias(name, SHADOW)
+        return True
 
 
 def _store_error(what: str, exc: Exception) -> RegistryError:

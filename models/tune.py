@@ -46,6 +46,7 @@ class TuneResult:
     params: dict[str, Any]
     value: float
     metric: str
+    objective: str  # what `value` scores: "valid" or "k-fold CV on train + valid"
     study_name: str
     storage: str
     trials_complete: int
@@ -57,6 +58,24 @@ def validation_score(metric: str, y_valid: np.ndarray, p_valid: np.ndarray) -> f
     """The study's objective: the primary metric on validation (F1 at its best threshold)."""
     threshold = choose_threshold(y_valid, p_valid) if metric == "f1" else 0.5
     return score(metric, y_valid, p_valid, threshold)
+
+
+def cv_folds(
+    k: int, y_train: np.ndarray, y_valid: np.ndarray, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, shuffled `k`-fold (fit rows, held-out rows) indices over train + valid rows
+    stacked in that order: the objective of `tuning.cv_folds`."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.concatenate([y_train, y_valid])
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros((len(y), 1)), y))
+
+
+def objective_name(config: ProjectConfig) -> str:
+    """What the study's values score: "valid" or "5-fold CV on train + valid"."""
+    k = config.tuning.cv_folds
+    return f"{k}-fold CV on train + valid" if k else "valid"
 
 
 def config_hash(config: ProjectConfig) -> str:
@@ -107,11 +126,25 @@ def tune_model(
     tuning, metric = config.tuning, config.evaluation.primary_metric
     rdb = open_storage(storage, heartbeat_s)
 
+    folds = cv_folds(tuning.cv_folds, y_train, y_valid, tuning.seed) if tuning.cv_folds else None
+    X_all = np.vstack([X_train, X_valid]) if folds else X_train
+    y_all = np.concatenate([y_train, y_valid]) if folds else y_train
+
     def objective(trial: optuna.Trial) -> float:
         # one of tuning.families (typed `str` by optuna)
         name = cast(Family, trial.suggest_categorical("family", list(tuning.families)))
         family = get_family(name)
         params = suggest_params(trial, name, tuning.space(name))
+        if folds:  # the running mean over the folds so far, reported after each fold
+            values: list[float] = []
+            for step, (fit, held) in enumerate(folds, start=1):
+                estimator = family.build(params, tuning.seed).fit(X_all[fit], y_all[fit])
+                p_held = estimator.predict_proba(X_all[held])[:, 1]
+                values.append(validation_score(metric, y_all[held], p_held))
+                trial.report(float(np.mean(values)), step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+            return float(np.mean(values))
         estimator = family.build(params, tuning.seed)
 
         def report(step: int) -> None:
@@ -162,6 +195,7 @@ def tune_model(
         params=params_of_trial(family, best.params),
         value=float(study.best_value),
         metric=metric,
+        objective=objective_name(config),
         study_name=study_name,
         storage=storage,
         trials_complete=sum(t["state"] == "COMPLETE" for t in trials),

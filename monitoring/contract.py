@@ -37,9 +37,35 @@ MONITOR_METRICS: dict[str, tuple[str, ...]] = {
     "mlops_quality_evidence_sufficient": (),
     "mlops_model_quality_interval": ("metric", "model", "bound"),
     "mlops_model_quality_gain": ("metric", "bound"),
+    # Attribution drift (monitoring/attribution.py): 1 when the served version's attributions
+    # were measured on the window, 0 when they could not be (then none of the others is
+    # pushed); rows explained; mean |SHAP| and rank (1 = most attributed) per raw feature of
+    # the window and of the version's training reference (source: window|reference); the
+    # verdict of the ranking rule (0/1), Spearman's rank correlation and the shared share of
+    # the top k.
+    "mlops_attribution_available": (),
+    "mlops_attribution_sampled_rows": (),
+    "mlops_attribution_mean_abs": ("feature", "source"),
+    "mlops_attribution_rank": ("feature", "source"),
+    "mlops_attribution_rank_changed": (),
+    "mlops_attribution_rank_correlation": (),
+    "mlops_attribution_top_k_overlap": (),
     "mlops_input_missing_values": ("feature",),
     "mlops_input_unseen_categories": ("feature",),
     "mlops_monitor_last_success_timestamp_seconds": (),
+}
+
+SHADOW_JOB = "shadow"
+# name -> labels besides the grouping label `project`, pushed under job `shadow` by the
+# monitor (monitoring/shadow.py): the labelled rows both the champion and the shadow
+# challenger scored, their positives, the primary metric of each (model: champion|challenger)
+# and the challenger's paired gain (bound: estimate|low|high), and 1 when the rows suffice.
+SHADOW_METRICS: dict[str, tuple[str, ...]] = {
+    "mlops_shadow_labelled_rows": ("champion", "challenger"),
+    "mlops_shadow_positives": ("champion", "challenger"),
+    "mlops_shadow_quality": ("metric", "model", "champion", "challenger"),
+    "mlops_shadow_gain": ("metric", "bound", "champion", "challenger"),
+    "mlops_shadow_evidence_sufficient": ("champion", "challenger"),
 }
 
 # name -> labels (pushed under job `kpi`; `project` is a plain label here, not a grouping key).
@@ -75,4 +101,5 @@ METRIC_NAMES: frozenset[str] = (
     | frozenset(KPI_METRICS)
     | frozenset(TRITON_METRICS)
     | frozenset(DEPLOY_METRICS)
+    | frozenset(SHADOW_METRICS)
 )

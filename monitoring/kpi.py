@@ -11,6 +11,11 @@
   maintain or beat it. Each window shows its positives, the paired bootstrap interval of the
   champion's metric and of its gain over the baseline, and whether the positives are enough
   evidence (`monitoring.min_positives`) to act on.
+- **Attribution drift**, beside data drift: for each window, whether the ranking of the
+  features by mean |SHAP| on its sampled rows still matches the served version's training
+  reference (`monitoring.attribution`: rank correlation, shared top k, `unavailable` when the
+  version's explainer could not be loaded), and for the champion's newest window the features
+  of either top k with their mean |SHAP| and rank on both sides.
 - **Pipeline efficiency**: deployment lead time (registration to serving-ready, seconds) of
   the current champion, and the manual steps between raw data and that served model, counted
   from the champion's MLflow run (`manual_steps`): starting the run (none with a `schedule`),
@@ -40,8 +45,9 @@ from typing import Any
 from configs import CONFIG_DIR, ConfigError, load_config, parse_config
 from configs.cli import cli_parser, fail, setup_logging
 from configs.schema import ProjectConfig
+from monitoring.attribution import AVAILABLE, REFERENCE, UNAVAILABLE, WINDOW, summary_text
 from monitoring.contract import KPI_METRICS
-from monitoring.monitor import INSUFFICIENT, REPORTS_ROOT
+from monitoring.monitor import INSUFFICIENT, REPORTS_ROOT, SHADOW_FILE
 from serving.pushgateway import PushError, Sample, push
 
 log = logging.getLogger(__name__)
@@ -69,6 +75,8 @@ class ProjectKpi:
     evidence: dict[str, Any] = field(default_factory=dict)  # of that window (monitor's)
     lead_time_s: float = math.nan
     windows: list[dict[str, Any]] = field(default_factory=list)
+    attribution: dict[str, Any] = field(default_factory=dict)  # champion's newest window's
+    shadow: dict[str, Any] = field(default_factory=dict)  # live comparison, with a shadow
     manual_steps: list[str] | None = None  # None: no champion, nothing served to count for
 
 
@@ -109,6 +117,11 @@ def project_kpi(config: ProjectConfig, monitoring_root: Path = REPORTS_ROOT) -> 
         primary_metric=primary,
         windows=windows,
     )
+    if served:
+        kpi.attribution = served[-1].get("attribution") or {}
+    shadow_file = monitoring_root / config.name / SHADOW_FILE
+    if shadow_file.exists():
+        kpi.shadow = json.loads(shadow_file.read_text())
     labelled = [w for w in served if "baseline" in w["quality"]]
     if labelled:
         latest = labelled[-1]["quality"]
@@ -321,9 +334,10 @@ def markdown(report: KpiReport, plots: dict[str, str]) -> str:
         if p.windows:
             lines += ["", f"## {p.project}: windows (before and after each model version)", ""]
             lines += ["| window | version | rows | drift share | dataset drift | "
+                      "attribution ranking | "
                       f"{p.primary_metric} champion [interval] | baseline | vs baseline | "
                       "gain [interval] | positives | evidence |",
-                      "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                      "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
             for w in p.windows:
                 q, evidence = w["quality"], w.get("evidence") or {}
                 champ = q.get("champion", {}).get(p.primary_metric, math.nan)
@@ -334,6 +348,7 @@ def markdown(report: KpiReport, plots: dict[str, str]) -> str:
                 lines.append(
                     f"| {w['start'][:16]} | {w['version']} | {w['rows']} | "
                     f"{w['drift']['drift_share']:.2f} | {drifted}"
+                    f" | {summary_text(w.get('attribution'))}"
                     f" | {_fmt(champ)}"
                     + (f" [{_fmt(own['low'])}, {_fmt(own['high'])}]" if own else "")
                     + f" | {_fmt(base)} | "
@@ -341,9 +356,65 @@ def markdown(report: KpiReport, plots: dict[str, str]) -> str:
                     f"{_span(gain) if gain else '-'} | {evidence.get('positives', '-')} | "
                     f"{evidence.get('state', 'no labels' if not q else '-')} |"
                 )
+        lines += attribution_lines(p)
+        lines += shadow_lines(p)
         if p.project in plots:
             lines += ["", f"![{p.project}]({plots[p.project]})"]
     return "\n".join(lines) + "\n"
+
+
+def attribution_lines(project: ProjectKpi) -> list[str]:
+    """The champion's newest window: the features of either top k, their mean |SHAP| and rank
+    in the training reference and in the window, and the verdict ([] if never measured)."""
+    found = project.attribution
+    if not found or found.get("state") not in (AVAILABLE, UNAVAILABLE):
+        return []
+    title = f"## {project.project}: attribution drift (newest window of v{project.champion})"
+    if found["state"] != AVAILABLE:
+        return ["", title, "", f"Not measured: {found.get('error', 'no reason recorded')}."]
+    k, margin = found["top_k"], found["margin"]
+    pairs = ", ".join(f"{f} > {g} became {g} > {f}" for f, g in found["inverted_pairs"][:5])
+    lines = ["", title, "",
+             f"{summary_text(found)} on {found['sampled_rows']} sampled rows, against "
+             f"{found['reference_rows']} rows of the training run ({found['explainer']} SHAP, "
+             f"{found['space']}); changed means a pair of features with one in either top {k} "
+             f"traded places by more than a {margin:.0%} margin"
+             + (f": {pairs}." if pairs else "."),
+             "",
+             "| feature | reference mean abs SHAP | reference rank | window mean abs SHAP | "
+             "window rank | window / reference |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    shown = dict.fromkeys([*found["reference_top"], *found["window_top"]])
+    for feature in shown:
+        before, after = found[REFERENCE][feature], found[WINDOW][feature]
+        ratio = after / before if before > 0 else math.nan
+        lines.append(
+            f"| {feature} | {before:.4f} | {found['reference_rank'][feature]} | {after:.4f} | "
+            f"{found['window_rank'][feature]} | {_fmt(ratio, '.2f', 'x')} |"
+        )
+    return lines
+
+
+def shadow_lines(project: ProjectKpi) -> list[str]:
+    """The shadow challenger's live comparison with the champion, when one is registered."""
+    found = project.shadow
+    if not found:
+        return []
+    title = (f"## {project.project}: shadow challenger v{found['challenger_version']} vs "
+             f"champion v{found['champion_version']} on live rows")  # fmt: skip
+    rows = (f"{found['rows']} labelled rows scored by both ({found['positives']} positive; "
+            f"{found['shadow_rows']} mirrored in all)")  # fmt: skip
+    c = found.get("comparison")
+    if not c:
+        return ["", title, "", f"{rows}: too few to compare yet."]
+    verdict = "passes" if c["passed"] else "does not pass"
+    text = (
+        f"{rows}, {found['first'][:16]} .. {found['last'][:16]}: {project.primary_metric} "
+        f"challenger {c['challenger']:.4f}, champion {c['opponent_value']:.4f}, gain "
+        f"{c['gain']:+.4f} [{c['gain_low']:+.4f}, {c['gain_high']:+.4f}]; {verdict} the "
+        f"required {c['required']:+.4f} (`python -m monitoring.shadow promote` decides)."
+    )
+    return ["", title, "", text]
 
 
 def plot_windows(project: ProjectKpi, out: Path) -> str | None:

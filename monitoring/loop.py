@@ -33,6 +33,9 @@ from configs.schema import ProjectConfig
 from models.reference import TARGET_COLUMN
 from serving.inference_log import REQUEST_ID, TIMESTAMP, read_log
 
+# AttributionRankingChanged is not a trigger: with the served model fixed, its attributions move
+# only with its inputs, so a real shift also shows as drift or as labelled quality; alone it
+# asks a person to look (docs/runbook.md), not for a retrain on data that may be broken.
 TRIGGER_ALERTS = ("DataDriftDetected", "ModelQualityBelowBaseline")
 RETRAIN_ROOT = Path("local_outputs/retrain")
 

@@ -5,7 +5,9 @@
 The inference log is cut into windows (`monitoring.window`) and by the model version that
 served them. Each window is compared with that version's reference (its training rows):
 per-feature and dataset drift (`monitoring.drift`, Evidently's default tests, exact and fast),
-prediction drift, missing values and categories unseen in training, and, for rows whose
+prediction drift, missing values and categories unseen in training, attribution drift (mean
+|SHAP| per feature on a seeded sample of the window's rows against the version's training
+reference, `monitoring.attribution`), and, for rows whose
 label has arrived, F1 / PR-AUC / ROC-AUC of the champion and of the run's logistic baseline
 on the same rows. The primary metric also gets the window's positives and paired bootstrap
 intervals (`quality_evidence`: the champion's, the baseline's and the champion's gain, on the
@@ -41,14 +43,22 @@ import pandas as pd
 from configs import ConfigError, load_config
 from configs.cli import UserError, cli_parser, fail, highlight, progress, setup_logging
 from configs.schema import ProjectConfig
-from models.evaluate import bootstrap_indices, interval, score
+from models.evaluate import bootstrap_indices, interval, resampled_scores, score
 from models.reference import (
     SCORE_COLUMN,
     TARGET_COLUMN,
     MissingReferenceError,
     load_reference,
 )
-from monitoring.contract import GROUPING_LABEL, MONITOR_METRICS
+from monitoring.attribution import (
+    AVAILABLE,
+    UNAVAILABLE,
+    VersionAttribution,
+    assess_attribution,
+    attribution_samples,
+    load_version_attribution,
+)
+from monitoring.contract import GROUPING_LABEL, MONITOR_METRICS, SHADOW_JOB, SHADOW_METRICS
 from monitoring.drift import MISSING, NUM, column_drift, detect_drift
 from serving.inference_log import DECISION, MODEL_VERSION, TIMESTAMP, read_log
 from serving.processes import write_atomic
@@ -60,6 +70,7 @@ QUALITY_METRICS = ("f1", "pr_auc", "roc_auc")
 SUFFICIENT, INSUFFICIENT = "sufficient", "insufficient_evidence"
 SUMMARY_FILE = "summary.json"
 HISTORY_FILE = "history.json"
+SHADOW_FILE = "shadow.json"  # the live comparison of a shadow challenger, when one is registered
 REPORTS_ROOT = Path("reports/monitoring")
 
 
@@ -85,6 +96,7 @@ class WindowReport:
     quality: dict[str, dict[str, float]] = field(default_factory=dict)
     vs_baseline_pct: dict[str, float] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)  # quality_evidence(); {} unlabelled
+    attribution: dict[str, Any] = field(default_factory=dict)  # assess_attribution()
     report_dir: str = ""
     error: str = ""  # why the window could not be assessed ("" when it was)
 
@@ -99,6 +111,8 @@ class _Version:
     baseline: Any = None
     baseline_threshold: float = 0.5
     run_id: str = ""
+    # The version's explainer and training reference, or why they could not be had.
+    attribution: VersionAttribution | BaseException | None = None
 
 
 def windows(frame: pd.DataFrame, length: str) -> Iterator[tuple[pd.Timestamp, str, pd.DataFrame]]:
@@ -129,7 +143,9 @@ def assess(
     """Drift, input quality and labelled quality of one window (pure; no I/O).
 
     A feature absent from `rows` counts as missing in every row, and a feature without any
-    value is drifted (method "missing"), so one broken feature never hides the others.
+    value is drifted (method "missing"), so one broken feature never hides the others. The
+    window's attribution drift is measured with `served.attribution`; a version or window that
+    cannot be explained is `unavailable` there and the rest is still assessed.
     """
     reference = served.reference
     rows = rows.reindex(columns=list(dict.fromkeys([*rows.columns, *config.features])))
@@ -157,6 +173,7 @@ def assess(
         "quality": quality,
         "vs_baseline_pct": versus,
         "evidence": evidence,
+        "attribution": assess_attribution(rows, served.attribution, config),
     }
 
 
@@ -222,53 +239,6 @@ def quality_evidence(
         gain = out["champion"]["value"] - out["baseline"]["value"]
         out["gain"] = _bounds(gain, draws["champion"] - draws["baseline"], ev.confidence)
     return out
-
-
-def resampled_scores(
-    metric: str, y: np.ndarray, values: np.ndarray, indices: np.ndarray
-) -> np.ndarray:
-    """The metric on each bootstrap resample (`indices`, one row per resample), NaN for a
-    resample with one class: `models.evaluate.bootstrap_scores` at threshold 0.5, computed
-    from how often each row was drawn (a row drawn k times weighs k in the ROC and PR curves)
-    instead of one sklearn call per resample, so a 100k-row window takes seconds, not minutes.
-    """
-    if metric not in QUALITY_METRICS:
-        raise ValueError(f"unknown metric '{metric}'; allowed: {', '.join(QUALITY_METRICS)}")
-    order = np.argsort(-np.asarray(values, dtype=float), kind="stable")
-    y, ranked = np.asarray(y, dtype=float)[order], np.asarray(values, dtype=float)[order]
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))
-    out = []
-    for chunk in np.array_split(indices, 1 + indices.size // 1_000_000):  # ~8 MB per array
-        counts = np.stack([np.bincount(position[i], minlength=len(y)) for i in chunk])
-        out.append(_weighted_score(metric, ranked, counts * y, counts * (1 - y)))
-    return np.concatenate(out)
-
-
-def _weighted_score(
-    metric: str, ranked: np.ndarray, positives: np.ndarray, negatives: np.ndarray
-) -> np.ndarray:
-    """The metric per row of integer weights of the positive and negative rows (columns in
-    descending score order); NaN where either class weighs nothing."""
-    if metric == "f1":
-        decided = ranked >= 0.5
-        tp, fp = positives @ decided, negatives @ decided
-        fn = positives.sum(axis=1) - tp
-        found = 2 * tp / np.maximum(2 * tp + fp + fn, 1)  # 0 without any positive (sklearn's)
-    else:
-        ends = np.r_[ranked[1:] != ranked[:-1], True]  # one curve point per distinct score
-        tp = np.cumsum(positives, axis=1)[:, ends]
-        fp = np.cumsum(negatives, axis=1)[:, ends]
-        recall = tp / np.maximum(tp[:, -1:], 1)
-        if metric == "roc_auc":
-            fpr = fp / np.maximum(fp[:, -1:], 1)
-            origin = ((0, 0), (1, 0))  # the curve starts at (0, 0)
-            found = np.trapezoid(np.pad(recall, origin), np.pad(fpr, origin), axis=1)
-        else:  # average precision: precision at each step, weighted by the recall it adds
-            precision = tp / np.maximum(tp + fp, 1)
-            found = (np.diff(recall, axis=1, prepend=0.0) * precision).sum(axis=1)
-    both = (positives.sum(axis=1) > 0) & (negatives.sum(axis=1) > 0)
-    return np.where(both, found, np.nan)
 
 
 def _bounds(point: float, draws: np.ndarray, confidence: float) -> dict[str, float]:
@@ -364,6 +334,7 @@ def samples(report: WindowReport, primary_metric: str) -> list[Sample]:
         out.append(Sample("mlops_model_quality_vs_baseline_pct", pct,
                           {"metric": metric, "primary": primary}))  # fmt: skip
     out += evidence_samples(report.evidence)
+    out += attribution_samples(report.attribution)
     for name, counts in (("mlops_input_missing_values", report.missing_values),
                          ("mlops_input_unseen_categories", report.unseen_categories)):  # fmt: skip
         out += [Sample(name, float(n), {"feature": c}) for c, n in counts.items()]
@@ -474,7 +445,34 @@ def run_monitor(
         latest = _latest_of_champion(config.model_name, assessed)
         push(pushgateway, "monitor", samples(latest, config.evaluation.primary_metric),
              {GROUPING_LABEL: config.name}, MONITOR_METRICS)  # fmt: skip
+    record_shadow(config, log_root, out_root, since, pushgateway)
     return reports
+
+
+def record_shadow(
+    config: ProjectConfig,
+    log_root: Path,
+    out_root: Path,
+    since: pd.Timestamp | None,
+    pushgateway: str | None,
+) -> None:
+    """With a shadow challenger registered: its live comparison with the champion, written to
+    `shadow.json` and pushed under job `shadow` (`monitoring/shadow.py`; it decides nothing).
+    A comparison that cannot be made is logged, not raised: drift and quality still stand."""
+    from monitoring.shadow import ShadowError, shadow_summary
+
+    try:
+        found = shadow_summary(config, log_root, since=since)
+    except ShadowError as exc:
+        log.warning("%s: no shadow comparison: %s", config.name, exc)
+        return
+    if found is None:
+        return
+    summary, gauges = found
+    (out_root / config.name).mkdir(parents=True, exist_ok=True)
+    write_atomic(out_root / config.name / SHADOW_FILE, json.dumps(summary, indent=2, default=float))
+    if pushgateway:
+        push(pushgateway, SHADOW_JOB, gauges, {GROUPING_LABEL: config.name}, SHADOW_METRICS)
 
 
 # What a failed window reports: nothing measured (not zeros, which would read as "no drift").
@@ -487,6 +485,7 @@ _EMPTY_RESULT: dict[str, Any] = {
     "quality": {},
     "vs_baseline_pct": {},
     "evidence": {},
+    "attribution": {},
 }
 
 
@@ -522,6 +521,12 @@ def _load_version(config: ProjectConfig, version: str) -> _Version:
     if "baseline.threshold" in details.tags:
         served.baseline = load_registered(f"runs:/{details.run_id}/baseline")
         served.baseline_threshold = float(details.tags["baseline.threshold"])
+    if config.monitoring.attribution_sample_rows:
+        try:
+            served.attribution = load_version_attribution(config.model_name, version)
+        except Exception as exc:  # noqa: BLE001 - remembered: each of its windows says why
+            served.attribution = exc
+            log.warning("version %s: attribution drift unavailable: %s", version, exc)
     return served
 
 
@@ -569,6 +574,13 @@ def _log_to_mlflow(config: ProjectConfig, reports: list[WindowReport]) -> None:
             }
             for model, metrics in report.quality.items():
                 values |= {f"{model}.{m}": metrics[m] for m in QUALITY_METRICS}
+            if report.attribution.get("state") == AVAILABLE:
+                values |= {
+                    "attribution.ranking_changed": float(report.attribution["ranking_changed"]),
+                    "attribution.rank_correlation": report.attribution["rank_correlation"],
+                    "attribution.top_k_overlap": report.attribution["top_k_overlap"],
+                    "attribution.seconds": report.attribution["seconds"],
+                }
             if report.evidence:
                 values["positives"] = report.evidence["positives"]
                 gain = report.evidence.get("gain", {})
@@ -594,13 +606,17 @@ def _print(reports: list[WindowReport], primary: str) -> None:
         span = f"{gain['low']:+.3f}..{gain['high']:+.3f}" if gain else "-"
         flags = " DRIFT" if r.drift["dataset_drift"] else ""
         flags += " FEW-POSITIVES" if r.evidence.get("state") == INSUFFICIENT else ""
+        attribution = r.attribution.get("state")
+        flags += " RANKING" if attribution == AVAILABLE and r.attribution["ranking_changed"] else ""
+        flags += " NO-ATTRIBUTION" if attribution == UNAVAILABLE else ""
         empty = [c["column"] for c in r.drift["columns"] if c["method"] == MISSING]
         flags += f" MISSING {','.join(empty)}" if empty else ""
         positives = r.evidence.get("positives", 0)
         print(highlight(f"{r.start:<26} {r.version:>3} {r.rows:>6} {r.labelled_rows:>6} "
                         f"{positives:>5} {r.drift['drift_share']:>6.2f} {value:>8.3f} "
                         f"{versus:>+7.1f}% {span:>17}{flags}",
-                        ["DRIFT", "MISSING", "FEW-POSITIVES"]))  # fmt: skip
+                        ["DRIFT", "MISSING", "FEW-POSITIVES", "RANKING",
+                         "NO-ATTRIBUTION"]))  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

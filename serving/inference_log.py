@@ -4,12 +4,20 @@ Layout under the log root (one folder per model, hive-style day partitions)::
 
     <root>/<model>/predictions/date=2026-07-01/part-<uuid>.parquet
     <root>/<model>/labels/date=2026-07-03/part-<uuid>.parquet
+    <root>/<model>/shadow/date=2026-07-01/part-<uuid>.parquet
 
 A prediction row holds request id, timestamp, model name and version, the raw features as
 sent, score and decision; the gateway (`serving.gateway.edge_log`) writes one for every row
 it answers, with latency and caller. Files are fsynced, then renamed into place, so a reader
 never sees half a file; a file that cannot be read is set aside (`<model>/_unreadable/`) and
 reported, and the rest of the log stays readable.
+
+Shadow rows (a challenger's scores for mirrored live requests, `serving.gateway.shadow`) live
+in their own `shadow/` folder, never among `predictions/`: every reader of served traffic (the
+monitor, the retrain loop, the KPI page) reads `predictions/` only and cannot count a shadow
+score as served. A shadow row has the served row's id, timestamp and caller, the challenger's
+version, score and decision, `shadow_of` (the version that answered the caller) and
+`traffic` = "shadow"; no features (they are in the served row). `read_shadow` reads them.
 """
 
 from __future__ import annotations
@@ -39,7 +47,8 @@ LATENCY_MS, CALLER, RECEIVED = "latency_ms", "caller", "received_at"
 LABEL_TIMESTAMP = "label_timestamp"
 UNREADABLE = "_unreadable"  # where a file that cannot be read is set aside
 META_COLUMNS = (REQUEST_ID, TIMESTAMP, MODEL_NAME, MODEL_VERSION, SCORE_COLUMN, DECISION)
-PREDICTIONS, LABELS = "predictions", "labels"
+PREDICTIONS, LABELS, SHADOW = "predictions", "labels", "shadow"
+SHADOW_OF, TRAFFIC = "shadow_of", "traffic"  # shadow rows: the version the caller got; "shadow"
 
 
 class InferenceLogError(RuntimeError):
@@ -203,6 +212,27 @@ def read_log(
     latest = labels.sort_values(LABEL_TIMESTAMP).drop_duplicates(REQUEST_ID, keep="last")
     merged = predictions.merge(latest[[REQUEST_ID, TARGET_COLUMN]], on=REQUEST_ID, how="left")
     return merged.sort_values(TIMESTAMP, kind="stable").reset_index(drop=True)
+
+
+def read_shadow(
+    root: Path,
+    model: str,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Shadow rows of `model` in [start, end) (by the served row's timestamp), without labels
+    (join them through `read_log` on the request id)."""
+    rows = _read_kind(Path(root) / model / SHADOW, start, end)
+    if rows.empty:
+        return rows
+    stamps = pd.to_datetime(rows[TIMESTAMP], utc=True)
+    keep = np.ones(len(rows), dtype=bool)
+    if start is not None:
+        keep &= (stamps >= _utc(start)).to_numpy()
+    if end is not None:
+        keep &= (stamps < _utc(end)).to_numpy()
+    rows = rows[keep].assign(**{TIMESTAMP: stamps[keep]})
+    return rows.sort_values(TIMESTAMP, kind="stable").reset_index(drop=True)
 
 
 def _read_kind(folder: Path, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:

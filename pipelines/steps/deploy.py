@@ -27,6 +27,41 @@ def _version_parameters(version: Version, model: ArtifactLike) -> tuple[float, d
     return threshold, {"threshold": str(threshold), "registry_version": version.version}
 
 
+def _publish_shadow(
+    config: ProjectConfig, version: Version, champion: str | None, serving_repository: str
+) -> dict[str, Any]:
+    """Serve a validated challenger as the shadow model and set its `shadow` alias, under the
+    promotion lock and only while `champion` is still champion; what the record says."""
+    from models.registry import ChampionMovedError, promotion_lock, set_shadow
+    from serving.deploy import local_triton_url
+    from serving.shadow_model import publish_shadow, shadow_model_name, withdraw_shadow
+
+    repo = Path(serving_repository) if serving_repository else None
+    try:
+        with promotion_lock(version.name):
+            if repo is not None:
+                publish_shadow(repo, version.name, version.version,
+                               triton_url=local_triton_url(repo))  # fmt: skip
+            try:
+                set_shadow(version.name, version.version, champion=champion)
+            except BaseException:
+                if repo is not None:
+                    withdraw_shadow(repo, version.name)
+                raise
+    except ChampionMovedError as exc:
+        return {"shadowed": False, "shadow_reasons": [f"refused at shadowing: {exc}"]}
+    where = f" as {shadow_model_name(version.name)} in {repo}" if repo is not None else ""
+    return {
+        "shadowed": True,
+        "shadow_model": shadow_model_name(version.name),
+        "shadow_reasons": [
+            f"held in shadow: published{where} beside champion version {champion}; the "
+            f"gateway mirrors serving.shadow_share={config.serving.shadow_share} of requests "
+            "to it; `python -m monitoring.shadow promote` decides on labelled live rows"
+        ],
+    }
+
+
 def infra_candidate(
     config: ProjectConfig,
     version: Version,
@@ -110,6 +145,11 @@ def deploy_step(
     leaves the previous champion serving and is recorded, not raised; a changed artifact is
     raised. With `production_report` (the cluster: `stage_candidate_step`, then the production
     Triton image) that report decides instead of a local Triton; a missing one fails closed.
+
+    A challenger the gate held for shadow traffic (`shadow` in the record) is validated the
+    same way, then published as the shadow model beside the champion (`<model>__shadow`,
+    `serving.shadow_model`) and marked with the `shadow` alias, only if the champion is still
+    the one the gate compared against; the champion stays.
     """
     import mlflow
 
@@ -136,7 +176,10 @@ def deploy_step(
             record |= {"infra_validation": report.to_dict(), "reasons": report.reasons}
             expected = verdict.get("previous_champion")
             record["previous_champion"] = expected
-            if report.passed:
+            if report.passed and verdict.get("shadow"):
+                record |= _publish_shadow(config, version, expected, serving_repository)
+                record["reasons"] = [*record.pop("shadow_reasons"), *report.reasons]
+            elif report.passed:
                 try:
                     switch_champion(
                         version.name, version.version, expected=expected,
@@ -156,6 +199,8 @@ def deploy_step(
             mlflow.log_metrics({"infra.p99_ms": report.p99_ms,
                                 "infra.max_abs_diff": report.max_abs_diff})  # fmt: skip
         edge.write_json(record, Path(deployment.path))
+        if record.get("shadowed"):
+            mlflow.set_tags({"shadowed": "true"})
         deployment.metadata.update({"deployed": record["deployed"]})
         mlflow.log_dict(record, f"reports/{DEPLOYMENT_FILE}")
         mlflow.set_tags({"deployed": str(record["deployed"]).lower()})

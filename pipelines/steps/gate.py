@@ -49,6 +49,11 @@ def gate_step(
     record names the champion compared against (`previous_champion`), which the deploy step
     requires to still be champion when it moves the alias.
 
+    With `gate.shadow_before_promotion` and a champion serving, a challenger that passes is
+    held for shadow traffic (`shadow: true`, first reason says so): the deploy step validates
+    and publishes it beside the champion instead of promoting it, and
+    `python -m monitoring.shadow promote` decides on the live paired rows.
+
     Writes the decision record (version tags + JSON artifact) and the model card either way.
     """
     import mlflow
@@ -61,7 +66,9 @@ def gate_step(
         decide_promotion,
         decision_context,
         decision_record,
+        hold_for_shadow,
         select_candidate,
+        shadow_hold_reason,
     )
     from models.model_card import CURVES_PLOT, CardFacts, render_model_card, save_curves_plot
     from models.registry import champion_version, check_tracking, record_decision
@@ -98,6 +105,9 @@ def gate_step(
             **decision_context(config, test_sha256=hash_frame(test_frame),
                                trigger=run.data.tags.get("pipeline_run", "")),
         )  # fmt: skip
+        verdict["shadow"] = hold_for_shadow(config, decided, current)
+        if verdict["shadow"]:
+            verdict["reasons"].insert(0, shadow_hold_reason(str(current)))
         out = Path(decision.path)
         plot = save_curves_plot(evaluation_data["curves"], out / CURVES_PLOT)
         card = render_model_card(
@@ -135,7 +145,8 @@ def gate_step(
         mlflow.MlflowClient().update_model_version(version.name, version.version, description=card)
         mlflow.set_tags({"promoted": str(verdict["promote"]).lower()})
         record_decision(version, verdict)
-        decision.metadata.update({"promote": verdict["promote"], "version": version.version})
+        decision.metadata.update({"promote": verdict["promote"], "version": version.version,
+                                  "shadow": verdict["shadow"]})  # fmt: skip
         say(
             config.name,
             "gate",
@@ -173,7 +184,8 @@ def _lineage(run: Any) -> dict[str, Any]:
 
 
 def _split_facts(run: Any) -> dict[str, dict[str, Any]]:
-    """Rows, base rate and time range of each split, as the split step logged them."""
+    """Rows, base rate and time range of each split, as the split step logged them, and of
+    the final fit ("fit": train + valid when refit), as the train step logged it."""
     tags, metrics = run.data.tags, run.data.metrics
     return {
         part: {
@@ -181,7 +193,7 @@ def _split_facts(run: Any) -> dict[str, dict[str, Any]]:
             "positive_rate": float(metrics[f"positive_rate.{part}"]),
             "time_range": tags.get(f"time_range.{part}"),
         }
-        for part in ("train", "valid", "test")
+        for part in ("train", "valid", "test", "fit")
         if f"rows.{part}" in metrics
     }
 

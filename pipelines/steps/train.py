@@ -20,10 +20,14 @@ def train_step(
     model: ArtifactLike,
     baseline: ArtifactLike,
 ) -> None:
-    """Fit the winning family and the logistic baseline on the full training split.
+    """Fit the winning family and the logistic baseline, each with its decision threshold.
 
-    The decision threshold of each is chosen on validation data and kept in metadata.
+    Each is fitted on the training split and its threshold chosen on validation data; with
+    `training.refit_on_validation` the same hyperparameters and preprocessing are then refit on
+    train + validation rows, and that model (with the threshold) is saved.
     """
+    import mlflow
+    import pandas as pd
     from sklearn.pipeline import Pipeline
 
     from features.split import features_and_target
@@ -34,25 +38,34 @@ def train_step(
 
     with stage("train", config_yaml, run_id) as config:
         tuned = json.loads(Path(best.path).read_text())
-        preprocess, X, y = fit_preprocessor(config, read_frame(train))
-        X_valid, y_valid = features_and_target(read_frame(valid), config)
-        X_matrix = preprocess.transform(X)
+        train_frame, valid_frame = read_frame(train), read_frame(valid)
+        X_valid, y_valid = features_and_target(valid_frame, config)
+        refit = config.training.refit_on_validation
+        fit_on = "train + valid" if refit else "train"
+        fit_frame = pd.concat([train_frame, valid_frame], ignore_index=True) if refit else None
+
+        def fit(family: str, params: dict[str, Any], frame: pd.DataFrame) -> Pipeline:
+            preprocess, X, y = fit_preprocessor(config, frame)
+            estimator = build_estimator(family, params, config.tuning.seed)
+            estimator.fit(preprocess.transform(X), y.to_numpy())
+            return Pipeline([("preprocess", preprocess), ("model", estimator)])
+
         for family, params, artifact in (
             (tuned["family"], tuned["params"], model),
             (BASELINE, {}, baseline),
         ):
             started = time.perf_counter()
-            estimator = build_estimator(family, params, config.tuning.seed).fit(
-                X_matrix, y.to_numpy()
-            )
-            fitted = Pipeline([("preprocess", preprocess), ("model", estimator)])
+            fitted = fit(family, params, train_frame)
             threshold = choose_threshold(y_valid.to_numpy(), fitted.predict_proba(X_valid)[:, 1])
+            if fit_frame is not None:
+                fitted = fit(family, params, fit_frame)
             save_model(fitted, Path(artifact.path))
             artifact.metadata.update(
                 {
                     "family": family,
                     "params": params,
                     "threshold": threshold,
+                    "fit_on": fit_on,
                     "framework": "sklearn",
                     "format": "skops",
                     "candidate": BASELINE if artifact is baseline else "tuned",
@@ -61,9 +74,14 @@ def train_step(
             say(
                 config.name,
                 "train",
-                f"{family} fitted on {len(X):,} rows, threshold "
-                f"{threshold:.4f} ({time.perf_counter() - started:.1f}s)",
+                f"{family} fitted on {fit_on}, threshold "
+                f"{threshold:.4f} from valid ({time.perf_counter() - started:.1f}s)",
             )
+        final = train_frame if fit_frame is None else fit_frame
+        mlflow.set_tag("fit_on", fit_on)
+        mlflow.log_metrics(
+            {"rows.fit": len(final), "positive_rate.fit": float(final[config.target].mean())}
+        )
 
 
 def evaluate_step(

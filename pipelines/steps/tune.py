@@ -103,8 +103,8 @@ def tune_step(
         say(
             config.name,
             "tune",
-            f"best {result.family} valid {result.metric}={result.value:.4f} "
-            f"({result.trials_complete} complete, {result.trials_pruned} pruned)",
+            f"best {result.family} {result.metric}={result.value:.4f} ({result.objective}; "
+            f"{result.trials_complete} complete, {result.trials_pruned} pruned)",
         )
 
 

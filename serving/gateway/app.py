@@ -12,7 +12,9 @@ of the version that answered, logged and counted. Answers:
 Routes: `GET /v2/health/live|ready` (no auth), `GET /v2`, `GET /v2/models/{m}[/versions/{v}]`,
 `GET .../ready`, `POST .../infer`, `POST .../explain` (the infer body; per row the score, the
 decision and the top-k SHAP attributions of the version that answered: `explain.py`). Triton's
-repository and admin APIs are not exposed.
+repository and admin APIs are not exposed, nor is a shadow challenger (`<model>__shadow`): with
+a shadow share set, answered requests are mirrored to it after the caller's answer is computed
+(`shadow.py`), and its scores are logged as shadow rows.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import orjson
 
 from serving.decision import PROBABILITIES_OUTPUT
@@ -42,7 +43,9 @@ from serving.gateway.contract import (
 from serving.gateway.edge_log import EdgeLog, LogRecord
 from serving.gateway.explain import Explainers, explanations, parse_top_k
 from serving.gateway.metrics import GatewayMetrics
-from serving.gateway.upstream import Upstream, UpstreamUnavailable
+from serving.gateway.shadow import ShadowJob, ShadowMirror
+from serving.gateway.upstream import Upstream, UpstreamUnavailable, read_answer
+from serving.shadow_model import is_shadow_model
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +103,10 @@ class Gateway:
         limits: Limits = Limits(),  # noqa: B008 - frozen, immutable default
         swap_grace_s: float = SWAP_GRACE_S,
         explainers: Explainers | None = None,
+        shadow: ShadowMirror | None = None,
     ) -> None:
         self.upstream, self.keys, self.edge_log = upstream, keys, edge_log
+        self.shadow = shadow
         self.explainers = explainers if explainers is not None else Explainers()
         self.metrics, self.limits = metrics, limits
         self._keys_checked = time.monotonic()
@@ -148,11 +153,15 @@ class Gateway:
                     await self.upstream.start()
                     if self.edge_log is not None:
                         self.edge_log.start()
+                    if self.shadow is not None:
+                        self.shadow.start()
                 except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which exits
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.shadow is not None:
+                    await self.shadow.close()
                 await self.upstream.close()
                 self.explainers.close()
                 if self.edge_log is not None:
@@ -218,6 +227,8 @@ class Gateway:
         """The served model's contract; an unknown model or version is a 404."""
         if not _MODEL_RE.match(model):
             raise Rejected(404, "unknown_model", f"'{model[:64]}' is not a valid model name")
+        if is_shadow_model(model):
+            raise Rejected(404, "unknown_model", f"'{model}' is a shadow challenger, not served")
         contract = self.upstream.contracts.get(model)
         if contract is None or (version is not None and version not in contract.versions):
             await self.upstream.refresh()  # a model or version loaded since the last poll
@@ -228,7 +239,7 @@ class Gateway:
                 raise _unavailable(f"model '{model}' cannot be served: {reason}")
             if not self.upstream.ready:
                 raise _unavailable("Triton behind the gateway is not ready")
-            served = sorted(self.upstream.contracts)
+            served = sorted(m for m in self.upstream.contracts if not is_shadow_model(m))
             raise Rejected(404, "unknown_model", f"unknown model '{model}'; served: {served}")
         call.model_label = model
         self.metrics.serving(model)
@@ -260,6 +271,13 @@ class Gateway:
             parameters, response["explanations"] = await self._explanations(contract, prediction)
             response["parameters"] |= parameters
         self._log(call, contract, prediction, caller)
+        if self.shadow is not None:  # after the answer is computed; sent by a worker task
+            self.shadow.offer(
+                ShadowJob(
+                    contract.name, contract, prediction.parsed, call.request_id,
+                    prediction.served, _event_time(prediction), prediction.arrived, caller,
+                )
+            )  # fmt: skip
         return 200, response
 
     async def _explanations(
@@ -313,7 +331,7 @@ class Gateway:
         self.metrics.upstream_seconds.labels(contract.name).observe(answer.seconds)
         if answer.status != 200:
             raise _upstream_error(answer.status, answer.body)
-        served, pairs = _read_answer(answer.body, answer.header_length, parsed.rows)
+        served, pairs = read_answer(answer.body, answer.header_length, parsed.rows)
         probabilities = pairs[1::2]
         threshold = await self._threshold(contract.name, served, answered)
         decisions = [int(p >= threshold) for p in probabilities]
@@ -333,9 +351,7 @@ class Gateway:
         self.edge_log.offer(
             LogRecord(
                 request_id=call.request_id,
-                timestamp=parsed.event_time.timestamp()
-                if parsed.event_time
-                else prediction.arrived,
+                timestamp=_event_time(prediction),
                 received=prediction.arrived,
                 model=contract.name,
                 version=prediction.served,
@@ -370,6 +386,12 @@ class Gateway:
             f"version {version} of {model} has no decision threshold (config parameter "
             f"threshold.v{version}); not deciding without one"
         )
+
+
+def _event_time(prediction: _Prediction) -> float:
+    """The log's timestamp: the event time the client stated, else the arrival."""
+    stated = prediction.parsed.event_time
+    return stated.timestamp() if stated else prediction.arrived
 
 
 def _allow(call: _Call, method: str) -> None:
@@ -451,37 +473,3 @@ def _upstream_error(status: int, body: bytes) -> Rejected:
         # A rule the gateway does not know yet (e.g. a value the graph cannot take).
         return Rejected(400, "model", f"the model refused the request: {message}")
     return Rejected(502, "upstream_error", f"Triton failed the request (HTTP {status}): {message}")
-
-
-def _read_answer(body: bytes, header_length: int | None, rows: int) -> tuple[str, list[float]]:
-    """The version that answered and its [n, 2] probabilities, flat (row-major).
-
-    Triton answers with binary outputs (no JSON float formatting, and NaN survives); a
-    non-finite probability is the model's failure, not the client's: 502.
-    """
-    try:
-        header = orjson.loads(body[:header_length] if header_length else body)
-        version = str(header["model_version"])
-        output = next(o for o in header["outputs"] if o["name"] == PROBABILITIES_OUTPUT)
-        if header_length:
-            offset = header_length
-            for item in header["outputs"]:
-                size = int(item["parameters"]["binary_data_size"])
-                if item is output:
-                    data = np.frombuffer(body[offset : offset + size], dtype="<f4")
-                    break
-                offset += size
-        else:
-            data = np.asarray(output["data"], dtype=np.float32)
-    except (orjson.JSONDecodeError, KeyError, StopIteration, TypeError, ValueError) as exc:
-        raise Rejected(502, "upstream_answer", f"Triton's answer is unreadable: {exc}") from None
-    if data.size != 2 * rows:
-        raise Rejected(
-            502, "upstream_answer", f"Triton returned {data.size} probabilities for {rows} rows"
-        )
-    if not np.isfinite(data).all():
-        row = int(np.flatnonzero(~np.isfinite(data))[0]) // 2
-        raise Rejected(
-            502, "upstream_answer", f"the model returned a non-finite probability for row {row}"
-        )
-    return version, data.astype(float).tolist()

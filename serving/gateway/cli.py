@@ -8,6 +8,11 @@
 `serve` runs in the foreground (what `start` runs in the background and what the cluster's
 InferenceService runs as its transformer). On loopback it runs without keys; bound to any
 other address it refuses to start without a keys file.
+
+Shadow traffic: `--shadow-share 0.2` mirrors 20% of answered requests (by a hash of the request
+id) to the model's shadow challenger, when one is loaded (`<model>__shadow`, published by the
+deploy step under `gate.shadow_before_promotion`); `--shadow-queue` and
+`--shadow-concurrency` bound the work kept off the request path.
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ def serve(args: argparse.Namespace) -> None:
     from serving.gateway.app import Gateway
     from serving.gateway.edge_log import EdgeLog
     from serving.gateway.metrics import GatewayMetrics
+    from serving.gateway.shadow import ShadowMirror
     from serving.gateway.upstream import Upstream
 
     keys = load_keys(args.host, args.keys_file)
@@ -94,24 +100,35 @@ def serve(args: argparse.Namespace) -> None:
     if not args.no_log:
         edge_log = EdgeLog(args.log_root, metrics, max_rows=args.log_queue_rows)
     limits = Limits(max_body_bytes=args.max_body_bytes, max_string_bytes=args.max_string_bytes)
+    upstream = Upstream(_upstream_url(args), timeout_s=args.upstream_timeout)
+    shadow = None
+    if args.shadow_share > 0:
+        if edge_log is None:
+            raise GatewayError("--shadow-share needs the inference log (drop --no-log)")
+        shadow = ShadowMirror(
+            upstream, edge_log, metrics, share=args.shadow_share, queue_size=args.shadow_queue,
+            concurrency=args.shadow_concurrency, timeout_s=args.upstream_timeout,
+        )  # fmt: skip
     app = Gateway(
-        Upstream(_upstream_url(args), timeout_s=args.upstream_timeout),
+        upstream,
         keys=keys,
         edge_log=edge_log,
         metrics=metrics,
         limits=limits,
         swap_grace_s=args.swap_grace_s,
+        shadow=shadow,
     )
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_host or args.host,
                           registry=metrics.registry)  # fmt: skip
     log.info(
-        "gateway on %s:%d -> %s (%s, log %s)",
+        "gateway on %s:%d -> %s (%s, log %s, shadow share %g)",
         args.host,
         args.port,
         _upstream_url(args),
         f"{len(keys)} key(s)" if keys else "no keys: loopback only",
         "off" if edge_log is None else args.log_root,
+        args.shadow_share,
     )
     uvicorn.run(
         app,
@@ -187,6 +204,9 @@ def _serve_options(args: argparse.Namespace) -> list[str]:
         f"--max-connections={args.max_connections}",
         f"--upstream-timeout={args.upstream_timeout}",
         f"--swap-grace-s={args.swap_grace_s}",
+        f"--shadow-share={args.shadow_share}",
+        f"--shadow-queue={args.shadow_queue}",
+        f"--shadow-concurrency={args.shadow_concurrency}",
     ]
     if args.metrics_host:
         options.append(f"--metrics-host={args.metrics_host}")
@@ -239,6 +259,26 @@ def _add_serve_options(run: argparse.ArgumentParser) -> None:
         help="how long a request for a version new to the gateway waits for its threshold "
         "(above Triton's --repository-poll-secs)",
     )
+    run.add_argument(
+        "--shadow-share",
+        type=_share,
+        default=0.0,
+        help="share of answered requests mirrored to the model's shadow challenger, chosen by "
+        "a hash of the request id (0: off; the config's serving.shadow_share)",
+    )
+    run.add_argument(
+        "--shadow-queue", type=int, default=1000, help="mirrored requests waiting, then dropped"
+    )
+    run.add_argument(
+        "--shadow-concurrency", type=int, default=4, help="mirrored requests in flight at once"
+    )
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a share is within [0, 1], got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,6 +9,10 @@ towards the bound, so memory stays bounded whatever the disk does.
 
 A request of n > 1 rows logs its rows as `<request id>.<i>` (i from 0), the ids that late
 labels use; a single-row request logs the request id itself.
+
+A shadow record (`shadow_of` set: a challenger's answer to a mirrored request) goes to the
+model's `shadow/` folder under the same row ids, never to `predictions/` (see
+`serving.inference_log`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,10 @@ from serving.inference_log import (
     PREDICTIONS,
     RECEIVED,
     REQUEST_ID,
+    SHADOW,
+    SHADOW_OF,
     TIMESTAMP,
+    TRAFFIC,
     PartialWriteError,
     write_partitioned,
 )
@@ -57,6 +64,7 @@ class LogRecord:
     decisions: list[int]
     latency_ms: float
     caller: str
+    shadow_of: str | None = None  # a shadow record: the version that answered the caller
 
     @property
     def rows(self) -> int:
@@ -83,7 +91,7 @@ class EdgeLog:
             flush_rows,
         )
         self._records: deque[LogRecord] = deque()
-        self._retry: list[tuple[str, pa.Table]] = []
+        self._retry: list[tuple[str, str, pa.Table]] = []  # (model, kind, rows)
         self._rows = 0  # rows buffered or awaiting retry
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -141,18 +149,22 @@ class EdgeLog:
         with self._lock:
             records = list(self._records)
             self._records.clear()
-        by_model: dict[str, list[LogRecord]] = {}
+        groups: dict[tuple[str, str], list[LogRecord]] = {}
         for record in records:
-            by_model.setdefault(record.model, []).append(record)
-        pending = self._retry + [(model, records_table(group)) for model, group in by_model.items()]
+            kind = PREDICTIONS if record.shadow_of is None else SHADOW
+            groups.setdefault((record.model, kind), []).append(record)
+        pending = self._retry + [
+            (model, kind, records_table(group) if kind == PREDICTIONS else shadow_table(group))
+            for (model, kind), group in groups.items()
+        ]
         self._retry = []
-        for model, frame in pending:
-            self._write(model, frame)
+        for model, kind, frame in pending:
+            self._write(model, kind, frame)
         self.metrics.log_queue_depth.set(self._rows)
 
-    def _write(self, model: str, frame: pa.Table) -> None:
+    def _write(self, model: str, kind: str, frame: pa.Table) -> None:
         try:
-            write_partitioned(frame, self.root / model, PREDICTIONS, TIMESTAMP)
+            write_partitioned(frame, self.root / model, kind, TIMESTAMP)
             written, unwritten = len(frame), None
         except PartialWriteError as exc:
             written, unwritten = len(frame) - len(exc.unwritten), exc.unwritten
@@ -161,7 +173,7 @@ class EdgeLog:
             written, unwritten = 0, frame
             self._report(model, exc)
         if unwritten is not None:
-            self._retry.append((model, unwritten))
+            self._retry.append((model, kind, unwritten))
         if written:
             self.metrics.log_written.inc(written)
             with self._lock:
@@ -183,54 +195,70 @@ def records_table(records: list[LogRecord]) -> pa.Table:
 
     Built as Arrow columns straight from the Python lists: no pandas on the writer thread.
     """
-    ids: list[str] = []
-    meta: dict[str, list] = {
-        TIMESTAMP: [], RECEIVED: [], MODEL_NAME: [], MODEL_VERSION: [], LATENCY_MS: [], CALLER: []
-    }  # fmt: skip
-    scores: list[float] = []
-    decisions: list[int] = []
+    columns = _scored_rows(records)
     features: dict[str, list] = {}
+    done = 0  # rows of the records before this one
     for record in records:
         n = record.rows
-        ids += row_ids(record.request_id, n)
-        for key, value in (
-            (TIMESTAMP, record.timestamp),
-            (RECEIVED, record.received),
-            (MODEL_NAME, record.model),
-            (MODEL_VERSION, record.version),
-            (LATENCY_MS, record.latency_ms),
-            (CALLER, record.caller),
-        ):
-            meta[key] += [value] * n
-        scores += record.scores
-        decisions += record.decisions
         for name, values in record.columns.items():
             column = features.get(name)
             if column is None:  # an input earlier records lacked (another version)
-                column = features[name] = [None] * (len(ids) - n)
+                column = features[name] = [None] * done
             if name in record.text_inputs:
                 column += [None if v == MISSING_CATEGORY else v for v in values]
             else:
                 column += values
+        done += n
         for column in features.values():  # an input this record's version lacks
-            if len(column) < len(ids):
-                column += [None] * (len(ids) - len(column))
-    utc = pa.timestamp("ns", tz="UTC")
-    columns = {
-        REQUEST_ID: pa.array(ids, pa.string()),
-        TIMESTAMP: pa.array(_nanoseconds(meta[TIMESTAMP]), utc),
-        RECEIVED: pa.array(_nanoseconds(meta[RECEIVED]), utc),
-        MODEL_NAME: pa.array(meta[MODEL_NAME], pa.string()),
-        MODEL_VERSION: pa.array(meta[MODEL_VERSION], pa.string()),
-        SCORE_COLUMN: pa.array(scores, pa.float64()),
-        DECISION: pa.array(decisions, pa.int64()),
-        LATENCY_MS: pa.array(meta[LATENCY_MS], pa.float64()),
-        CALLER: pa.array(meta[CALLER], pa.string()),
-    }
+            if len(column) < done:
+                column += [None] * (done - len(column))
     text = frozenset().union(*(record.text_inputs for record in records))
     for name, column in features.items():
         columns[name] = pa.array(column, pa.string() if name in text else pa.float64())
     return pa.table(columns)
+
+
+def shadow_table(records: list[LogRecord]) -> pa.Table:
+    """The shadow rows of one model's shadow `records`: ids, times and caller of the served
+    rows, the challenger's version, score and decision, `shadow_of` and `traffic`; no
+    features (the served row holds them)."""
+    columns = _scored_rows(records, shadow=True)
+    columns[TRAFFIC] = pa.array([SHADOW] * len(columns[REQUEST_ID]), pa.string())
+    return pa.table(columns)
+
+
+def _scored_rows(records: list[LogRecord], *, shadow: bool = False) -> dict[str, pa.Array]:
+    """The columns every log row has: ids, times, model, version, score, decision, latency,
+    caller (and `shadow_of` for shadow rows), a row per predicted row."""
+    fields = {TIMESTAMP: "timestamp", RECEIVED: "received", MODEL_NAME: "model",
+              MODEL_VERSION: "version", LATENCY_MS: "latency_ms", CALLER: "caller",
+              **({SHADOW_OF: "shadow_of"} if shadow else {})}  # fmt: skip
+    ids: list[str] = []
+    scores: list[float] = []
+    decisions: list[int] = []
+    repeated: dict[str, list] = {key: [] for key in fields}
+    for record in records:
+        n = record.rows
+        ids += row_ids(record.request_id, n)
+        scores += record.scores
+        decisions += record.decisions
+        for key, attribute in fields.items():
+            repeated[key] += [getattr(record, attribute)] * n
+    utc = pa.timestamp("ns", tz="UTC")
+    columns = {
+        REQUEST_ID: pa.array(ids, pa.string()),
+        TIMESTAMP: pa.array(_nanoseconds(repeated[TIMESTAMP]), utc),
+        RECEIVED: pa.array(_nanoseconds(repeated[RECEIVED]), utc),
+        MODEL_NAME: pa.array(repeated[MODEL_NAME], pa.string()),
+        MODEL_VERSION: pa.array(repeated[MODEL_VERSION], pa.string()),
+        SCORE_COLUMN: pa.array(scores, pa.float64()),
+        DECISION: pa.array(decisions, pa.int64()),
+        LATENCY_MS: pa.array(repeated[LATENCY_MS], pa.float64()),
+        CALLER: pa.array(repeated[CALLER], pa.string()),
+    }
+    if shadow:
+        columns[SHADOW_OF] = pa.array(repeated[SHADOW_OF], pa.string())
+    return columns
 
 
 def _nanoseconds(seconds: list[float]) -> np.ndarray:

@@ -77,13 +77,41 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self.shadow_mirrored = Counter(
+            "gateway_shadow_mirrored",
+            "Mirrored requests the shadow challenger answered and the log took, by model.",
+            ["model"],
+            registry=r,
+        )
+        self.shadow_failures = Counter(
+            "gateway_shadow_failures",
+            "Mirrored requests the shadow challenger did not answer or the log did not take, "
+            "by reason (not_loaded, contract, queue_full, timeout, upstream_unavailable, "
+            "upstream_error, answer, threshold, log_full, shutdown, error); never seen by the "
+            "caller.",
+            ["model", "reason"],
+            registry=r,
+        )
+        self.shadow_queue_depth = Gauge(
+            "gateway_shadow_queue_depth", "Mirrored requests waiting for the shadow.", registry=r
+        )
+        self.shadow_seconds = Histogram(
+            "gateway_shadow_duration_seconds",
+            "Time the shadow challenger took to answer a mirrored request (off the request path).",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
     def serving(self, model: str) -> None:
-        """Create a served model's request series at 0, so a share of 5xx reads 0, not "no
-        data", until the first error (once per model)."""
+        """Create a served model's request and shadow series at 0, so a share of 5xx or the
+        mirrored rate reads 0, not "no data", until the first event (once per model)."""
         if model not in self._models:
             self._models.add(model)
             for status_class in ("2xx", "4xx", "5xx"):
                 self.requests.labels(model, status_class)
+            self.shadow_mirrored.labels(model)
+            self.shadow_seconds.labels(model)
 
     def answered(self, model: str, status: int, seconds: float) -> None:
         """Count one answered request and its edge latency."""

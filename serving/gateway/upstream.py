@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import numpy as np
 import orjson
 
-from serving.gateway.contract import ModelContract
+from serving.decision import PROBABILITIES_OUTPUT
+from serving.gateway.contract import ModelContract, Rejected
 from serving.gateway.http1 import ConnectionPool, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ class Upstream:
         self.connections = connections
         self.contracts: dict[str, ModelContract] = {}
         self.unusable: dict[str, str] = {}  # model -> why the gateway cannot serve it
+        # models in Triton's repository without a ready version -> state and reason
+        self.not_ready: dict[str, str] = {}
         self.ready = False
         self._pool: ConnectionPool | None = None
         self._configs: dict[str, tuple[tuple[str, ...], bytes]] = {}
@@ -119,11 +123,15 @@ class Upstream:
         # take the whole endpoint out of a load balancer during every version swap: the
         # gateway is ready when Triton is live and serves at least one model.
         live = await self._get_status("/v2/health/live") == 200
-        index = await self._post_json("/v2/repository/index", {"ready": True})
+        index = await self._post_json("/v2/repository/index", {})
         versions: dict[str, list[str]] = {}
+        reasons: dict[str, str] = {}
         for item in index:
             if item.get("state") == "READY":
                 versions.setdefault(item["name"], []).append(str(item.get("version", "")))
+            else:
+                reasons.setdefault(item["name"], f"{item.get('state')}: {item.get('reason', '')}")
+        self.not_ready = {name: why for name, why in reasons.items() if name not in versions}
         contracts, unusable = {}, {}
         for name, ready_versions in versions.items():
             metadata = await self._get_json(f"/v2/models/{name}")
@@ -184,3 +192,37 @@ class Upstream:
         return UpstreamAnswer(
             response.status, response.body, seconds, int(length) if length else None
         )
+
+
+def read_answer(body: bytes, header_length: int | None, rows: int) -> tuple[str, list[float]]:
+    """The version that answered and its [n, 2] probabilities, flat (row-major).
+
+    Triton answers with binary outputs (no JSON float formatting, and NaN survives); a
+    non-finite probability is the model's failure, not the client's: 502.
+    """
+    try:
+        header = orjson.loads(body[:header_length] if header_length else body)
+        version = str(header["model_version"])
+        output = next(o for o in header["outputs"] if o["name"] == PROBABILITIES_OUTPUT)
+        if header_length:
+            offset = header_length
+            for item in header["outputs"]:
+                size = int(item["parameters"]["binary_data_size"])
+                if item is output:
+                    data = np.frombuffer(body[offset : offset + size], dtype="<f4")
+                    break
+                offset += size
+        else:
+            data = np.asarray(output["data"], dtype=np.float32)
+    except (orjson.JSONDecodeError, KeyError, StopIteration, TypeError, ValueError) as exc:
+        raise Rejected(502, "upstream_answer", f"Triton's answer is unreadable: {exc}") from None
+    if data.size != 2 * rows:
+        raise Rejected(
+            502, "upstream_answer", f"Triton returned {data.size} probabilities for {rows} rows"
+        )
+    if not np.isfinite(data).all():
+        row = int(np.flatnonzero(~np.isfinite(data))[0]) // 2
+        raise Rejected(
+            502, "upstream_answer", f"the model returned a non-finite probability for row {row}"
+        )
+    return version, data.astype(float).tolist()

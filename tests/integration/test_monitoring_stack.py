@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import time
 
+import pandas as pd
 import pytest
 import requests
 from prometheus_client import start_http_server
 
 from monitoring import stack
-from monitoring.contract import KPI_METRICS, MONITOR_METRICS
+from monitoring.contract import KPI_METRICS, MONITOR_METRICS, SHADOW_METRICS
 from monitoring.stack import (
     MonitoringError,
     PrometheusStack,
@@ -57,7 +58,11 @@ def monitor_samples(now: float) -> list[tuple[str, dict[str, str], float]]:
             for n, feature in enumerate(FEATURES):
                 extra = {"feature": feature, **({"method": "psi"} if "method" in labels else {})}
                 value = 1 - n if name == "mlops_feature_drift_detected" else 0.1 * (n + 1)
-                samples.append((name, extra, value))
+                if "source" in labels:  # attribution: the window's and the reference's
+                    for source in ("window", "reference"):
+                        samples.append((name, {**extra, "source": source}, value))
+                else:
+                    samples.append((name, extra, value))
         elif name == "mlops_model_quality":
             for model, value in (("champion", 0.81), ("baseline", 0.62)):
                 samples.append((name, {"metric": "pr_auc", "model": model}, value))
@@ -77,9 +82,27 @@ def monitor_samples(now: float) -> list[tuple[str, dict[str, str], float]]:
         elif name.endswith("_timestamp_seconds"):
             samples.append((name, {}, now))
         else:
-            samples.append(
-                (name, {}, {"mlops_drift_share": 0.4, "mlops_dataset_drift": 1}.get(name, 7))
-            )
+            fixed = {"mlops_drift_share": 0.4, "mlops_dataset_drift": 1,
+                     "mlops_attribution_available": 1, "mlops_attribution_rank_changed": 0,
+                     "mlops_attribution_rank_correlation": 0.9,
+                     "mlops_attribution_top_k_overlap": 0.8}  # fmt: skip
+            samples.append((name, {}, fixed.get(name, 7)))
+    return samples
+
+
+def shadow_samples() -> list[tuple[str, dict[str, str], float]]:
+    """What the monitor pushes under job `shadow` while challenger v2 shadows champion v1."""
+    versions = {"champion": "1", "challenger": "2"}
+    samples = [("mlops_shadow_labelled_rows", versions, 300.0),
+               ("mlops_shadow_positives", versions, 143.0),
+               ("mlops_shadow_evidence_sufficient", versions, 1.0)]  # fmt: skip
+    for model, value in (("champion", 0.31), ("challenger", 0.84)):
+        samples.append(("mlops_shadow_quality", {"metric": "pr_auc", "model": model, **versions},
+                        value))  # fmt: skip
+    for bound, value in (("estimate", 0.53), ("low", 0.49), ("high", 0.6)):
+        samples.append(("mlops_shadow_gain", {"metric": "pr_auc", "bound": bound, **versions},
+                        value))  # fmt: skip
+    assert {name for name, _, _ in samples} == set(SHADOW_METRICS)
     return samples
 
 
@@ -138,6 +161,9 @@ def gateway_traffic(metrics: GatewayMetrics, answered: int) -> None:
     metrics.log_written.inc(answered)
     metrics.log_dropped.inc()
     metrics.log_write_errors.inc()
+    metrics.shadow_mirrored.labels(GATEWAY_MODEL).inc(answered)  # every request mirrored
+    metrics.shadow_seconds.labels(GATEWAY_MODEL).observe(0.006)
+    metrics.shadow_failures.labels(GATEWAY_MODEL, "timeout").inc()
 
 
 def push(url: str, grouping: str, body: str) -> None:
@@ -294,6 +320,8 @@ def test_every_dashboard_panel_query_returns_data(monitoring_stack, gateway_expo
             timeout_s=10,
         )
     wait_for_query(server.prometheus_url, "mlops_kpi_test_coverage_ratio", timeout_s=10)
+    push(server.pushgateway_url, "job/shadow/project/fraud", exposition(shadow_samples(), {}))
+    wait_for_query(server.prometheus_url, "mlops_shadow_gain", timeout_s=10)
     empty = [
         f"{uid}: {title}: {expr}"
         for uid, title, expr in dashboard_queries()
@@ -331,6 +359,107 @@ def test_a_gateway_alert_is_evaluated_on_the_real_prometheus(monitoring_stack, g
         assert alert["metric"]["alertstate"] == "pending"
     finally:
         metrics.upstream_up.set(1)
+
+
+ATTRIBUTION_PROJECT = "attrdrift"
+
+
+@pytest.fixture(scope="module")
+def explained_version(tracking, tmp_path_factory):
+    """A GBDT version registered as the pipeline leaves it: the skops model with its hash tag,
+    the drift reference and the explain step's SHAP files in its run; the champion alias."""
+    import mlflow
+
+    from configs import load_config
+    from features.contract import clean_rows
+    from features.fraud_data import generate_transactions
+    from features.split import model_inputs, split_data
+    from models import registry
+    from models.explain import explain_model
+    from models.reference import log_reference, reference_frame
+    from tests.conftest import write_config
+    from tests.unit.conftest import fit_pipeline
+
+    root = tmp_path_factory.mktemp("attribution")
+    path = write_config(root / f"{ATTRIBUTION_PROJECT}.yaml", name=ATTRIBUTION_PROJECT,
+                        monitoring={"window": "1D", "min_window_rows": 10})  # fmt: skip
+    config = load_config(path)
+    train, _, test = split_data(
+        clean_rows(generate_transactions(6000, seed=5, messy=False), config).clean, config
+    )
+    model = fit_pipeline(config, train, "gbdt", {"max_iter": 60, "max_leaf_nodes": 15})
+    X = model_inputs(train, config)
+    explained = model_inputs(test, config).sample(300, random_state=0).reset_index(drop=True)
+    explain_model(model, "gbdt", X.sample(100, random_state=0), explained, root / "shap",
+                  local_examples=1)  # fmt: skip
+    with mlflow.start_run(experiment_id=registry.experiment_id(config.name, root / "art")) as run:
+        uri = registry.log_model(model, X.head(5))
+        log_reference(reference_frame(train, config, model))
+        mlflow.log_artifacts(str(root / "shap"), "reports/shap")
+    tags = {registry.SKOPS_SHA256_TAG: registry.logged_skops_sha256(uri)}
+    version = registry.register(uri, config.model_name, run.info.run_id, tags).version
+    mlflow.MlflowClient().set_registered_model_alias(config.model_name, "champion", version)
+    return config, model, model_inputs(test, config), version
+
+
+def test_the_monitor_pushes_attribution_drift_and_its_alert_goes_pending(
+    monitoring_stack, explained_version, tmp_path, monkeypatch
+):
+    """The real monitor on two logged days of a registered GBDT: an ordinary day keeps the
+    training ranking; a day on which every request claims a new device does not. The newest
+    window's gauges reach Prometheus through the Pushgateway, and AttributionRankingChanged is
+    evaluated on them."""
+    from monitoring.monitor import run_monitor
+    from serving.inference_log import prediction_frame, write_predictions
+
+    server, _ = monitoring_stack
+    config, model, rows, version = explained_version
+    monkeypatch.chdir(tmp_path)  # the monitor's MLflow run keeps its artifacts beside the store
+    days = {
+        "2026-07-01": rows.iloc[:300],
+        "2026-07-02": rows.iloc[300:600].assign(is_new_device=1.0),
+    }
+    for day, features in days.items():
+        score = model.predict_proba(features)[:, 1]
+        write_predictions(tmp_path / "log", config.model_name, prediction_frame(
+            model=config.model_name, version=version, features=features, scores=score,
+            decisions=(score >= 0.5).astype(int),
+            timestamps=pd.date_range(day, periods=len(features), freq="4min", tz="UTC"),
+        ))  # fmt: skip
+    began = time.monotonic()
+    ordinary, drifted = run_monitor(
+        config,
+        log_root=tmp_path / "log",
+        out_root=tmp_path / "out",
+        pushgateway=server.pushgateway_url,
+        evidently=False,
+    )
+    seconds = time.monotonic() - began
+    assert ordinary.attribution["state"] == drifted.attribution["state"] == "available"
+    assert ordinary.attribution["ranking_changed"] is False
+    assert drifted.attribution["ranking_changed"] is True
+    assert drifted.attribution["window_top"][0] == "is_new_device"
+    assert drifted.attribution["sampled_rows"] == config.monitoring.attribution_sample_rows
+    assert seconds < 60, f"two windows took {seconds:.1f} s"
+
+    project = f'project="{ATTRIBUTION_PROJECT}"'
+    wait_for_query(server.prometheus_url, f"mlops_attribution_rank_changed{{{project}}} == 1",
+                   timeout_s=15)  # fmt: skip
+    means = query(
+        server.prometheus_url, f'mlops_attribution_mean_abs{{{project},feature="is_new_device"}}'
+    )
+    by_source = {s["metric"]["source"]: float(s["value"][1]) for s in means}
+    assert by_source["window"] == pytest.approx(drifted.attribution["window"]["is_new_device"])
+    assert by_source["window"] > 3 * by_source["reference"]
+    where = f'{project},source="window",feature="is_new_device"'
+    (rank,) = query(server.prometheus_url, f"mlops_attribution_rank{{{where}}}")
+    assert float(rank["value"][1]) == 1
+    (alert,) = wait_for_query(
+        server.prometheus_url,
+        f'ALERTS{{alertname="AttributionRankingChanged",{project}}}',
+        timeout_s=10,
+    )
+    assert alert["metric"]["alertstate"] == "pending" and alert["metric"]["job"] == "monitor"
 
 
 def test_stop_leaves_no_process_and_frees_the_ports(tmp_path):

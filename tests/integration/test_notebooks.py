@@ -33,9 +33,13 @@ def notebook_env(tmp_path_factory):
     config = write_config(
         root / "notebooks.yaml",
         name="notebooks",
+        data={"rows": 10_000},  # half the small config's rows: 02 runs the pipeline twice
         tuning={"n_trials": 2},
         gate={"min_gain_over_baseline": -1.0},
         explain={"background_rows": 50, "explain_rows": 50, "local_examples": 2},
+        # 04 replays a week: two weekly windows instead of eight daily ones, each of which
+        # costs an Evidently report (seconds each, whatever its size)
+        monitoring={"window": "7D"},
     )
     env = {
         "JUPYTER_PATH": str(root / "jupyter"),

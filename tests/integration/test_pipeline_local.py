@@ -163,7 +163,7 @@ contract:
     Age: {min: 18, max: 100}
     Income: {min: 0, max: 100000, max_null_fraction: 0.2}
 tuning:
-  n_trials: 3
+  n_trials: 2
   search_space:
     gbdt: {max_iter: {type: int, low: 30, high: 60}}
     mlp: {max_epochs: {type: int, low: 2, high: 3}}
@@ -183,7 +183,7 @@ def test_a_new_dataset_runs_from_a_config_alone(tracking, tmp_path, monkeypatch)
     argv = ["--project", "credit.yaml", "--study-storage", f"sqlite:///{study_db}"]
     assert run_local.main(argv) == 0
     # --study-storage reached the tune stage: the study lives there, not in mlruns/optuna.db
-    assert [s.n_trials for s in optuna.get_all_study_summaries(f"sqlite:///{study_db}")] == [3]
+    assert [s.n_trials for s in optuna.get_all_study_summaries(f"sqlite:///{study_db}")] == [2]
     assert not (tmp_path / "mlruns" / "optuna.db").exists()
     summary = json.loads((tmp_path / "reports/credit/latest/run_summary.json").read_text())
     assert summary["promoted"] is True

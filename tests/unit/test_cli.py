@@ -31,6 +31,7 @@ CLI_MODULES = (
     "monitoring.kpi",
     "monitoring.loop",
     "monitoring.monitor",
+    "monitoring.shadow",
     "monitoring.simulate",
     "monitoring.stack",
     "pipelines.audit",

@@ -88,6 +88,9 @@ def test_tuning_is_sized_to_the_table_and_covers_the_schema_families():
     assert small["families"] == large["families"] == list(typing.get_args(Family))
     assert small["n_trials"] > large["n_trials"] and "tune_rows" not in small
     assert large["tune_rows"] == 100_000
+    # small untimed tables are tuned by CV; timed and large ones keep their validation split
+    assert small["cv_folds"] == 5
+    assert "cv_folds" not in tuning_section(1_000, 0.2, timed=True) and "cv_folds" not in large
     assert "search_space" not in small and "search_space" not in large  # no second copy
     for section in (small, large):
         tuning = parse_config(_with(tuning=section)).tuning

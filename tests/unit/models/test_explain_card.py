@@ -23,10 +23,14 @@ def test_one_hot_attributions_sum_back_to_raw_features():
     assert grouped.iloc[0].tolist() == [1.0, 4.0, 5.0]
 
 
-FITTED_PARAMS = {"mlp": {"max_epochs": 3}, "logreg": {"C": 0.1, "penalty": "l1"}}
+FITTED_PARAMS = {
+    "mlp": {"max_epochs": 3},
+    "logreg": {"C": 0.1, "penalty": "l1"},
+    "extra_trees": {"n_estimators": 20, "max_leaf_nodes": 64, "min_samples_leaf": 5},
+}
 
 
-@pytest.mark.parametrize("family", ["gbdt", "baseline", "mlp", "logreg"])
+@pytest.mark.parametrize("family", ["gbdt", "baseline", "mlp", "logreg", "extra_trees"])
 def test_explanations_per_family(
     family, fraud_config, fraud_splits, gbdt_model, baseline_model, tmp_path
 ):
@@ -38,7 +42,8 @@ def test_explanations_per_family(
     result = explain_model(
         model, family, model_inputs(train.head(30), fraud_config), rows, tmp_path, local_examples=2
     )
-    explainers = {"gbdt": "tree", "baseline": "linear", "mlp": "permutation", "logreg": "linear"}
+    explainers = {"gbdt": "tree", "baseline": "linear", "mlp": "permutation", "logreg": "linear",
+                  "extra_trees": "tree"}  # fmt: skip
     assert result.explainer == explainers[family]
     assert set(result.importance["feature"]) == set(fraud_config.features)
     assert result.importance["mean_abs_shap"].is_monotonic_decreasing
@@ -89,15 +94,18 @@ def test_tree_explanation_ranks_a_fraud_signal_first(
     assert result.importance["mean_abs_shap"].iloc[0] > 0
 
 
-@pytest.mark.parametrize(("family", "space"), [("gbdt", "log_odds"), ("mlp", "probability")])
+@pytest.mark.parametrize(
+    ("family", "space"),
+    [("gbdt", "log_odds"), ("mlp", "probability"), ("extra_trees", "probability")],
+)
 def test_a_rows_attributions_add_up_in_their_space_whatever_is_explained_with_it(
     family, space, fraud_config, fraud_splits, gbdt_model
 ):
     from models.explain import build_row_explainer
 
     train, _, test = fraud_splits
-    model = gbdt_model if family == "gbdt" else fit_pipeline(fraud_config, train, "mlp",
-                                                             FITTED_PARAMS["mlp"])  # fmt: skip
+    model = gbdt_model if family == "gbdt" else fit_pipeline(fraud_config, train, family,
+                                                             FITTED_PARAMS[family])  # fmt: skip
     rows = model_inputs(test.head(6), fraud_config)
     explainer = build_row_explainer(model, family, model_inputs(train.head(30), fraud_config), 3)
     assert explainer.space == space

@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import optuna
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from configs.schema import DEFAULT_SEARCH_SPACES, Family, ParamRange
@@ -30,7 +30,11 @@ def test_families_build_the_right_estimators():
     mlp = build_estimator("mlp", {"hidden_units": "32-16"}, 5)
     assert isinstance(mlp, TorchMLPClassifier)
     assert mlp.hidden_units == (32, 16) and mlp.random_state == 5
-    with pytest.raises(ValueError, match="unknown model family 'xgb'; allowed: gbdt, mlp, logreg"):
+    trees = build_estimator("extra_trees", {"class_weight": "none", "max_leaf_nodes": 64}, 4)
+    assert isinstance(trees, ExtraTreesClassifier)
+    assert (trees.class_weight, trees.max_leaf_nodes, trees.random_state) == (None, 64, 4)
+    allowed = "allowed: gbdt, mlp, extra_trees, logreg"
+    with pytest.raises(ValueError, match=f"unknown model family 'xgb'; {allowed}"):
         build_estimator("xgb", {}, 0)
 
 
@@ -63,8 +67,12 @@ def test_every_point_of_a_default_space_fits_without_warnings(family, matrices):
             else:
                 bound = float((spec.low, spec.high)[end] or 0.0)
                 params[name] = int(bound) if spec.type == "int" else bound
-        if family in ("gbdt", "mlp"):  # the cheapest size of the slow parts, for speed
-            params |= {"max_iter": 10} if family == "gbdt" else {"max_epochs": 1}
+        cheapest = {
+            "gbdt": {"max_iter": 10},
+            "mlp": {"max_epochs": 1},
+            "extra_trees": {"n_estimators": 10},
+        }
+        params |= cheapest.get(family, {})  # the cheapest size of the slow parts, for speed
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             model = build_estimator(family, params, seed=0).fit(X[:3000], y[:3000])
@@ -73,8 +81,9 @@ def test_every_point_of_a_default_space_fits_without_warnings(family, matrices):
 
 def test_fitted_models_are_found_by_their_family_and_round_trip_through_skops(matrices, tmp_path):
     X, y, Xv, _ = matrices
-    for name in ("gbdt", "mlp", "logreg"):
-        params = {"gbdt": {"max_iter": 10}, "mlp": {"max_epochs": 1}, "logreg": {}}[name]
+    for name in ("gbdt", "mlp", "logreg", "extra_trees"):
+        params = {"gbdt": {"max_iter": 10}, "mlp": {"max_epochs": 1}, "logreg": {},
+                  "extra_trees": {"n_estimators": 10}}[name]  # fmt: skip
         model = build_estimator(name, params, seed=0).fit(X[:2000], y[:2000])
         assert family_of(model) is not None
         assert set(FAMILIES[name].trusted_types) <= set(TRUSTED_TYPES)
@@ -174,3 +183,50 @@ def test_study_is_seeded_resumable_and_spans_families(fraud_config, matrices, tm
     )
     assert len(grown.trials) == 6 and len(seen) == 1
     assert seen[0]["best"] is not None
+
+
+@pytest.mark.parametrize(
+    ("family", "size"), [("gbdt", "max_iter"), ("extra_trees", "n_estimators")]
+)
+def test_tree_ensembles_grow_in_stages_and_are_scored_after_each(family, size, matrices):
+    """The pruning hook: a quarter of the trees per stage, all of them at the end."""
+    X, y, _, _ = matrices
+    estimator = build_estimator(family, {size: 8}, seed=0)
+    grown: list[tuple[int, int]] = []
+
+    def trees() -> int:
+        return int(getattr(estimator, "n_iter_", 0)) or len(getattr(estimator, "estimators_", []))
+
+    FAMILIES[family].fit_trial(estimator, X[:2000], y[:2000], lambda s: grown.append((s, trees())))
+    assert grown == [(1, 2), (2, 4), (3, 6), (4, 8)]
+    assert estimator.get_params()[size] == 8
+
+
+def test_cross_validated_trials_score_the_mean_over_folds_of_train_and_valid(
+    fraud_config, matrices, tmp_path
+):
+    """The objective with `tuning.cv_folds`: each trial's value is the mean of its per-fold
+    scores over train + valid (recomputed here), reported fold by fold for pruning."""
+    from models.tune import cv_folds, validation_score
+
+    X, y, Xv, yv = (m[:1500] for m in matrices)
+    config = small_tuning(fraud_config, 3, families=("logreg",))
+    config = config.model_copy(update={"tuning": config.tuning.model_copy(update={"cv_folds": 3})})
+    storage = f"sqlite:///{tmp_path}/cv.db"
+    result = tune_model(config, X, y, Xv, yv, storage=storage, study_name="cv")
+    assert result.objective == "3-fold CV on train + valid"
+    folds = cv_folds(3, y, yv, config.tuning.seed)
+    assert sorted(np.concatenate([held for _, held in folds])) == list(range(len(y) + len(yv)))
+    X_all, y_all = np.vstack([X, Xv]), np.concatenate([y, yv])
+    metric = config.evaluation.primary_metric
+    study = optuna.load_study(study_name="cv", storage=storage)
+    for trial in study.trials:
+        model = build_estimator("logreg", params_of_trial("logreg", trial.params), 42)
+        scores = [
+            validation_score(metric, y_all[held],
+                             model.fit(X_all[fit], y_all[fit]).predict_proba(X_all[held])[:, 1])
+            for fit, held in folds
+        ]  # fmt: skip
+        assert trial.value == pytest.approx(np.mean(scores))
+        assert trial.intermediate_values[3] == pytest.approx(np.mean(scores))
+        assert trial.intermediate_values[1] == pytest.approx(scores[0])

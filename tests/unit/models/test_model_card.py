@@ -77,6 +77,18 @@ def test_the_card_has_every_section_of_a_model_card():
     assert "| challenger | 0.8000 | 0.7000 – 0.9000 |" in card
     assert "- train: 1,000 rows, base rate 10.00%, 2024-01 .. 2024-06" in card
     assert "- valid: not recorded" in card
+    assert "- final fit" not in card  # no refit recorded: the train-only fit is served
+
+
+def test_a_refit_on_train_and_valid_is_stated_with_its_rows():
+    data = {
+        "train": {"rows": 1000, "positive_rate": 0.1},
+        "valid": {"rows": 200, "positive_rate": 0.1},
+        "fit": {"rows": 1200, "positive_rate": 0.1},
+    }
+    card = render_model_card(_facts(data=data))
+    assert "- final fit: train + valid, 1,200 rows, base rate 10.00%" in card
+    assert "`training.refit_on_validation`" in card
     assert (
         "![ROC, precision-recall and calibration curves (test set)](evaluation_curves.png)" in card
     )

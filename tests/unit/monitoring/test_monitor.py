@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from configs import load_config, override
+from models.evaluate import resampled_scores
 from monitoring import kpi
 from monitoring.contract import MONITOR_METRICS
 from monitoring.loop import LoopError, firing_alerts, retrain_config, retrain_dataset
@@ -18,7 +19,6 @@ from monitoring.monitor import (
     _Version,
     assess,
     quality_evidence,
-    resampled_scores,
     run_monitor,
     samples,
 )
@@ -164,20 +164,63 @@ def test_quality_evidence_is_paired_and_names_its_positives(config):
     assert on_decisions["metric"] == "f1" and on_decisions["gain"]["high"] < 0
 
 
-@pytest.mark.parametrize("metric", ["pr_auc", "roc_auc", "f1"])
-def test_resampled_scores_are_the_gates_bootstrap_scores(metric):
-    """Counting draws gives sklearn's numbers on every resample: tied scores, and resamples
-    of 60 rows with 3 positives that hold one class only (NaN in both)."""
+def sklearn_loop(metric: str, y, p, indices, threshold: float) -> np.ndarray:
+    """The plain definition: one sklearn call per resample, NaN for a one-class resample."""
+    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+    found = []
+    for i in indices:
+        if len(np.unique(y[i])) < 2:
+            found.append(np.nan)
+        elif metric == "f1":
+            found.append(f1_score(y[i], p[i] >= threshold, zero_division=0))
+        else:
+            scorer = roc_auc_score if metric == "roc_auc" else average_precision_score
+            found.append(scorer(y[i], p[i]))
+    return np.array(found)
+
+
+@pytest.mark.parametrize(
+    ("metric", "threshold"),
+    [("pr_auc", 0.5), ("roc_auc", 0.5), ("f1", 0.5), ("f1", 0.35), ("f1", 0.8)],
+)
+def test_resampled_scores_are_sklearn_on_every_resample(metric, threshold):
+    """Counting draws (the gate's, the training run's and the monitor's bootstrap) gives
+    sklearn's numbers on every resample: tied scores, a threshold other than 0.5, and
+    resamples of 60 rows with 3 positives that hold one class only (NaN in both)."""
     from models.evaluate import bootstrap_indices, bootstrap_scores
 
     y, good, _ = scored_window(60, 3)
-    values = np.round(good, 1) if metric != "f1" else (good >= 0.7).astype(int)  # ties
+    values = np.round(good, 1)  # ties, and scores exactly at the thresholds
     indices = bootstrap_indices(len(y), 200, 42)
-    expected = bootstrap_scores(metric, y, values, indices)
-    assert np.isnan(expected).sum() > 0
-    np.testing.assert_allclose(resampled_scores(metric, y, values, indices), expected, atol=1e-12)
+    expected = sklearn_loop(metric, y, values, indices, threshold)
+    assert np.isnan(expected).sum() > 0 and np.isfinite(expected).sum() > 100
+    found = resampled_scores(metric, y, values, indices, threshold)
+    np.testing.assert_allclose(found, expected, atol=1e-12)
+    np.testing.assert_array_equal(bootstrap_scores(metric, y, values, indices, threshold), found)
+    # decisions (0/1) at 0.5, as the monitor scores F1 on the decisions the model made
+    decisions = (good >= 0.7).astype(int)
+    on_decisions = sklearn_loop("f1", y, decisions, indices, 0.5)
+    np.testing.assert_allclose(resampled_scores("f1", y, decisions, indices), on_decisions)
+    assert resampled_scores(metric, y, values, indices[:0]).shape == (0,)
     with pytest.raises(ValueError, match="unknown metric 'brier'"):
         resampled_scores("brier", y, values, indices)
+
+
+def test_resampled_scores_chunk_large_resamples_alike():
+    """Over a million drawn rows are scored in chunks; the chunks add up to the whole."""
+    from models.evaluate import bootstrap_indices
+
+    rng = np.random.default_rng(1)
+    y = (rng.random(3000) < 0.1).astype(int)
+    p = np.clip(0.3 * y + rng.random(3000) * 0.7, 0, 1)
+    indices = bootstrap_indices(len(y), 400, 3)  # 1.2 million draws: two chunks
+    whole = resampled_scores("pr_auc", y, p, indices)
+    parts = np.concatenate([resampled_scores("pr_auc", y, p, indices[:150]),
+                            resampled_scores("pr_auc", y, p, indices[150:])])  # fmt: skip
+    np.testing.assert_allclose(whole, parts, atol=1e-12)
+    np.testing.assert_allclose(whole[:5], sklearn_loop("pr_auc", y, p, indices[:5], 0.5),
+                               atol=1e-12)  # fmt: skip
 
 
 def test_a_window_without_positives_has_no_interval_and_pushes_none(config):

@@ -130,6 +130,13 @@ def test_broken_windows_are_reported_and_the_good_ones_still_pushed(
     assert "'score' in the current data has no value" in errors["20260703T0000_v1"]
     assert errors["20260704T0000_v2"].startswith("MissingReferenceError: ")
     assert summaries["20260703T0000_v1"]["drift"] == {}  # nothing measured, not "no drift"
+    # version 1 was registered without a model: its windows are assessed, their attribution
+    # drift is unavailable with the reason (not zeros, not "unchanged")
+    for name in ("20260701T0000_v1", "20260702T0000_v1", "20260705T0000_v1"):
+        attribution = summaries[name]["attribution"]
+        assert attribution["state"] == "unavailable", name
+        assert "version 1 of 'monfault-classifier'" in attribution["error"], attribution
+    assert summaries["20260703T0000_v1"]["attribution"] == {}
 
     def missing(name: str) -> dict[str, bool]:
         columns = summaries[name]["drift"]["columns"]
@@ -154,6 +161,9 @@ def test_broken_windows_are_reported_and_the_good_ones_still_pushed(
     assert 'mlops_feature_drift_detected{feature="channel"} 1.0' in body
     assert f'mlops_input_missing_values{{feature="channel"}} {float(DAY)}' in body
     assert "mlops_monitor_last_success_timestamp_seconds" in body
+    assert "mlops_attribution_available{} 0.0" in body
+    assert "mlops_attribution_rank_changed" not in body and "mlops_attribution_mean_abs" not in body
+    assert "NO-ATTRIBUTION" in printed
     assert [f.name for f in folder.iterdir() if f.name.startswith(".")] == []  # no temp files
 
     # MLflow: the failures are recorded with the run

@@ -22,6 +22,7 @@ from monitoring.contract import (
     KPI_METRICS,
     METRIC_NAMES,
     MONITOR_METRICS,
+    SHADOW_METRICS,
     TRITON_METRICS,
 )
 from monitoring.stack import DASHBOARDS_DIR, MonitoringError, dashboard_queries, render_config
@@ -37,12 +38,14 @@ ALERT_NAMES = {
     "DataDriftDetected",
     "FeatureMissingInWindow",
     "ModelQualityBelowBaseline",
+    "AttributionRankingChanged",
     "TritonErrorRateHigh",
     "TritonLatencySLOBreach",
     "MonitorStale",
     "GatewayInferenceLogDropping",
     "GatewayErrorRateHigh",
     "GatewayUpstreamDown",
+    "GatewayShadowFailing",
     "GatewayLatencySLOBreach",
     "ArtifactVerificationFailed",
 }
@@ -131,7 +134,9 @@ def test_every_alert_is_tested_firing_and_not_firing():
 
 
 def test_alerts_carry_severity_summary_description_and_runbook():
+    runbook = (stack.REPO_ROOT / "docs" / "runbook.md").read_text()
     for rule in alert_rules():
+        assert f"\n## {rule['alert']}\n" in runbook, f"no runbook section for {rule['alert']}"
         name = rule["alert"]
         assert rule["labels"]["severity"] in {"warning", "critical"}, name
         annotations = rule["annotations"]
@@ -293,7 +298,7 @@ def test_every_contract_metric_is_on_a_dashboard():
     on_dashboards = set().union(
         *(names for where, names in _used_names().items() if not where.startswith("alert"))
     )
-    families = (MONITOR_METRICS, KPI_METRICS, TRITON_METRICS, DEPLOY_METRICS)
+    families = (MONITOR_METRICS, KPI_METRICS, TRITON_METRICS, DEPLOY_METRICS, SHADOW_METRICS)
     assert set().union(*families) == METRIC_NAMES
     assert sorted(METRIC_NAMES - on_dashboards) == []
 

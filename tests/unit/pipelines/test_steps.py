@@ -90,6 +90,38 @@ def test_models_and_evaluation(outputs):
     assert {s["slice"] for s in evaluation["slices"]} == {"channel", "country", "customer_age"}
 
 
+def test_served_models_are_refit_on_train_and_valid_unless_configured_not_to(
+    outputs, config_yaml, tmp_path
+):
+    from models.registry import load_model
+    from pipelines.steps.train import train_step
+
+    run_id, a = outputs
+    rows = {k: a[k].metadata["rows"] for k in ("train", "valid")}
+
+    def rows_seen(artifact) -> int:  # the scaler counts the rows the preprocessing was fit on
+        preprocess = load_model(Path(artifact.path)).named_steps["preprocess"]
+        return int(preprocess.named_transformers_["numeric"].named_steps["scale"].n_samples_seen_)
+
+    for who in ("model", "baseline"):
+        assert a[who].metadata["fit_on"] == "train + valid"
+        assert rows_seen(a[who]) == rows["train"] + rows["valid"]
+    run = mlflow.get_run(run_id)
+    assert run.data.tags["fit_on"] == "train + valid"
+    assert run.data.metrics["rows.fit"] == rows["train"] + rows["valid"]
+
+    train_only = config_yaml + "training: {refit_on_validation: false}\n"
+    model, baseline = FileArtifact(str(tmp_path / "m")), FileArtifact(str(tmp_path / "b"))
+    other_run = mlflow.MlflowClient().create_run(run.info.experiment_id).info.run_id
+    train_step(train_only, other_run, a["train"], a["valid"], a["best"], model, baseline)
+    assert mlflow.get_run(other_run).data.metrics["rows.fit"] == rows["train"]
+    for artifact, refit in ((model, a["model"]), (baseline, a["baseline"])):
+        assert artifact.metadata["fit_on"] == "train"
+        assert rows_seen(artifact) == rows["train"]
+        # the threshold is the train-only fit's either way: chosen on valid before any refit
+        assert artifact.metadata["threshold"] == refit.metadata["threshold"]
+
+
 def test_onnx_export_is_parity_checked_and_logged(outputs):
     run_id, a = outputs
     assert a["onnx_model"].metadata["passed"] is True
@@ -137,6 +169,7 @@ def test_first_challenger_becomes_champion_with_a_record(outputs):
                  "## Ethical considerations"):  # fmt: skip
         assert part in card, part
     assert re.search(r"- train: [\d,]+ rows, base rate [\d.]+%, \d{4}-\d\d-\d\d .* \.\. ", card)
+    assert re.search(r"- final fit: train \+ valid, [\d,]+ rows, base rate [\d.]+%", card)
     assert (Path(a["decision"].path) / "evaluation_curves.png").read_bytes()[:4] == b"\x89PNG"
     # The record says when, why, on which rows and under which margins it decided.
     assert decision["trigger"] == mlflow.get_run(run_id).data.tags["pipeline_run"]
@@ -686,3 +719,44 @@ def test_the_study_name_follows_the_default_search_spaces(config_yaml, monkeypat
     assert config_hash(defaults) != before["defaults"]
     if all(f in own.tuning.search_space for f in own.tuning.families):
         assert config_hash(own) == before["own"]
+
+
+def test_a_passing_challenger_is_held_in_shadow_beside_the_champion(outputs, config_yaml):
+    """`gate.shadow_before_promotion`: a challenger that passes while a champion serves is
+    infra-validated and published beside it as the shadow model, not promoted. Last in this
+    module: it leaves a shadow alias behind."""
+    import yaml
+
+    from models.registry import shadow_version
+    from serving.model_repository import list_versions
+    from serving.shadow_model import shadow_model_name
+
+    run_id, a = outputs
+    root, first = Path(a["registered"].path).parent, champion_version(MODEL)
+    raw = yaml.safe_load(config_yaml)
+    # The same candidate again, accepting a zero gain over the champion: it passes the gate,
+    # so it is held for shadow traffic.
+    raw["gate"] |= {"min_gain_over_champion": -1.0, "shadow_before_promotion": True}
+    shadowing = yaml.safe_dump(raw, sort_keys=False)
+    b = {name: FileArtifact(str(root / "shadow" / name))
+         for name in ("registered", "decision", "deployment")}  # fmt: skip
+    _register_again(shadowing, run_id, a, b["registered"])
+    gate_step(shadowing, run_id, b["registered"], a["selected"], a["model"], a["baseline"],
+              a["test"], a["evaluation"], a["explanation"], b["decision"])  # fmt: skip
+    decision = json.loads((Path(b["decision"].path) / DECISION_FILE).read_text())
+    second = b["registered"].metadata["version"]
+    assert decision["promote"] is True and decision["shadow"] is True
+    assert decision["reasons"][0].startswith(f"passed offline; held in shadow beside champion "
+                                             f"version {first}")  # fmt: skip
+    serving = root / "serving"
+    served_before = list_versions(serving, MODEL)
+    deploy_step(shadowing, run_id, str(serving), b["registered"], a["selected"],
+                a["onnx_model"], a["test"], b["decision"], b["deployment"])  # fmt: skip
+    record = json.loads(Path(b["deployment"].path).read_text())
+    assert record["deployed"] is False and record["shadowed"] is True
+    assert record["infra_validation"]["passed"] and record["reasons"][0].startswith("held in")
+    assert champion_version(MODEL) == first and shadow_version(MODEL) == second
+    assert list_versions(serving, MODEL) == served_before  # the champion's model is untouched
+    assert list_versions(serving, shadow_model_name(MODEL)) == [int(second)]
+    config = (serving / shadow_model_name(MODEL) / "config.pbtxt").read_text()
+    assert f'key: "threshold.v{second}"' in config and f'string_value: "{MODEL}"' in config

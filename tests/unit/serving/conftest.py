@@ -8,7 +8,12 @@ from features.split import model_inputs
 from serving.onnx_export import export_onnx
 from tests.unit.conftest import GBDT_PARAMS, fit_pipeline
 
-FAMILY_PARAMS = {"gbdt": GBDT_PARAMS, "baseline": None, "mlp": {"max_epochs": 5}}
+FAMILY_PARAMS = {
+    "gbdt": GBDT_PARAMS,
+    "baseline": None,
+    "mlp": {"max_epochs": 5},
+    "extra_trees": {"n_estimators": 50, "max_leaf_nodes": 256, "min_samples_leaf": 2},
+}
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from serving.onnx_export import (
 )
 from tests.unit.conftest import fit_pipeline
 
-FAMILIES = ["gbdt", "baseline", "mlp"]
+FAMILIES = ["gbdt", "baseline", "mlp", "extra_trees"]
 
 
 def messy_rows(frame: pd.DataFrame, numeric, categorical, seed: int = 0) -> pd.DataFrame:
