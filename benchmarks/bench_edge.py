@@ -32,6 +32,7 @@ from benchmarks.bench_serve import (
     triton_body,
     triton_server,
     versions,
+    versions_section,
 )
 from configs import load_config
 from configs.cli import cli_parser
@@ -155,10 +156,7 @@ def write_report(result: dict) -> str:
         f"Answers: {json.dumps(load['statuses'])}. Bar: 0 errors and p99 <= "
         f"{result['p99_budget_ms']:g} ms (`serving.p99_budget_ms`): **{status}**",
         "",
-        "## Versions",
-        "",
-        *[f"- {name}: {value}" for name, value in result["versions"].items()],
-        "",
+        *versions_section(result["versions"]),
     ]
     return save_report(REPORT, lines, result)
 

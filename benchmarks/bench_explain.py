@@ -40,6 +40,7 @@ from benchmarks.bench_serve import (
     save_report,
     triton_server,
     versions,
+    versions_section,
 )
 from configs import load_config
 from configs.cli import cli_parser
@@ -213,10 +214,7 @@ def write_report(result: dict) -> str:
         f"Answers: {json.dumps(result['statuses'])}. Bar: the endpoint's single-row p99 <= "
         f"{result['budget_ms']:g} ms: **{status}**",
         "",
-        "## Versions",
-        "",
-        *[f"- {name}: {value}" for name, value in result["versions"].items()],
-        "",
+        *versions_section(result["versions"]),
     ]
     return save_report(REPORT, lines, result)
 

@@ -571,12 +571,14 @@ def write_report(result: dict) -> str:
         "included, without it (its skops trusted types come from the MLmodel file). The "
         "platform's own loader (`models.registry.load_model`) never uses it.",
         "",
-        "## Versions",
-        "",
-        *[f"- {name}: {value}" for name, value in result["versions"].items()],
-        "",
+        *versions_section(result["versions"]),
     ]
     return save_report(REPORT, lines, result)
+
+
+def versions_section(found: dict[str, str]) -> list[str]:
+    """A report's closing "Versions" section: what was measured, name by name."""
+    return ["## Versions", "", *[f"- {name}: {value}" for name, value in found.items()], ""]
 
 
 def save_report(report: Path, lines: list[str], result: dict) -> str:

@@ -196,16 +196,9 @@ def read_log(
     wins.
     """
     folder = Path(root) / model
-    predictions = _read_kind(folder / PREDICTIONS, start, end)
+    predictions = _read_range(folder / PREDICTIONS, start, end)
     if predictions.empty:
         return predictions
-    stamps = pd.to_datetime(predictions[TIMESTAMP], utc=True)
-    keep = np.ones(len(predictions), dtype=bool)
-    if start is not None:
-        keep &= (stamps >= _utc(start)).to_numpy()
-    if end is not None:
-        keep &= (stamps < _utc(end)).to_numpy()
-    predictions = predictions[keep].assign(**{TIMESTAMP: stamps[keep]})
     labels = _read_kind(folder / LABELS, None, None)
     if labels.empty:
         return predictions.assign(**{TARGET_COLUMN: np.nan})
@@ -222,7 +215,15 @@ def read_shadow(
 ) -> pd.DataFrame:
     """Shadow rows of `model` in [start, end) (by the served row's timestamp), without labels
     (join them through `read_log` on the request id)."""
-    rows = _read_kind(Path(root) / model / SHADOW, start, end)
+    rows = _read_range(Path(root) / model / SHADOW, start, end)
+    if rows.empty:
+        return rows
+    return rows.sort_values(TIMESTAMP, kind="stable").reset_index(drop=True)
+
+
+def _read_range(folder: Path, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
+    """The rows of one kind under `folder` with a timestamp in [start, end), times as UTC."""
+    rows = _read_kind(folder, start, end)
     if rows.empty:
         return rows
     stamps = pd.to_datetime(rows[TIMESTAMP], utc=True)
@@ -231,8 +232,7 @@ def read_shadow(
         keep &= (stamps >= _utc(start)).to_numpy()
     if end is not None:
         keep &= (stamps < _utc(end)).to_numpy()
-    rows = rows[keep].assign(**{TIMESTAMP: stamps[keep]})
-    return rows.sort_values(TIMESTAMP, kind="stable").reset_index(drop=True)
+    return rows[keep].assign(**{TIMESTAMP: stamps[keep]})
 
 
 def _read_kind(folder: Path, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
