@@ -38,7 +38,7 @@ endif
 
 .PHONY: help install system-deps triton-env pipeline compile rollback serve serve-status stop \
 	monitor-up monitor-status monitor-down simulate monitor report retrain test test-fast \
-	shadow lint format bench-pipeline bench-quality bench-serve bench-edge bench-explain bench-monitor gpu-check mlflow-ui clean \
+	shadow canary canary-abort lint format bench-pipeline bench-quality bench-serve bench-edge bench-explain bench-monitor gpu-check mlflow-ui clean \
 	image image-lock k8s-tools k8s-secrets k8s-render deploy tune-distributed bench-tune docs \
 	history init-config clean-store \
 	typecheck audit hooks
@@ -139,6 +139,15 @@ shadow: $(STAMP) ## Decide on PROJECT's shadow challenger from live paired rows:
 	$(BIN)/python -m monitoring.shadow promote --project $(PROJECT) --repo $(TRITON_REPO) \
 		--triton-url http://127.0.0.1:$(TRITON_HTTP_PORT) --log-path $(LOG_ROOT) --pushgateway $(PUSHGATEWAY)
 
+canary: $(STAMP) ## Roll PROJECT's canary challenger out: every CANARY_INTERVAL_S (60) step its share up while it stays within canary.* limits, then promote it, or roll it back; records in reports/canary/
+	$(BIN)/python -m monitoring.canary run --project $(PROJECT) --repo $(TRITON_REPO) \
+		--triton-url http://127.0.0.1:$(TRITON_HTTP_PORT) --log-path $(LOG_ROOT) \
+		--prometheus $(PROMETHEUS) --pushgateway $(PUSHGATEWAY) --interval-s $(or $(CANARY_INTERVAL_S),60)
+
+canary-abort: $(STAMP) ## Roll PROJECT's canary back by hand (REASON="..." goes into the record)
+	$(BIN)/python -m monitoring.canary abort --project $(PROJECT) --repo $(TRITON_REPO) \
+		--pushgateway $(PUSHGATEWAY) --reason "$(or $(REASON),aborted by hand)"
+
 report: $(STAMP) ## The KPI page (Markdown, HTML, plots) -> reports/kpi/, KPIs to the Pushgateway (PROJECT=...: that project only; default: every config and registered model)
 	$(BIN)/python -m monitoring.kpi --pushgateway $(PUSHGATEWAY) \
 		$(if $(filter-out file default,$(origin PROJECT)),--projects $(PROJECT))
@@ -156,7 +165,7 @@ docs: $(STAMP) ## Regenerate docs/configuration.md from the config schema
 	$(BIN)/python -m configs.reference
 
 .PHONY: notebooks
-notebooks: $(STAMP) ## Run notebooks/ top to bottom (small config); executed copies -> reports/notebooks/
+notebooks: $(STAMP) triton-env ## Run notebooks/ top to bottom (small config); executed copies -> reports/notebooks/
 	@rm -rf reports/notebooks && mkdir -p reports/notebooks && cp notebooks/*.ipynb reports/notebooks/
 	NOTEBOOK_WORKDIR=$(CURDIR)/reports/notebooks/work MPLBACKEND=Agg \
 		$(BIN)/jupyter-execute --inplace --timeout=600 reports/notebooks/*.ipynb

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Metric = Literal["roc_auc", "pr_auc", "f1"]
 METRICS: tuple[Metric, ...] = get_args(Metric)  # the one list: scored, monitored, tuned for
-Family = Literal["gbdt", "mlp", "extra_trees", "logreg"]  # the tuned families (models/families.py)
+# the tuned families (models/families.py)
+Family = Literal["gbdt", "mlp", "extra_trees", "random_forest", "logreg"]
 
 
 class _Frozen(BaseModel):
@@ -139,6 +140,13 @@ DEFAULT_SEARCH_SPACES: dict[str, dict[str, ParamRange]] = {
         max_epochs={"type": "int", "low": 10, "high": 40},
     ),
     "extra_trees": _space(
+        n_estimators={"type": "int", "low": 100, "high": 300},
+        max_features={"type": "float", "low": 0.1, "high": 0.8},
+        min_samples_leaf={"type": "int", "low": 1, "high": 32, "log": True},
+        max_leaf_nodes={"type": "int", "low": 64, "high": 1024, "log": True},
+        class_weight={"type": "categorical", "choices": ["none", "balanced_subsample"]},
+    ),
+    "random_forest": _space(
         n_estimators={"type": "int", "low": 100, "high": 300},
         max_features={"type": "float", "low": 0.1, "high": 0.8},
         min_samples_leaf={"type": "int", "low": 1, "high": 32, "log": True},
@@ -287,6 +295,14 @@ class Gate(_Frozen):
         "and `python -m monitoring.shadow promote` decides on the labelled live rows "
         "(docs/runbook.md, Reading a shadow comparison).",
     )
+    canary_before_promotion: bool = Field(
+        False,
+        description="A challenger that passes the gate while a champion serves is not "
+        "promoted at once: the deploy step infra-validates it and publishes it as the canary "
+        "model (alias `canary`) answering `canary.steps[0]` of callers; `python -m "
+        "monitoring.canary tick` steps the share up, promotes it or rolls it back "
+        "(docs/runbook.md, An aborted canary). Not with `shadow_before_promotion`.",
+    )
     shadow_evidence: Literal["both", "live"] = Field(
         "both",
         description="What decides a shadowed challenger: `both` requires the offline gate and "
@@ -303,6 +319,48 @@ class Gate(_Frozen):
         10,
         ge=1,
         description="Positive and negative labelled rows each needed among those rows.",
+    )
+
+
+class Canary(_Frozen):
+    """Canary rollout: the limits a canary challenger must stay within to be stepped up."""
+
+    steps: tuple[float, ...] = Field(
+        (0.05, 0.25, 0.5),
+        min_length=1,
+        description="Shares of callers the canary answers, step by step (increasing, each in "
+        "(0, 1)); after the last one passes, it is promoted to champion.",
+    )
+    step_min_minutes: float = Field(
+        10.0, ge=0, description="Minutes a step lasts at least before the next may be taken."
+    )
+    step_min_requests: int = Field(
+        200, ge=1, description="Requests the canary answers in a step before it may end."
+    )
+    max_error_rate: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Share of the canary's requests in the step that may fail (each a fallback: "
+        "the champion answered the caller instead); above it: rolled back.",
+    )
+    max_latency_ratio: float = Field(
+        1.5,
+        ge=1,
+        description="The canary's p99 upstream latency in the step may be at most this times "
+        "the champion's (below `latency_floor_ms` it is never judged too slow).",
+    )
+    latency_floor_ms: float = Field(
+        20.0, ge=0, description="A canary p99 under this many ms always passes the latency rule."
+    )
+    min_labelled_rows: int = Field(
+        200,
+        ge=10,
+        description="Labelled live rows the canary answered needed before the last step may "
+        "promote (the champion's rows of the same period are its comparison).",
+    )
+    min_positives: int = Field(
+        10, ge=1, description="Positive and negative rows each needed among those rows."
     )
 
 
@@ -457,6 +515,7 @@ class ProjectConfig(_Frozen):
     gate: Gate = Gate()
     explain: Explain = Explain()
     serving: Serving = Serving()
+    canary: Canary = Canary()
     monitoring: Monitoring = Monitoring()
     schedule: str | None = Field(
         None,
@@ -472,6 +531,20 @@ class ProjectConfig(_Frozen):
                 f"needs 6 cron fields (seconds minutes hours day month weekday), got {value!r}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _one_rollout(self) -> ProjectConfig:
+        if self.gate.shadow_before_promotion and self.gate.canary_before_promotion:
+            raise ValueError(
+                "gate.shadow_before_promotion and gate.canary_before_promotion are exclusive: "
+                "a challenger is held in shadow or rolled out as a canary, not both"
+            )
+        steps = self.canary.steps
+        if any(not 0.0 < step < 1.0 for step in steps) or list(steps) != sorted(set(steps)):
+            raise ValueError(
+                f"canary.steps must increase strictly within (0, 1), got {list(steps)}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _consistent_columns(self) -> ProjectConfig:

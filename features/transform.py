@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 from sklearn.compose import ColumnTransformer
@@ -14,16 +15,21 @@ from configs.schema import ProjectConfig
 from features.split import features_and_target
 
 
-def build_preprocessor(numeric: Sequence[str], categorical: Sequence[str]) -> ColumnTransformer:
-    """Impute and scale numbers, impute and one-hot encode categories.
+def build_preprocessor(
+    numeric: Sequence[str], categorical: Sequence[str], *, scaled: bool = True
+) -> ColumnTransformer:
+    """Impute (and with `scaled`, standardise) numbers, impute and one-hot encode categories.
 
-    Unseen categories at serving time encode as all zeros instead of failing, and the output
-    is dense so every model family (trees, the torch MLP, the linear baseline) takes the same
-    matrix. Every step has an ONNX converter, so the served model takes raw columns.
+    `scaled` is the model family's `scaled_inputs`: linear models and the MLP need standardised
+    numbers; trees do not (a split is invariant to monotone scaling) and get them imputed
+    only, so sklearn and the float32 ONNX graph compare the same float32 values with the
+    same thresholds. Unseen categories at serving time encode as all zeros instead of failing,
+    and the output is dense. Every step has an ONNX converter, so the served model takes raw
+    columns.
     """
-    numeric_steps = Pipeline(
-        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
-    )
+    number_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
+    if scaled:
+        number_steps.append(("scale", StandardScaler()))
     categorical_steps = Pipeline(
         [
             ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
@@ -32,7 +38,7 @@ def build_preprocessor(numeric: Sequence[str], categorical: Sequence[str]) -> Co
     )
     return ColumnTransformer(
         [
-            ("numeric", numeric_steps, list(numeric)),
+            ("numeric", Pipeline(number_steps), list(numeric)),
             ("categorical", categorical_steps, list(categorical)),
         ],
         sparse_threshold=0.0,
@@ -40,8 +46,12 @@ def build_preprocessor(numeric: Sequence[str], categorical: Sequence[str]) -> Co
 
 
 def fit_preprocessor(
-    config: ProjectConfig, train: pd.DataFrame
+    config: ProjectConfig, train: pd.DataFrame, *, scaled: bool = True
 ) -> tuple[ColumnTransformer, pd.DataFrame, pd.Series]:
-    """The project's preprocessing fitted on `train`, with the features and target it saw."""
+    """The project's preprocessing (numbers standardised or not, see `build_preprocessor`)
+    fitted on `train`, with the features and target it saw."""
     X, y = features_and_target(train, config)
-    return build_preprocessor(config.numeric_features, config.categorical_features).fit(X), X, y
+    preprocess = build_preprocessor(
+        config.numeric_features, config.categorical_features, scaled=scaled
+    )
+    return preprocess.fit(X), X, y

@@ -72,19 +72,32 @@ def explain_model(
     """
     explainer = build_row_explainer(model, family, background, seed)
     raw, base_values = explainer.explain(rows)
-    importance = (
-        raw.abs()
-        .mean()
-        .sort_values(ascending=False)
-        .rename("mean_abs_shap")
-        .rename_axis("feature")
-        .reset_index()
-    )
+    importance = mean_abs_attribution(raw).rename("mean_abs_shap").reset_index()
     probabilities = model.predict_proba(rows)[:, 1]
     local = _local_examples(rows, raw, probabilities, local_examples)
     plots = _plot(raw, rows, importance, Path(out_dir))
     _save_values(rows, raw, base_values, background, explainer, Path(out_dir))
     return Explanation(explainer.kind, importance, local, plots)
+
+
+def mean_abs_attribution(values: pd.DataFrame) -> pd.Series:
+    """Mean |attribution| per feature (one column each), largest first, ties by name.
+
+    The one definition of a feature's global importance: the training run's (`explain_model`,
+    named `mean_abs_shap` there) and the monitor's attribution drift per window and reference
+    (`monitoring.attribution`).
+
+    Raises:
+        ValueError: No rows, or a feature whose attributions are not all finite.
+    """
+    if values.empty:
+        raise ValueError("no attributions to average")
+    means = values.abs().mean()
+    broken = sorted(str(f) for f, v in means.items() if not np.isfinite(v))
+    if broken:
+        raise ValueError(f"attributions are not finite for {broken}")
+    order = sorted(means.index, key=lambda f: (-float(means[f]), str(f)))
+    return means[order].astype(float).rename_axis("feature").rename("mean_abs_attribution")
 
 
 @dataclass(frozen=True)

@@ -49,10 +49,13 @@ class ModelFamily:
         shap_space: What the explainer's base value plus attributions add up to: the
             positive class's "log_odds" (boosting's margin, a linear model's logit) or its
             "probability" (a forest's vote, the permutation explainer's output).
+        scaled_inputs: Whether the family's numeric inputs are standardised after imputing
+            (`features.transform.build_preprocessor(scaled=...)`). Linear models and the MLP
+            need it; trees do not (splits are invariant to monotone scaling) and take imputed
+            raw numbers, so sklearn and the float32 ONNX graph compare the same float32
+            values with the same thresholds.
         fit_trial: Fits the estimator in a trial, calling `report(step)` as it improves so the
             study can prune it (incremental fitting).
-        onnx_fold_scaling: The exporter folds StandardScaler into the split thresholds (trees
-            then compare raw float32 values as sklearn compares float64 ones).
         onnx_converter: Registers a skl2onnx converter for the estimator class (for classes
             skl2onnx does not know).
         trusted_types: Types beyond numpy's that skops must trust to load a fitted model.
@@ -63,8 +66,8 @@ class ModelFamily:
     build: Callable[[dict[str, Any], int], ClassifierMixin]
     explainer: Literal["tree", "linear", "permutation"]
     shap_space: Literal["log_odds", "probability"]
+    scaled_inputs: bool
     fit_trial: FitTrial = _fit_once
-    onnx_fold_scaling: bool = False
     onnx_converter: Callable[[type], None] | None = None
     trusted_types: tuple[str, ...] = ()
 
@@ -97,26 +100,38 @@ def _fit_in_stages(size: str) -> FitTrial:
     return fit
 
 
-# --- extra_trees: extremely randomised trees, added in stages with warm start ---
+# --- extra_trees and random_forest: averaged trees, added in stages with warm start ---
 
 NO_CLASS_WEIGHT = "none"  # YAML-friendly spelling of class_weight=None
 
 
+def _forest_params(params: dict[str, Any]) -> dict[str, Any]:
+    params = dict(params)
+    if params.get("class_weight") == NO_CLASS_WEIGHT:
+        params["class_weight"] = None
+    return params
+
+
 def _build_extra_trees(params: dict[str, Any], seed: int) -> ClassifierMixin:
     """Randomised trees, averaged: strong on small tables where boosting overfits.
-
-    Split thresholds are drawn at random between a node's values, never on a training value,
-    so the ONNX graph (float32) routes every row as sklearn does without folding the scaler.
 
     `max_leaf_nodes` bounds each tree, so the ONNX graph and tree SHAP stay small on large
     tables; single-threaded like every family, so runs are reproducible and share the CPU.
     """
     from sklearn.ensemble import ExtraTreesClassifier
 
-    params = dict(params)
-    if params.get("class_weight") == NO_CLASS_WEIGHT:
-        params["class_weight"] = None
-    return ExtraTreesClassifier(random_state=seed, n_jobs=1, **params)
+    return ExtraTreesClassifier(random_state=seed, n_jobs=1, **_forest_params(params))
+
+
+def _build_random_forest(params: dict[str, Any], seed: int) -> ClassifierMixin:
+    """Bootstrapped trees with best splits over a feature subsample, averaged: the usual
+    strong default on small and mid-sized tables (bounded and single-threaded like
+    extra_trees)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(
+        bootstrap=True, random_state=seed, n_jobs=1, **_forest_params(params)
+    )
 
 
 # --- mlp: the torch MLP, scored after every epoch ---
@@ -178,8 +193,8 @@ FAMILIES: dict[str, ModelFamily] = {
             build=_build_gbdt,
             explainer="tree",
             shap_space="log_odds",
+            scaled_inputs=False,
             fit_trial=_fit_in_stages("max_iter"),
-            onnx_fold_scaling=True,
             trusted_types=("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",),
         ),
         ModelFamily(
@@ -188,6 +203,7 @@ FAMILIES: dict[str, ModelFamily] = {
             build=_build_mlp,
             explainer="permutation",
             shap_space="probability",
+            scaled_inputs=True,
             fit_trial=_fit_mlp_by_epoch,
             onnx_converter=_register_mlp_converter,
             trusted_types=("models.torch_mlp.TorchMLPClassifier",),
@@ -198,6 +214,17 @@ FAMILIES: dict[str, ModelFamily] = {
             build=_build_extra_trees,
             explainer="tree",
             shap_space="probability",
+            scaled_inputs=False,
+            fit_trial=_fit_in_stages("n_estimators"),
+            trusted_types=("sklearn.tree._tree.Tree",),
+        ),
+        ModelFamily(
+            name="random_forest",
+            estimator="sklearn.ensemble.RandomForestClassifier",
+            build=_build_random_forest,
+            explainer="tree",
+            shap_space="probability",
+            scaled_inputs=False,
             fit_trial=_fit_in_stages("n_estimators"),
             trusted_types=("sklearn.tree._tree.Tree",),
         ),
@@ -207,6 +234,7 @@ FAMILIES: dict[str, ModelFamily] = {
             build=_build_logreg,
             explainer="linear",
             shap_space="log_odds",
+            scaled_inputs=True,
         ),
         ModelFamily(
             name=BASELINE,
@@ -214,6 +242,7 @@ FAMILIES: dict[str, ModelFamily] = {
             build=_build_baseline,
             explainer="linear",
             shap_space="log_odds",
+            scaled_inputs=True,
         ),
     )
 }

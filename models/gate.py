@@ -392,19 +392,32 @@ def _reason(c: Comparison, metric: str, confidence: float, within: bool = False)
 OFFLINE, LIVE = "offline", "live"
 
 
-def hold_for_shadow(config: ProjectConfig, decision: Decision, champion: str | None) -> bool:
-    """Does a challenger that passed the gate go to shadow traffic instead of champion?
+def held_as(config: ProjectConfig, decision: Decision, champion: str | None) -> str | None:
+    """The challenger slot a challenger that passed the gate goes to instead of champion:
+    `shadow` (`gate.shadow_before_promotion`), `canary` (`gate.canary_before_promotion`) or
+    None (promoted at once). Only with a champion serving: without one there is no live
+    traffic to compare with, and the offline gate decides, as before."""
+    if not decision.promote or champion is None:
+        return None
+    if config.gate.shadow_before_promotion:
+        return "shadow"
+    if config.gate.canary_before_promotion:
+        return "canary"
+    return None
 
-    Only with `gate.shadow_before_promotion` and a champion serving (without one there is no
-    live traffic to pair with: the offline gate decides, as before)."""
-    return config.gate.shadow_before_promotion and decision.promote and champion is not None
 
-
-def shadow_hold_reason(champion: str) -> str:
-    """The first reason of a decision record held for shadow traffic."""
+def hold_reason(config: ProjectConfig, role: str, champion: str) -> str:
+    """The first reason of a decision record held in `role` (`held_as`)."""
+    if role == "shadow":
+        return (
+            f"passed offline; held in shadow beside champion version {champion} for live paired "
+            "evidence (gate.shadow_before_promotion): `python -m monitoring.shadow promote` "
+            "decides"
+        )
     return (
-        f"passed offline; held in shadow beside champion version {champion} for live paired "
-        "evidence (gate.shadow_before_promotion): `python -m monitoring.shadow promote` decides"
+        f"passed offline; rolled out as a canary beside champion version {champion} "
+        f"(gate.canary_before_promotion): it answers {config.canary.steps[0]:g} of callers "
+        "first, and `python -m monitoring.canary tick` steps it up, promotes it or rolls it back"
     )
 
 
@@ -447,6 +460,32 @@ def compare_live(
     return compare(
         "champion", ev.primary_metric, y, challenger[0], champion[0], indices, ev.confidence,
         config.gate.min_gain_over_champion, (challenger[1], champion[1]),
+    )  # fmt: skip
+
+
+def compare_independent(
+    config: ProjectConfig,
+    challenger: tuple[np.ndarray, np.ndarray, float],
+    champion: tuple[np.ndarray, np.ndarray, float],
+) -> Comparison | None:
+    """The challenger's gain over the champion on two different sets of labelled live rows
+    (a canary and the champion each answer their own callers): (labels, scores, threshold)
+    each, bootstrapped independently (seeds `evaluation.seed` and +1), so the interval is
+    wider than a paired one. Required: within `gate.noninferiority_margin` below the champion.
+    None when either side cannot be scored (fewer than 2 rows or one class)."""
+    if any(len(y) < 2 or len(np.unique(y)) < 2 for y, _, _ in (challenger, champion)):
+        return None
+    ev, metric = config.evaluation, config.evaluation.primary_metric
+    draws, points = [], []
+    for offset, (y, p, threshold) in enumerate((challenger, champion)):
+        indices = bootstrap_indices(len(y), ev.bootstrap_samples, ev.seed + offset)
+        draws.append(bootstrap_scores(metric, y, p, indices, threshold))
+        points.append(score(metric, y, p, threshold))
+    gain = interval(points[0] - points[1], draws[0] - draws[1], ev.confidence)
+    theirs = interval(points[1], draws[1], ev.confidence)
+    return Comparison(
+        "champion", points[0], points[1], theirs.low, theirs.high, gain.value, gain.low,
+        gain.high, -config.gate.noninferiority_margin,
     )  # fmt: skip
 
 

@@ -36,9 +36,10 @@ logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-# The challenger served in shadow (gate.shadow_before_promotion): set by the deploy step once it
-# is infra-validated and published beside the champion, removed when it is promoted or withdrawn.
-SHADOW = "shadow"
+# Challenger aliases: `shadow` (gate.shadow_before_promotion) and `canary`
+# (gate.canary_before_promotion), set by the deploy step once the challenger is infra-validated
+# and published beside the champion, removed when it is promoted, rolled back or withdrawn.
+SHADOW, CANARY = "shadow", "canary"
 HISTORY_TAG = "champion_history"
 ARCHIVE_PREFIX = "champion_history.archive."  # + 1, 2, ...: older entries, oldest first
 HISTORY_ENTRIES = 50  # newest entries kept in HISTORY_TAG
@@ -186,14 +187,14 @@ def champion_version(name: str) -> str | None:
     return _alias_version(name, CHAMPION, "the champion")
 
 
-def shadow_version(name: str) -> str | None:
-    """The version behind the `shadow` alias; None only when the alias (or the model) does not
-    exist.
+def challenger_version(name: str, role: str) -> str | None:
+    """The version behind the `role` alias (`shadow` or `canary`); None only when the alias (or
+    the model) does not exist.
 
     Raises:
         RegistryError: Any other failure to read it (fail closed, as for the champion).
     """
-    return _alias_version(name, SHADOW, "the shadow challenger")
+    return _alias_version(name, role, f"the {role} challenger")
 
 
 def _alias_version(name: str, alias: str, what: str) -> str | None:
@@ -213,9 +214,12 @@ def _alias_version(name: str, alias: str, what: str) -> str | None:
         raise _store_error(f"cannot read {what} of '{name}'", exc) from exc
 
 
-def set_shadow(name: str, version: str, *, champion: str | None) -> None:
-    """Mark `version` as the shadow challenger, under the promotion lock, if the champion is
-    still `champion` (the one the gate compared it with); tagged on the version.
+def hold_challenger(
+    name: str, role: str, version: str, *, champion: str | None, tags: dict[str, str] | None = None
+) -> None:
+    """Mark `version` as the `role` challenger (alias `shadow` or `canary`), under the promotion
+    lock, if the champion is still `champion` (the one the gate compared it with); tagged on
+    the version `<role>.since`, `<role>.champion` and `<role>.<key>` for each of `tags`.
 
     Raises:
         ChampionMovedError: The champion moved since the gate (nothing marked).
@@ -227,22 +231,36 @@ def set_shadow(name: str, version: str, *, champion: str | None) -> None:
         if current != champion:
             raise ChampionMovedError(name, current, champion, version)
         client = mlflow.MlflowClient()
-        client.set_model_version_tag(name, version, "shadow.since", _now())
-        client.set_model_version_tag(name, version, "shadow.champion", str(champion))
-        client.set_registered_model_alias(name, SHADOW, version)
+        for key, value in {"since": _now(), "champion": str(champion), **(tags or {})}.items():
+            client.set_model_version_tag(name, version, f"{role}.{key}", value)
+        client.set_registered_model_alias(name, role, version)
 
 
-def clear_shadow(name: str, version: str, outcome: str) -> bool:
-    """Remove the `shadow` alias if it still names `version` (compare-and-swap, under the
-    lock) and tag the version with `outcome`; returns whether the alias was removed."""
+def tag_challenger(name: str, role: str, version: str, tags: dict[str, str]) -> bool:
+    """Tag the `role` challenger `<role>.<key>` if the alias still names `version`
+    (compare-and-swap, under the lock); returns whether it did."""
     import mlflow
 
     with promotion_lock(name):
-        if shadow_version(name) != version:
+        if challenger_version(name, role) != version:
             return False
         client = mlflow.MlflowClient()
-        client.set_model_version_tag(name, version, "shadow.outcome", outcome[:4900])
-        client.delete_registered_model_alias(name, SHADOW)
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, f"{role}.{key}", value)
+        return True
+
+
+def release_challenger(name: str, role: str, version: str, outcome: str) -> bool:
+    """Remove the `role` alias if it still names `version` (compare-and-swap, under the lock)
+    and tag the version `<role>.outcome`; returns whether the alias was removed."""
+    import mlflow
+
+    with promotion_lock(name):
+        if challenger_version(name, role) != version:
+            return False
+        client = mlflow.MlflowClient()
+        client.set_model_version_tag(name, version, f"{role}.outcome", outcome[:4900])
+        client.delete_registered_model_alias(name, role)
         return True
 
 

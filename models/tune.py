@@ -19,7 +19,7 @@ import math
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -36,6 +36,11 @@ HEARTBEAT_S = 10  # a running trial's heartbeat period; stale after GRACE_BEATS 
 GRACE_BEATS = 3
 MAX_RETRY = 2  # a trial whose worker died is re-run at most this often (then a fresh trial)
 POLL_S = 1.0  # how often a worker with nothing left to claim checks the study
+
+# A preprocessed matrix: one for every family, or one per input scaling keyed by
+# `ModelFamily.scaled_inputs` (standardised numbers for linear models and the MLP, raw ones
+# for trees), as `pipelines.steps.tune.tuning_inputs` builds them.
+Matrix = np.ndarray | Mapping[bool, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -81,20 +86,26 @@ def objective_name(config: ProjectConfig) -> str:
 def config_hash(config: ProjectConfig) -> str:
     """SHA-256 of the config and the search spaces it tunes, for the study name (defaults
     included: a changed default range starts a new study instead of resuming one over another
-    space)."""
+    space; so does a change of the inputs a family sees, scaled or not)."""
     spaces = {
         family: {name: spec.model_dump() for name, spec in config.tuning.space(family).items()}
+        | {"inputs": "scaled" if get_family(family).scaled_inputs else "unscaled"}
         for family in config.tuning.families
     }
     text = config.model_dump_json() + json.dumps(spaces, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def matrix_for(X: Matrix, scaled: bool) -> np.ndarray:
+    """The matrix a family with `scaled_inputs=scaled` takes from `X`."""
+    return X[scaled] if isinstance(X, Mapping) else X
+
+
 def tune_model(
     config: ProjectConfig,
-    X_train: np.ndarray,
+    X_train: Matrix,
     y_train: np.ndarray,
-    X_valid: np.ndarray,
+    X_valid: Matrix,
     y_valid: np.ndarray,
     *,
     storage: str,
@@ -110,8 +121,10 @@ def tune_model(
 
     Args:
         config: The project config (search space, budget, metric, seeds).
-        X_train, y_train: Preprocessed training matrix and labels.
-        X_valid, y_valid: Preprocessed validation matrix and labels (the objective).
+        X_train, y_train: Preprocessed training matrix and labels; the matrix may be one per
+            input scaling (`Matrix`), each family then takes its own.
+        X_valid, y_valid: Preprocessed validation matrix (as `X_train`) and labels (the
+            objective).
         storage: SQLAlchemy URL of the study storage.
         study_name: Name of the study in the storage.
         on_trial: Called after each trial with its summary dict, plus the study's `best` value
@@ -127,8 +140,14 @@ def tune_model(
     rdb = open_storage(storage, heartbeat_s)
 
     folds = cv_folds(tuning.cv_folds, y_train, y_valid, tuning.seed) if tuning.cv_folds else None
-    X_all = np.vstack([X_train, X_valid]) if folds else X_train
     y_all = np.concatenate([y_train, y_valid]) if folds else y_train
+    stacked: dict[bool, np.ndarray] = {}
+
+    def fold_matrix(scaled: bool) -> np.ndarray:  # train + valid rows, stacked once per matrix
+        scaled = scaled if isinstance(X_train, Mapping) else True
+        if scaled not in stacked:
+            stacked[scaled] = np.vstack([matrix_for(X_train, scaled), matrix_for(X_valid, scaled)])
+        return stacked[scaled]
 
     def objective(trial: optuna.Trial) -> float:
         # one of tuning.families (typed `str` by optuna)
@@ -136,6 +155,7 @@ def tune_model(
         family = get_family(name)
         params = suggest_params(trial, name, tuning.space(name))
         if folds:  # the running mean over the folds so far, reported after each fold
+            X_all = fold_matrix(family.scaled_inputs)
             values: list[float] = []
             for step, (fit, held) in enumerate(folds, start=1):
                 estimator = family.build(params, tuning.seed).fit(X_all[fit], y_all[fit])
@@ -146,15 +166,17 @@ def tune_model(
                     raise optuna.TrialPruned()
             return float(np.mean(values))
         estimator = family.build(params, tuning.seed)
+        X_fit = matrix_for(X_train, family.scaled_inputs)
+        X_held = matrix_for(X_valid, family.scaled_inputs)
 
         def report(step: int) -> None:
-            value = validation_score(metric, y_valid, estimator.predict_proba(X_valid)[:, 1])
+            value = validation_score(metric, y_valid, estimator.predict_proba(X_held)[:, 1])
             trial.report(value, step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        family.fit_trial(estimator, X_train, y_train, report)
-        return validation_score(metric, y_valid, estimator.predict_proba(X_valid)[:, 1])
+        family.fit_trial(estimator, X_fit, y_train, report)
+        return validation_score(metric, y_valid, estimator.predict_proba(X_held)[:, 1])
 
     def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial is not None:

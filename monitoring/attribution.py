@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from configs.schema import ProjectConfig
+from models.explain import mean_abs_attribution
 from serving.pushgateway import Sample
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class VersionAttribution:
         explainer: The version's `models.explain.RowExplainer` (`explain`, `features`, `kind`,
             `space`).
         reference: Mean |attribution| per raw feature over the training run's explained rows,
-            largest first (`mean_abs_attribution`).
+            largest first (`models.explain.mean_abs_attribution`).
         reference_rows: How many rows the reference was computed on.
     """
 
@@ -91,22 +92,6 @@ class RankComparison:
     max_displacement: int
     inverted_pairs: list[list[str]]  # [f, g]: f clearly above g in the reference, below after
     ranking_changed: bool
-
-
-def mean_abs_attribution(values: pd.DataFrame) -> pd.Series:
-    """Mean |attribution| per feature (one column each), largest first, ties by name.
-
-    Raises:
-        ValueError: No rows, or a feature whose attributions are not all finite.
-    """
-    if values.empty:
-        raise ValueError("no attributions to average")
-    means = values.abs().mean()
-    broken = sorted(str(f) for f, v in means.items() if not np.isfinite(v))
-    if broken:
-        raise ValueError(f"attributions are not finite for {broken}")
-    order = sorted(means.index, key=lambda f: (-float(means[f]), str(f)))
-    return means[order].astype(float).rename_axis("feature").rename("mean_abs_attribution")
 
 
 def ranks(importance: pd.Series) -> dict[str, int]:

@@ -68,6 +68,16 @@ SHADOW_METRICS: dict[str, tuple[str, ...]] = {
     "mlops_shadow_evidence_sufficient": ("champion", "challenger"),
 }
 
+CANARY_JOB = "canary"
+# name -> labels besides the grouping label `project`, pushed under job `canary` by the canary
+# controller (monitoring/canary.py) after each decision: the share of requests routed to the
+# canary challenger (0 once promoted or rolled back), and its state (1 for the current one of
+# running|promoted|rolled_back).
+CANARY_METRICS: dict[str, tuple[str, ...]] = {
+    "mlops_canary_share": ("champion", "challenger"),
+    "mlops_canary_state": ("state", "champion", "challenger"),
+}
+
 # name -> labels (pushed under job `kpi`; `project` is a plain label here, not a grouping key).
 KPI_METRICS: dict[str, tuple[str, ...]] = {
     "mlops_kpi_projects_total": (),
@@ -102,4 +112,5 @@ METRIC_NAMES: frozenset[str] = (
     | frozenset(TRITON_METRICS)
     | frozenset(DEPLOY_METRICS)
     | frozenset(SHADOW_METRICS)
+    | frozenset(CANARY_METRICS)
 )

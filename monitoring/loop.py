@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import requests
 
 from configs import ConfigError, load_config, override
 from configs.cli import UserError, cli_parser, fail, setup_logging
@@ -61,22 +60,22 @@ class LoopOutcome:
 
 def firing_alerts(prometheus: str, project: str) -> list[str]:
     """Names of the trigger alerts firing for `project`."""
-    url = f"{prometheus.rstrip('/')}/api/v1/alerts"
+    from monitoring.stack import MonitoringError
+    from monitoring.stack import firing_alerts as firing
+
     try:
-        alerts = requests.get(url, timeout=10).json()["data"]["alerts"]
-    except (requests.RequestException, ValueError, KeyError) as exc:
+        alerts = firing(prometheus)
+    except MonitoringError as exc:
         raise LoopError(
-            f"cannot read alerts from {url}: {exc}",
+            str(exc),
             hint="make monitor-up (then make monitor-status), or retrain anyway: make retrain "
             "FORCE=1",
         ) from exc
     return sorted(
         {
-            a["labels"]["alertname"]
+            a["alertname"]
             for a in alerts
-            if a["state"] == "firing"
-            and a["labels"].get("alertname") in TRIGGER_ALERTS
-            and a["labels"].get("project") == project
+            if a.get("alertname") in TRIGGER_ALERTS and a.get("project") == project
         }
     )
 

@@ -167,9 +167,9 @@ def shadow_summary(
     """The monitor's hook: the live comparison of the registry's shadow challenger as a JSON-
     ready dict and its gauges (`SHADOW_METRICS`, job `shadow`); None without a shadow
     challenger. Decides nothing."""
-    from models.registry import shadow_version
+    from models.registry import SHADOW, challenger_version
 
-    if shadow_version(config.model_name) is None:
+    if challenger_version(config.model_name, SHADOW) is None:
         return None
     champion, challenger, thresholds = _versions(config)
     evidence = compare_shadow(config, log_root, champion=champion, challenger=challenger,
@@ -188,10 +188,10 @@ def _versions(config: ProjectConfig) -> tuple[str, str, tuple[float, float]]:
     """
     import mlflow
 
-    from models.registry import champion_version, shadow_version
+    from models.registry import SHADOW, challenger_version, champion_version
 
     name = config.model_name
-    challenger, champion = shadow_version(name), champion_version(name)
+    challenger, champion = challenger_version(name, SHADOW), champion_version(name)
     if challenger is None:
         raise ShadowError(
             f"model '{name}' has no shadow challenger (alias `shadow`)",
@@ -287,13 +287,13 @@ def promote_shadow(
     Raises:
         ChampionMovedError, ShadowError: a version moved since the comparison (nothing moved).
     """
-    from models.registry import clear_shadow, promotion_lock, shadow_version
+    from models.registry import SHADOW, challenger_version, promotion_lock, release_challenger
+    from serving.challenger_model import withdraw_challenger
     from serving.deploy import switch_champion
-    from serving.shadow_model import withdraw_shadow
 
     name, version = config.model_name, str(record["challenger_version"])
     with promotion_lock(name):
-        if shadow_version(name) != version:
+        if challenger_version(name, SHADOW) != version:
             raise ShadowError(
                 f"the shadow challenger of '{name}' is no longer version {version}; nothing moved",
                 hint="rerun python -m monitoring.shadow promote",
@@ -303,23 +303,23 @@ def promote_shadow(
             event=f"promoted from shadow: {record['reasons'][0]}", repo=repo,
             keep=config.serving.keep_versions, triton_url=triton_url,
         )  # fmt: skip
-        clear_shadow(name, version, "promoted")
+        release_challenger(name, SHADOW, version, "promoted")
         if repo is not None:
-            withdraw_shadow(repo, name)
+            withdraw_challenger(repo, name, "shadow")
 
 
 def withdraw(config: ProjectConfig, repo: Path | None, outcome: str) -> str | None:
     """Take the shadow challenger out: the shadow model from `repo`, then the alias."""
-    from models.registry import clear_shadow, promotion_lock, shadow_version
-    from serving.shadow_model import withdraw_shadow
+    from models.registry import SHADOW, challenger_version, promotion_lock, release_challenger
+    from serving.challenger_model import withdraw_challenger
 
     name = config.model_name
     with promotion_lock(name):
-        version = shadow_version(name)
+        version = challenger_version(name, SHADOW)
         if repo is not None:
-            withdraw_shadow(repo, name)
+            withdraw_challenger(repo, name, "shadow")
         if version is not None:
-            clear_shadow(name, version, outcome)
+            release_challenger(name, SHADOW, version, outcome)
         return version
 
 

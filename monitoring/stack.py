@@ -377,6 +377,20 @@ def query(prometheus_url: str, promql: str, *, timeout_s: float = 10.0) -> list:
     return body["data"]["result"]
 
 
+def firing_alerts(prometheus_url: str, *, timeout_s: float = 10.0) -> list[dict[str, str]]:
+    """The labels of every alert firing now (`alertname` among them), from /api/v1/alerts.
+
+    Raises:
+        MonitoringError: Prometheus is unreachable or answered something else.
+    """
+    url = f"{prometheus_url.rstrip('/')}/api/v1/alerts"
+    try:
+        alerts = requests.get(url, timeout=timeout_s).json()["data"]["alerts"]
+        return [dict(a["labels"]) for a in alerts if a["state"] == "firing"]
+    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        raise MonitoringError(f"cannot read alerts from {url}: {exc}") from exc
+
+
 def wait_for_query(
     prometheus_url: str, promql: str, *, timeout_s: float = 30.0, interval_s: float = 0.5
 ) -> list:

@@ -5,6 +5,10 @@ registry version), from the parity-checked ONNX the pipeline logged with it.
     python -m serving.deploy --project fraud --repo /models --backend onnxruntime --kind KIND_GPU
     python -m serving.deploy --project fraud --triton-url 127.0.0.1:8010 --pushgateway URL
 
+Then the challengers follow the registry (`serving.challenger_model.sync_challengers`): the
+versions behind the `shadow` and `canary` aliases are published as `<model>__shadow` and
+`<model>__canary` (the canary at its `canary.share` tag), and withdrawn without an alias.
+
 The ONNX bytes are verified against the version's `onnx_sha256` tag before anything is
 written: a changed artifact is refused (exit 1) and, with `--pushgateway`, reported as
 `mlops_artifact_verification_failed` = 1 (alert ArtifactVerificationFailed). Order: the target
@@ -36,6 +40,7 @@ from models.registry import (
     promotion_lock,
     verify_sha256,
 )
+from serving.challenger_model import sync_challengers
 from serving.decision import threshold_parameters
 from serving.model_repository import (
     BACKENDS,
@@ -367,14 +372,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.project)
         configure_tracking(Path.cwd())
+        triton_url = args.triton_url or local_triton_url(args.repo)
         version, written = deploy_champion(
             config.model_name,
             args.repo,
             backend=args.backend,
             kind=args.kind,
             keep=config.serving.keep_versions,
-            triton_url=args.triton_url or local_triton_url(args.repo),
+            triton_url=triton_url,
         )
+        challengers = sync_challengers(config.model_name, args.repo, backend=args.backend,
+                                       kind=args.kind, triton_url=triton_url)  # fmt: skip
     except ArtifactIntegrityError as exc:
         if args.pushgateway:
             _push_quietly(args.pushgateway, config.name, exc.model_name, exc.version, True)
@@ -385,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         _push_quietly(args.pushgateway, config.name, config.model_name, version, False)
     state = "written to" if written else "already in"
     print(f"{config.model_name} version {version} (champion) {state} {args.repo}")
+    for role, held in challengers.items():
+        print(f"{config.model_name} {role}: " + (f"version {held}" if held else "none"))
     return 0
 
 

@@ -190,6 +190,7 @@ def triton_config(
     batched = max_batch_size > 0
 
     lines = [f"name: {_quote(name)}"]
+    warmup: list[str] = []
     if backend == "python":
         lines.append('backend: "python"')
     else:
@@ -205,6 +206,10 @@ def triton_config(
         entries = []
         for tensor in tensors:
             dtype, dims, batch_only = _tensor_spec(tensor, batched=batched)
+            if section == "input":
+                one = [1 if d < 0 else d for d in dims]  # (without batching: N is one row)
+                warmup.append(f"    inputs {{ key: {_quote(tensor.name)} value: {{ data_type: "
+                              f"{dtype} dims: {_dims(one)} zero_data: true }} }}")  # fmt: skip
             entry = f"  {{\n    name: {_quote(tensor.name)}\n    data_type: {dtype}\n"
             entry += f"    dims: {_dims(dims)}\n"
             if batch_only and backend == "onnxruntime":
@@ -221,6 +226,11 @@ def triton_config(
         lines.append(batching)
     lines.append(f"instance_group [\n  {{\n    count: {instances}\n    kind: {kind}\n  }}\n]")
     lines.append("version_policy: { latest: { num_versions: 1 } }")
+    # One all-zero row sent before the version is reported ready: its first caller does not
+    # pay for the session's lazy initialisation (about 150 ms on the python backend).
+    # (batch_size 1 is what Triton requires of a model without batching, too)
+    lines.append('model_warmup [\n  {\n    name: "zeros"\n    batch_size: 1\n'
+                 + "\n".join(warmup) + "\n  }\n]")  # fmt: skip
     for key, value in (parameters or {}).items():
         lines.append(
             f"parameters {{ key: {_quote(key)} value: {{ string_value: {_quote(str(value))} }} }}"

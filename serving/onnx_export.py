@@ -22,10 +22,8 @@ import pandas as pd
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from models.families import FAMILIES, ModelFamily, family_of
 from serving.decision import MISSING_CATEGORY, PROBABILITIES_OUTPUT
@@ -89,7 +87,7 @@ def export_onnx(
     estimator, family = _final_estimator(model)
     if family.onnx_converter is not None:
         family.onnx_converter(type(estimator))
-    prepared = _prepare_for_onnx(model, categorical, family)
+    prepared = _prepare_for_onnx(model, categorical)
     inputs = [(c, FloatTensorType([None, 1])) for c in numeric]
     inputs += [(c, StringTensorType([None, 1])) for c in categorical]
     try:
@@ -187,21 +185,18 @@ def _final_estimator(model: Any) -> tuple[Any, ModelFamily]:
     return estimator, family
 
 
-def _prepare_for_onnx(model: Pipeline, categorical: Sequence[str], family: ModelFamily) -> Pipeline:
-    """A converter-ready copy: string missing marker, scaling folded into tree thresholds.
+def _prepare_for_onnx(model: Pipeline, categorical: Sequence[str]) -> Pipeline:
+    """A converter-ready copy of the preprocessing (string missing marker); the final
+    estimator is shared, not copied. The original model is not modified.
 
-    The original model is not modified. The final estimator is copied only when its
-    thresholds are rewritten.
+    Nothing is done to tree thresholds: tree families take unscaled numbers
+    (`ModelFamily.scaled_inputs`), so sklearn and the graph compare the same float32 values.
     """
     steps = copy.deepcopy(model.steps[:-1])
-    name, estimator = model.steps[-1]
     for _, step in steps:
         if isinstance(step, ColumnTransformer):
             _mark_string_missing(step, categorical)
-    feeds_estimator = steps[-1][1] if steps else None
-    if family.onnx_fold_scaling and isinstance(feeds_estimator, ColumnTransformer):
-        estimator = _fold_scaling_into_trees(feeds_estimator, estimator)
-    return Pipeline([*steps, (name, estimator)])
+    return Pipeline([*steps, model.steps[-1]])
 
 
 def _mark_string_missing(preprocess: ColumnTransformer, categorical: Sequence[str]) -> None:
@@ -216,57 +211,6 @@ def _mark_string_missing(preprocess: ColumnTransformer, categorical: Sequence[st
         for step in _steps_of(transformer):
             if isinstance(step, SimpleImputer) and _is_nan(step.missing_values):
                 step.missing_values = MISSING_CATEGORY
-
-
-def _fold_scaling_into_trees(
-    preprocess: ColumnTransformer, estimator: HistGradientBoostingClassifier
-) -> HistGradientBoostingClassifier:
-    """Move StandardScaler into the split thresholds so trees compare raw float32 values.
-
-    sklearn splits scaled float64 values with ``x <= threshold``; many thresholds equal a
-    training value exactly (quantile midpoints of repeated values). Scaling in float32 moves
-    such ties to either side at random; raw float32 values against raw-space thresholds keep
-    ties on the left as sklearn does. `preprocess` (a copy) gets identity scalers.
-    """
-    folded = copy.deepcopy(estimator)
-    for name, transformer, _ in preprocess.transformers_:
-        scaler = _steps_of(transformer)[-1]
-        if not isinstance(scaler, StandardScaler):
-            continue
-        columns = preprocess.output_indices_[name]
-        scale = scaler.scale_ if scaler.scale_ is not None else np.ones(scaler.n_features_in_)
-        mean = scaler.mean_ if scaler.mean_ is not None else np.zeros(scaler.n_features_in_)
-        for predictors in folded._predictors:
-            for predictor in predictors:
-                _unscale_thresholds(predictor.nodes, columns, scale, mean)
-        scaler.scale_, scaler.mean_ = np.ones_like(scale), np.zeros_like(mean)
-    return folded
-
-
-def _unscale_thresholds(nodes: np.ndarray, columns: slice, scale: Any, mean: Any) -> None:
-    """In place: thresholds on features in `columns` from scaled to raw units."""
-    feature = nodes["feature_idx"].astype(np.int64)
-    split = (nodes["is_leaf"] == 0) & (feature >= columns.start) & (feature < columns.stop)
-    local = feature[split] - columns.start
-    scaled = nodes["num_threshold"][split]
-    raw = scaled * scale[local] + mean[local]
-    nodes["num_threshold"][split] = _tie_safe(raw, scaled, scale[local], mean[local])
-
-
-def _tie_safe(raw: np.ndarray, scaled: np.ndarray, scale: Any, mean: Any) -> np.ndarray:
-    """Float32 raw thresholds that send a tie value the way sklearn's float64 scaling did.
-
-    A threshold often equals a training value v. When v is exactly a float32 (integers,
-    round amounts), sklearn decides `(v - mean) / scale <= threshold` in float64, which
-    rounding can send either way; the float32 threshold is moved one step below v when
-    sklearn sent v right. Other thresholds keep the plain conversion.
-    """
-    as32 = raw.astype(np.float32)
-    exact = np.abs(as32.astype(np.float64) - raw) <= 4 * np.spacing(np.abs(raw))
-    goes_right = ((as32.astype(np.float64) - mean) / scale) > scaled
-    move = exact & goes_right
-    as32[move] = np.nextafter(as32[move], np.float32(-np.inf))
-    return np.where(exact, as32.astype(np.float64), raw)
 
 
 def _is_nan(value: Any) -> bool:

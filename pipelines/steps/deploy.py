@@ -16,6 +16,7 @@ from pipelines.steps.gate import DECISION_FILE
 
 if TYPE_CHECKING:
     from models.registry import Version
+    from serving.challenger_model import Role
     from serving.infra_validation import Candidate
 
 DEPLOYMENT_FILE = "deployment.json"
@@ -27,38 +28,57 @@ def _version_parameters(version: Version, model: ArtifactLike) -> tuple[float, d
     return threshold, {"threshold": str(threshold), "registry_version": version.version}
 
 
-def _publish_shadow(
-    config: ProjectConfig, version: Version, champion: str | None, serving_repository: str
+def _hold_challenger(
+    config: ProjectConfig,
+    version: Version,
+    champion: str | None,
+    serving_repository: str,
+    role: Role,
 ) -> dict[str, Any]:
-    """Serve a validated challenger as the shadow model and set its `shadow` alias, under the
-    promotion lock and only while `champion` is still champion; what the record says."""
-    from models.registry import ChampionMovedError, promotion_lock, set_shadow
+    """Serve a validated challenger as the `role` model (`shadow` or `canary`) and set its
+    alias, under the promotion lock and only while `champion` is still champion; what the
+    record says."""
+    from models.registry import ChampionMovedError, hold_challenger, promotion_lock
+    from serving.challenger_model import (
+        challenger_model_name,
+        publish_challenger,
+        withdraw_challenger,
+    )
     from serving.deploy import local_triton_url
-    from serving.shadow_model import publish_shadow, shadow_model_name, withdraw_shadow
 
     repo = Path(serving_repository) if serving_repository else None
+    share = config.canary.steps[0] if role == "canary" else None
+    tags = {"share": f"{share:g}", "step": "0"} if share is not None else {}
     try:
         with promotion_lock(version.name):
             if repo is not None:
-                publish_shadow(repo, version.name, version.version,
-                               triton_url=local_triton_url(repo))  # fmt: skip
+                publish_challenger(repo, version.name, version.version, role,
+                                   share=share, triton_url=local_triton_url(repo))  # fmt: skip
             try:
-                set_shadow(version.name, version.version, champion=champion)
+                hold_challenger(version.name, role, version.version, champion=champion,
+                                tags=tags)  # fmt: skip
             except BaseException:
                 if repo is not None:
-                    withdraw_shadow(repo, version.name)
+                    withdraw_challenger(repo, version.name, role)
                 raise
     except ChampionMovedError as exc:
-        return {"shadowed": False, "shadow_reasons": [f"refused at shadowing: {exc}"]}
-    where = f" as {shadow_model_name(version.name)} in {repo}" if repo is not None else ""
+        return {"held_as": None, "hold_reasons": [f"refused at holding in {role}: {exc}"]}
+    model = challenger_model_name(version.name, role)
+    where = f" as {model} in {repo}" if repo is not None else ""
+    if role == "shadow":
+        what = (f"the gateway mirrors serving.shadow_share={config.serving.shadow_share} of "
+                "requests to it; `python -m monitoring.shadow promote` decides on labelled "
+                "live rows")  # fmt: skip
+    else:
+        what = (f"it answers {share:g} of callers; `python -m monitoring.canary tick` steps "
+                f"it through canary.steps={list(config.canary.steps)}, then promotes it, or "
+                "rolls it back")  # fmt: skip
     return {
-        "shadowed": True,
-        "shadow_model": shadow_model_name(version.name),
-        "shadow_reasons": [
-            f"held in shadow: published{where} beside champion version {champion}; the "
-            f"gateway mirrors serving.shadow_share={config.serving.shadow_share} of requests "
-            "to it; `python -m monitoring.shadow promote` decides on labelled live rows"
-        ],
+        "held_as": role,
+        "challenger_model": model,
+        "hold_reasons": [
+            f"held in {role}: published{where} beside champion version {champion}; {what}"
+        ],  # fmt: skip
     }
 
 
@@ -146,10 +166,11 @@ def deploy_step(
     raised. With `production_report` (the cluster: `stage_candidate_step`, then the production
     Triton image) that report decides instead of a local Triton; a missing one fails closed.
 
-    A challenger the gate held for shadow traffic (`shadow` in the record) is validated the
-    same way, then published as the shadow model beside the champion (`<model>__shadow`,
-    `serving.shadow_model`) and marked with the `shadow` alias, only if the champion is still
-    the one the gate compared against; the champion stays.
+    A challenger the gate held (`held_as` in the record: `shadow` or `canary`) is validated the
+    same way, then published as that challenger model beside the champion (`<model>__shadow`
+    or `<model>__canary` answering `canary.steps[0]` of callers; `serving.challenger_model`)
+    and marked with its alias, only if the champion is still the one the gate compared
+    against; the champion stays.
     """
     import mlflow
 
@@ -176,9 +197,10 @@ def deploy_step(
             record |= {"infra_validation": report.to_dict(), "reasons": report.reasons}
             expected = verdict.get("previous_champion")
             record["previous_champion"] = expected
-            if report.passed and verdict.get("shadow"):
-                record |= _publish_shadow(config, version, expected, serving_repository)
-                record["reasons"] = [*record.pop("shadow_reasons"), *report.reasons]
+            if report.passed and verdict.get("held_as"):
+                role = verdict["held_as"]
+                record |= _hold_challenger(config, version, expected, serving_repository, role)
+                record["reasons"] = [*record.pop("hold_reasons"), *report.reasons]
             elif report.passed:
                 try:
                     switch_champion(
@@ -199,8 +221,8 @@ def deploy_step(
             mlflow.log_metrics({"infra.p99_ms": report.p99_ms,
                                 "infra.max_abs_diff": report.max_abs_diff})  # fmt: skip
         edge.write_json(record, Path(deployment.path))
-        if record.get("shadowed"):
-            mlflow.set_tags({"shadowed": "true"})
+        if record.get("held_as"):
+            mlflow.set_tags({"held_as": record["held_as"]})
         deployment.metadata.update({"deployed": record["deployed"]})
         mlflow.log_dict(record, f"reports/{DEPLOYMENT_FILE}")
         mlflow.set_tags({"deployed": str(record["deployed"]).lower()})

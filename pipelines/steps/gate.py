@@ -49,10 +49,11 @@ def gate_step(
     record names the champion compared against (`previous_champion`), which the deploy step
     requires to still be champion when it moves the alias.
 
-    With `gate.shadow_before_promotion` and a champion serving, a challenger that passes is
-    held for shadow traffic (`shadow: true`, first reason says so): the deploy step validates
-    and publishes it beside the champion instead of promoting it, and
-    `python -m monitoring.shadow promote` decides on the live paired rows.
+    With `gate.shadow_before_promotion` (or `canary_before_promotion`) and a champion serving,
+    a challenger that passes is held (`held_as: shadow|canary`, first reason says so): the
+    deploy step validates and publishes it beside the champion instead of promoting it, and
+    `python -m monitoring.shadow promote` decides on the live paired rows (a canary:
+    `python -m monitoring.canary tick`, step by step).
 
     Writes the decision record (version tags + JSON artifact) and the model card either way.
     """
@@ -66,9 +67,9 @@ def gate_step(
         decide_promotion,
         decision_context,
         decision_record,
-        hold_for_shadow,
+        held_as,
+        hold_reason,
         select_candidate,
-        shadow_hold_reason,
     )
     from models.model_card import CURVES_PLOT, CardFacts, render_model_card, save_curves_plot
     from models.registry import champion_version, check_tracking, record_decision
@@ -105,9 +106,9 @@ def gate_step(
             **decision_context(config, test_sha256=hash_frame(test_frame),
                                trigger=run.data.tags.get("pipeline_run", "")),
         )  # fmt: skip
-        verdict["shadow"] = hold_for_shadow(config, decided, current)
-        if verdict["shadow"]:
-            verdict["reasons"].insert(0, shadow_hold_reason(str(current)))
+        verdict["held_as"] = held_as(config, decided, current)
+        if verdict["held_as"]:
+            verdict["reasons"].insert(0, hold_reason(config, verdict["held_as"], str(current)))
         out = Path(decision.path)
         plot = save_curves_plot(evaluation_data["curves"], out / CURVES_PLOT)
         card = render_model_card(
@@ -146,7 +147,7 @@ def gate_step(
         mlflow.set_tags({"promoted": str(verdict["promote"]).lower()})
         record_decision(version, verdict)
         decision.metadata.update({"promote": verdict["promote"], "version": version.version,
-                                  "shadow": verdict["shadow"]})  # fmt: skip
+                                  "held_as": verdict["held_as"] or ""})  # fmt: skip
         say(
             config.name,
             "gate",

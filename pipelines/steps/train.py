@@ -33,7 +33,7 @@ def train_step(
     from features.split import features_and_target
     from features.transform import fit_preprocessor
     from models.evaluate import choose_threshold
-    from models.families import BASELINE, build_estimator
+    from models.families import BASELINE, build_estimator, get_family
     from models.registry import save_model
 
     with stage("train", config_yaml, run_id) as config:
@@ -45,7 +45,8 @@ def train_step(
         fit_frame = pd.concat([train_frame, valid_frame], ignore_index=True) if refit else None
 
         def fit(family: str, params: dict[str, Any], frame: pd.DataFrame) -> Pipeline:
-            preprocess, X, y = fit_preprocessor(config, frame)
+            scaled = get_family(family).scaled_inputs  # trees take unscaled numbers
+            preprocess, X, y = fit_preprocessor(config, frame, scaled=scaled)
             estimator = build_estimator(family, params, config.tuning.seed)
             estimator.fit(preprocess.transform(X), y.to_numpy())
             return Pipeline([("preprocess", preprocess), ("model", estimator)])
@@ -66,6 +67,9 @@ def train_step(
                     "params": params,
                     "threshold": threshold,
                     "fit_on": fit_on,
+                    "numeric_inputs": "imputed, standardised"
+                    if get_family(family).scaled_inputs
+                    else "imputed",
                     "framework": "sklearn",
                     "format": "skops",
                     "candidate": BASELINE if artifact is baseline else "tuned",

@@ -24,11 +24,15 @@ def default_study_storage(root: Path) -> str:
 
 @dataclass(frozen=True)
 class TuningInputs:
-    """What the tune stage and every distributed worker need: matrices and the study name."""
+    """What the tune stage and every distributed worker need: matrices and the study name.
 
-    X_train: Any
+    `X_train` and `X_valid` hold one matrix per input scaling the tuned families need, keyed
+    by `ModelFamily.scaled_inputs` (`models.tune.Matrix`).
+    """
+
+    X_train: dict[bool, Any]
     y_train: Any
-    X_valid: Any
+    X_valid: dict[bool, Any]
     y_valid: Any
     study_name: str
 
@@ -39,24 +43,28 @@ class TuningInputs:
 
 
 def tuning_inputs(config: ProjectConfig, train: pd.DataFrame, valid: pd.DataFrame) -> TuningInputs:
-    """Subsample to `tuning.tune_rows`, fit the preprocessing, name the study by data and config
-    (`<project>-<data hash>-<config hash>`: the same inputs resume the same study)."""
+    """Subsample to `tuning.tune_rows`, fit the preprocessing (scaled and/or not, as the tuned
+    families need), name the study by data and config (`<project>-<data hash>-<config hash>`:
+    the same inputs resume the same study)."""
     from features.sources import hash_frame
     from features.split import features_and_target
-    from features.transform import fit_preprocessor
+    from features.transform import build_preprocessor
+    from models.families import get_family
     from models.tune import config_hash
 
     if config.tuning.tune_rows and len(train) > config.tuning.tune_rows:
         train = train.sample(config.tuning.tune_rows, random_state=config.tuning.seed)
-    preprocess, X, y = fit_preprocessor(config, train)
+    X, y = features_and_target(train, config)
     X_valid, y_valid = features_and_target(valid, config)
+    columns = (config.numeric_features, config.categorical_features)
+    X_train: dict[bool, Any] = {}
+    X_held: dict[bool, Any] = {}
+    for scaled in {get_family(family).scaled_inputs for family in config.tuning.families}:
+        preprocess = build_preprocessor(*columns, scaled=scaled).fit(X)
+        X_train[scaled], X_held[scaled] = preprocess.transform(X), preprocess.transform(X_valid)
     fingerprint = hash_frame(train)[:10] + "-" + config_hash(config)[:8]
     return TuningInputs(
-        preprocess.transform(X),
-        y.to_numpy(),
-        preprocess.transform(X_valid),
-        y_valid.to_numpy(),
-        f"{config.name}-{fingerprint}",
+        X_train, y.to_numpy(), X_held, y_valid.to_numpy(), f"{config.name}-{fingerprint}"
     )
 
 

@@ -12,9 +12,14 @@ of the version that answered, logged and counted. Answers:
 Routes: `GET /v2/health/live|ready` (no auth), `GET /v2`, `GET /v2/models/{m}[/versions/{v}]`,
 `GET .../ready`, `POST .../infer`, `POST .../explain` (the infer body; per row the score, the
 decision and the top-k SHAP attributions of the version that answered: `explain.py`). Triton's
-repository and admin APIs are not exposed, nor is a shadow challenger (`<model>__shadow`): with
-a shadow share set, answered requests are mirrored to it after the caller's answer is computed
-(`shadow.py`), and its scores are logged as shadow rows.
+repository and admin APIs are not exposed, nor are challengers (`serving.challenger_model`):
+- a shadow (`<model>__shadow`): with a shadow share set, answered requests are mirrored to it
+  after the caller's answer is computed (`shadow.py`), and its scores are logged as shadow rows;
+- a canary (`<model>__canary`): the share of a model's unversioned requests its config names
+  (`canary_share`, picked by a hash of the request id) is answered by it, decided at its own
+  threshold and logged under its version (header `X-Canary: 1`); when it cannot answer, the
+  champion does (a `fallback`). Each arm is counted in `gateway_canary_*`; `monitoring.canary`
+  moves the share.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from serving.challenger_model import challenger_model_name, is_challenger_model
 from serving.decision import PROBABILITIES_OUTPUT
 from serving.gateway.auth import ANONYMOUS, KeysFileError, KeyStore
 from serving.gateway.contract import (
@@ -38,14 +44,15 @@ from serving.gateway.contract import (
     ParsedRequest,
     Rejected,
     encode_for_triton,
+    in_share,
     parse_infer_request,
+    takes_inputs_of,
 )
 from serving.gateway.edge_log import EdgeLog, LogRecord
 from serving.gateway.explain import Explainers, explanations, parse_top_k
 from serving.gateway.metrics import GatewayMetrics
 from serving.gateway.shadow import ShadowJob, ShadowMirror
 from serving.gateway.upstream import Upstream, UpstreamUnavailable, read_answer
-from serving.shadow_model import is_shadow_model
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 SERVER_NAME = "tabular-mlops-gateway"
 KEYS_RELOAD_S = 1.0
+CANARY_SALT = "canary"  # the canary's requests are picked independently of the shadow's
 SWAP_GRACE_S = 3.0  # default: > Triton's repository poll interval (1 s locally)
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
@@ -227,8 +235,10 @@ class Gateway:
         """The served model's contract; an unknown model or version is a 404."""
         if not _MODEL_RE.match(model):
             raise Rejected(404, "unknown_model", f"'{model[:64]}' is not a valid model name")
-        if is_shadow_model(model):
-            raise Rejected(404, "unknown_model", f"'{model}' is a shadow challenger, not served")
+        if is_challenger_model(model):
+            raise Rejected(
+                404, "unknown_model", f"'{model}' is a challenger, not addressed by callers"
+            )
         contract = self.upstream.contracts.get(model)
         if contract is None or (version is not None and version not in contract.versions):
             await self.upstream.refresh()  # a model or version loaded since the last poll
@@ -239,10 +249,11 @@ class Gateway:
                 raise _unavailable(f"model '{model}' cannot be served: {reason}")
             if not self.upstream.ready:
                 raise _unavailable("Triton behind the gateway is not ready")
-            served = sorted(m for m in self.upstream.contracts if not is_shadow_model(m))
+            served = sorted(m for m in self.upstream.contracts if not is_challenger_model(m))
             raise Rejected(404, "unknown_model", f"unknown model '{model}'; served: {served}")
         call.model_label = model
-        self.metrics.serving(model)
+        if self.metrics.serving(model):
+            self.metrics.canary_share.labels(model).set_function(lambda: self.canary_share(model))
         if version is not None and version not in contract.versions:
             raise Rejected(
                 404,
@@ -321,19 +332,17 @@ class Gateway:
         parsed = parse_infer_request(
             body, contract, header_length=header_length, limits=self.limits
         )
-        canonical, length = encode_for_triton(parsed, contract, [PROBABILITIES_OUTPUT])
         arrived = time.time()
-        try:
-            answer = await self.upstream.infer(contract.name, version, canonical, length)
-            answered = time.monotonic()
-        except UpstreamUnavailable as exc:
-            raise _unavailable(f"Triton behind the gateway does not answer: {exc}") from None
-        self.metrics.upstream_seconds.labels(contract.name).observe(answer.seconds)
-        if answer.status != 200:
-            raise _upstream_error(answer.status, answer.body)
-        served, pairs = read_answer(answer.body, answer.header_length, parsed.rows)
+        canary = self._canary(contract) if version is None else None
+        routed = canary is not None and in_share(call.request_id, canary.canary_share, CANARY_SALT)
+        answer = (
+            await self._ask_canary(call, parsed, contract, canary) if canary and routed else None
+        )
+        if answer is None:  # the champion's arm, or a canary's fallback (counted there)
+            arm = "champion" if canary is not None and not routed else ""
+            answer = await self._ask(parsed, contract, version, model=contract.name, arm=arm)
+        served, pairs, threshold = answer
         probabilities = pairs[1::2]
-        threshold = await self._threshold(contract.name, served, answered)
         decisions = [int(p >= threshold) for p in probabilities]
         for decision in (0, 1):
             count = decisions.count(decision)
@@ -341,6 +350,69 @@ class Gateway:
                 self.metrics.decisions.labels(contract.name, served, str(decision)).inc(count)
         call.extra_headers.append((b"x-model-version", served.encode()))
         return _Prediction(parsed, arrived, served, pairs, probabilities, threshold, decisions)
+
+    async def _ask(
+        self, parsed: ParsedRequest, target: ModelContract, version: str | None, *, model: str,
+        arm: str = "",
+    ) -> tuple[str, list[float], float]:  # fmt: skip
+        """Forward `parsed` to Triton's `target` model (the public `model`, or its canary): the
+        version that answered, the [n, 2] probabilities (flat) and its decision threshold.
+        While `model` has a canary, `arm` (champion|canary) counts the outcome and latency in
+        its canary metrics; a canary's failure is counted by the caller, as a fallback."""
+        try:
+            canonical, length = encode_for_triton(parsed, target, [PROBABILITIES_OUTPUT])
+            try:
+                answer = await self.upstream.infer(target.name, version, canonical, length)
+                answered = time.monotonic()
+            except UpstreamUnavailable as exc:
+                raise _unavailable(f"Triton behind the gateway does not answer: {exc}") from None
+            if arm != "canary":
+                self.metrics.upstream_seconds.labels(model).observe(answer.seconds)
+            if arm:
+                self.metrics.canary_upstream_seconds.labels(model, arm).observe(answer.seconds)
+            if answer.status != 200:
+                raise _upstream_error(answer.status, answer.body)
+            served, pairs = read_answer(answer.body, answer.header_length, parsed.rows)
+            threshold = await self._threshold(target.name, served, answered)
+        except Rejected as exc:
+            if arm == "champion":
+                outcome = "error" if exc.status >= 500 else "ok"
+                self.metrics.canary_requests.labels(model, arm, outcome).inc()
+            raise
+        if arm:
+            self.metrics.canary_requests.labels(model, arm, "ok").inc()
+        return served, pairs, threshold
+
+    async def _ask_canary(
+        self, call: _Call, parsed: ParsedRequest, champion: ModelContract, canary: ModelContract
+    ) -> tuple[str, list[float], float] | None:
+        """The canary's answer, or None when it cannot give one: counted as a fallback, and
+        the champion answers the caller instead."""
+        differs = takes_inputs_of(canary, champion)
+        too_many = bool(canary.max_batch_size) and parsed.rows > canary.max_batch_size
+        try:
+            if differs is not None or too_many:
+                why = f"its input {differs} differs" if differs else "the batch is too large"
+                raise Rejected(400, "canary_contract", f"the canary cannot take it: {why}")
+            answer = await self._ask(parsed, canary, None, model=champion.name, arm="canary")
+        except Rejected as exc:
+            log.warning("canary %s did not answer request %s (%s): %s; the champion answers",
+                        canary.name, call.request_id, exc.rule, exc.message)  # fmt: skip
+            self.metrics.canary_requests.labels(champion.name, "canary", "fallback").inc()
+            return None
+        call.extra_headers.append((b"x-canary", b"1"))
+        return answer
+
+    def _canary(self, contract: ModelContract) -> ModelContract | None:
+        """`contract`'s ready canary challenger answering a share > 0 of its callers, if any."""
+        canary = self.upstream.contracts.get(challenger_model_name(contract.name, "canary"))
+        return canary if canary is not None and canary.canary_share > 0.0 else None
+
+    def canary_share(self, model: str) -> float:
+        """The share of `model`'s unversioned requests its canary answers now (0 without one)."""
+        contract = self.upstream.contracts.get(model)
+        canary = self._canary(contract) if contract is not None else None
+        return canary.canary_share if canary is not None else 0.0
 
     def _log(
         self, call: _Call, contract: ModelContract, prediction: _Prediction, caller: str

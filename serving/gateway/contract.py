@@ -9,6 +9,7 @@ columns by `encode_for_triton` (binary tensors): Triton never parses a client's 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import struct
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from serving.challenger_model import CANARY_SHARE
 from serving.decision import thresholds_from_parameters
 
 NUMERIC, TEXT = "FP32", "BYTES"
@@ -65,6 +67,7 @@ class ModelContract:
     max_batch_size: int
     thresholds: Mapping[int, float] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    canary_share: float = 0.0  # a canary challenger: the share of callers it answers
 
     @classmethod
     def from_triton(
@@ -91,6 +94,7 @@ class ModelContract:
             max_batch_size=int(config.get("max_batch_size", 0)),
             thresholds=thresholds_from_parameters(config.get("parameters", {})),
             metadata=dict(metadata),
+            canary_share=_share(config.get("parameters", {}), name),
         )
 
     def input(self, name: str) -> InputSpec | None:
@@ -104,6 +108,46 @@ class ModelContract:
     def text_inputs(self) -> frozenset[str]:
         """The BYTES inputs (their "" is the missing marker)."""
         return frozenset(spec.name for spec in self.inputs if spec.datatype == TEXT)
+
+
+def _share(parameters: Mapping[str, Any], name: str) -> float:
+    raw = parameters.get(CANARY_SHARE)
+    if raw is None:
+        return 0.0
+    text = str(raw.get("string_value") if isinstance(raw, Mapping) else raw)
+    try:
+        share = float(text)
+    except ValueError:
+        share = math.nan
+    if not 0.0 <= share <= 1.0:  # NaN too
+        raise ValueError(f"model {name}: config parameter {CANARY_SHARE}={text!r} is not in [0, 1]")
+    return share
+
+
+def takes_inputs_of(challenger: ModelContract, champion: ModelContract) -> str | None:
+    """None when `challenger` takes exactly the inputs a request validated against `champion`
+    carries (same names, datatypes and dims); else the first input that differs."""
+    theirs = {spec.name: spec for spec in champion.inputs}
+    for spec in challenger.inputs:
+        mine = theirs.get(spec.name)
+        if mine is None or (mine.datatype, mine.dims) != (spec.datatype, spec.dims):
+            return spec.name
+    return None
+
+
+_HASH_SPACE = float(2**64)
+
+
+def in_share(key: str, share: float, salt: str = "") -> bool:
+    """Is `key` (a request id) in `share`? Deterministic: a hash of `salt` and the key, not a
+    draw, so a replay picks the same requests; a larger share keeps the ones a smaller picked.
+    Different salts pick independent sets."""
+    if share <= 0.0:
+        return False
+    if share >= 1.0:
+        return True
+    digest = hashlib.blake2b(f"{salt}{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / _HASH_SPACE < share
 
 
 def _version_key(version: str) -> tuple[int, str]:

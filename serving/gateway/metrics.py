@@ -103,15 +103,47 @@ class GatewayMetrics:
             registry=r,
         )
 
-    def serving(self, model: str) -> None:
-        """Create a served model's request and shadow series at 0, so a share of 5xx or the
-        mirrored rate reads 0, not "no data", until the first event (once per model)."""
-        if model not in self._models:
-            self._models.add(model)
-            for status_class in ("2xx", "4xx", "5xx"):
-                self.requests.labels(model, status_class)
-            self.shadow_mirrored.labels(model)
-            self.shadow_seconds.labels(model)
+        self.canary_share = Gauge(
+            "gateway_canary_share",
+            "Share of a model's unversioned requests routed to its canary challenger now (the "
+            "`canary_share` parameter of `<model>__canary`; 0 without one).",
+            ["model"],
+            registry=r,
+        )
+        self.canary_requests = Counter(
+            "gateway_canary_requests",
+            "Unversioned requests of a model while it has a canary, by the arm routed to and "
+            "outcome: champion ok|error (a 5xx: Triton down, failing or without a threshold), "
+            "canary ok|fallback (the canary did not answer and the champion answered instead).",
+            ["model", "arm", "outcome"],
+            registry=r,
+        )
+        self.canary_upstream_seconds = Histogram(
+            "gateway_canary_upstream_duration_seconds",
+            "Time Triton took to answer, by arm, while a model has a canary.",
+            ["model", "arm"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def serving(self, model: str) -> bool:
+        """Create a served model's request, shadow and canary series at 0, so a share of 5xx,
+        the mirrored rate or the canary's error rate reads 0, not "no data", until the first
+        event (once per model); returns whether `model` was new."""
+        if model in self._models:
+            return False
+        self._models.add(model)
+        for status_class in ("2xx", "4xx", "5xx"):
+            self.requests.labels(model, status_class)
+        self.shadow_mirrored.labels(model)
+        self.shadow_seconds.labels(model)
+        self.canary_share.labels(model)
+        for arm, outcome in (("champion", "ok"), ("champion", "error"), ("canary", "ok"),
+                             ("canary", "fallback")):  # fmt: skip
+            self.canary_requests.labels(model, arm, outcome)
+        for arm in ("champion", "canary"):
+            self.canary_upstream_seconds.labels(model, arm)
+        return True
 
     def answered(self, model: str, status: int, seconds: float) -> None:
         """Count one answered request and its edge latency."""

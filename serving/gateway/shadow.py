@@ -3,7 +3,7 @@
 The caller's answer never waits for the shadow: `ShadowMirror.offer` runs on the request path
 after the answer is computed and only decides (a hash of the request id against the share,
 so the same ids are mirrored on every replay) and puts a job on a bounded queue; a few worker
-tasks send the jobs to the Triton model `<model>__shadow` (`serving.shadow_model`), decide at
+tasks send the jobs to the Triton model `<model>__shadow` (`serving.challenger_model`), decide at
 the challenger's own threshold and log its scores as shadow rows under the caller's request
 id (`EdgeLog`, folder `shadow/`). Whatever goes wrong on the way (no shadow version loaded, a
 contract the challenger does not share, a full queue, Triton failing or slow) is counted in
@@ -13,36 +13,25 @@ contract the challenger does not share, a full queue, Triton failing or slow) is
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
 
+from serving.challenger_model import challenger_model_name
 from serving.decision import PROBABILITIES_OUTPUT
 from serving.gateway.contract import (
     ModelContract,
     ParsedRequest,
     Rejected,
     encode_for_triton,
+    in_share,
+    takes_inputs_of,
 )
 from serving.gateway.edge_log import EdgeLog, LogRecord
 from serving.gateway.metrics import GatewayMetrics
 from serving.gateway.upstream import Upstream, UpstreamUnavailable, read_answer
-from serving.shadow_model import shadow_model_name
 
 log = logging.getLogger(__name__)
-
-_HASH_SPACE = float(2**64)
-
-
-def mirrored(request_id: str, share: float) -> bool:
-    """Is `request_id` in the mirrored `share`? Deterministic: a hash of the id, not a draw."""
-    if share <= 0.0:
-        return False
-    if share >= 1.0:
-        return True
-    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / _HASH_SPACE < share
 
 
 @dataclass(frozen=True)
@@ -121,9 +110,9 @@ class ShadowMirror:
     def offer(self, job: ShadowJob) -> bool:
         """Queue `job` when its model has a shadow and its id is in the share; never blocks or
         raises. Returns whether it was queued."""
-        if self._queue is None or not mirrored(job.request_id, self.share):
+        if self._queue is None or not in_share(job.request_id, self.share):
             return False
-        target = shadow_model_name(job.model)
+        target = challenger_model_name(job.model, "shadow")
         if target not in self.upstream.contracts:
             if target in self.upstream.not_ready or target in self.upstream.unusable:
                 self.metrics.shadow_failures.labels(job.model, "not_loaded").inc()
@@ -153,11 +142,15 @@ class ShadowMirror:
                 queue.task_done()
 
     async def _mirror(self, job: ShadowJob) -> None:
-        target = shadow_model_name(job.model)
+        target = challenger_model_name(job.model, "shadow")
         contract = self.upstream.contracts.get(target)
         if contract is None:
             raise ShadowFailed("not_loaded", f"{target} is not ready in Triton")
-        _check_contract(contract, job.contract)
+        differs = takes_inputs_of(contract, job.contract)
+        if differs is not None:
+            raise ShadowFailed(
+                "contract", f"input {differs} of the shadow differs from the champion's"
+            )
         if contract.max_batch_size and job.parsed.rows > contract.max_batch_size:
             raise ShadowFailed("contract", f"{job.parsed.rows} rows > {target}'s batch size")
         canonical, length = encode_for_triton(job.parsed, contract, [PROBABILITIES_OUTPUT])
@@ -200,15 +193,3 @@ class ShadowMirror:
         ):
             raise ShadowFailed("log_full", "the inference log buffer is full")
         self.metrics.shadow_mirrored.labels(job.model).inc()
-
-
-def _check_contract(shadow: ModelContract, champion: ModelContract) -> None:
-    """The shadow must take exactly the inputs the request was validated for (same names,
-    datatypes and dims); otherwise it cannot be sent the caller's rows."""
-    theirs = {spec.name: spec for spec in champion.inputs}
-    for spec in shadow.inputs:
-        mine = theirs.get(spec.name)
-        if mine is None or (mine.datatype, mine.dims) != (spec.datatype, spec.dims):
-            raise ShadowFailed(
-                "contract", f"input {spec.name} of the shadow does not match the champion's"
-            )

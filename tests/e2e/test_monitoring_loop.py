@@ -168,12 +168,16 @@ def test_attributions_are_measured_per_window_and_shown_beside_drift(world, firs
 def test_every_dashboard_panel_returns_data(world, first_week):
     queries = dashboard_queries()
     assert len(queries) >= 20
-    # This loop runs no shadow challenger, so the monitor pushes no shadow comparison: those
-    # panels are checked with data in tests/integration/test_monitoring_stack.py.
+    # This loop runs no shadow challenger and no canary controller, so nothing pushes a shadow
+    # comparison or a canary state: those panels are checked with data in
+    # tests/integration/test_monitoring_stack.py. (The gateway's own canary series exist at 0
+    # for every served model, so its canary panels are checked here.)
     shadow_only = [q for q in queries if "mlops_shadow_" in q[2]]
     assert len(shadow_only) == 6
+    canary_only = [q for q in queries if "mlops_canary_" in q[2]]
+    assert len(canary_only) == 2
     empty = []
-    for dashboard, title, expr in (q for q in queries if q not in shadow_only):
+    for dashboard, title, expr in (q for q in queries if q not in shadow_only + canary_only):
         try:
             wait_for_query(world.prometheus, expr, timeout_s=20)
         except Exception as exc:  # noqa: BLE001 - collect them all

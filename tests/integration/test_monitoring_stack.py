@@ -18,7 +18,7 @@ import requests
 from prometheus_client import start_http_server
 
 from monitoring import stack
-from monitoring.contract import KPI_METRICS, MONITOR_METRICS, SHADOW_METRICS
+from monitoring.contract import CANARY_METRICS, KPI_METRICS, MONITOR_METRICS, SHADOW_METRICS
 from monitoring.stack import (
     MonitoringError,
     PrometheusStack,
@@ -106,6 +106,17 @@ def shadow_samples() -> list[tuple[str, dict[str, str], float]]:
     return samples
 
 
+def canary_samples(state: str = "running") -> list[tuple[str, dict[str, str], float]]:
+    """What the canary controller pushes under job `canary` after a decision on challenger v4
+    beside champion v3: the share it decided and 1 on its `state` (0 on the others)."""
+    versions = {"champion": "3", "challenger": "4"}
+    samples = [("mlops_canary_share", versions, 0.25 if state == "running" else 0.0)]
+    for name in ("running", "promoted", "rolled_back"):
+        samples.append(("mlops_canary_state", {"state": name, **versions}, float(name == state)))
+    assert {name for name, _, _ in samples} == set(CANARY_METRICS)
+    return samples
+
+
 def kpi_samples() -> list[tuple[str, dict[str, str], float]]:
     values = {"mlops_kpi_projects_total": 2, "mlops_kpi_projects_monitored": 1}
     return [
@@ -147,6 +158,7 @@ GATEWAY_MODEL = "fraud-classifier"
 def gateway_traffic(metrics: GatewayMetrics, answered: int) -> None:
     """What the gateway records for `answered` good requests and one of each failure: a
     rejected request (4xx), an unknown model (4xx, model=""), Triton unavailable (503)."""
+    metrics.serving(GATEWAY_MODEL)  # as the gateway does: its canary series exist at 0
     for i in range(answered):
         metrics.answered(GATEWAY_MODEL, 200, 0.004 + 0.001 * (i % 5))
         metrics.upstream_seconds.labels(GATEWAY_MODEL).observe(0.002)
@@ -164,6 +176,13 @@ def gateway_traffic(metrics: GatewayMetrics, answered: int) -> None:
     metrics.shadow_mirrored.labels(GATEWAY_MODEL).inc(answered)  # every request mirrored
     metrics.shadow_seconds.labels(GATEWAY_MODEL).observe(0.006)
     metrics.shadow_failures.labels(GATEWAY_MODEL, "timeout").inc()
+    # A canary answering a quarter of the requests: one in four routed to it, one fallback.
+    metrics.canary_share.labels(GATEWAY_MODEL).set(0.25)
+    for i in range(answered):
+        arm, seconds = ("canary", 0.012) if i % 4 == 0 else ("champion", 0.004)
+        metrics.canary_requests.labels(GATEWAY_MODEL, arm, "ok").inc()
+        metrics.canary_upstream_seconds.labels(GATEWAY_MODEL, arm).observe(seconds)
+    metrics.canary_requests.labels(GATEWAY_MODEL, "canary", "fallback").inc()
 
 
 def push(url: str, grouping: str, body: str) -> None:
@@ -322,6 +341,8 @@ def test_every_dashboard_panel_query_returns_data(monitoring_stack, gateway_expo
     wait_for_query(server.prometheus_url, "mlops_kpi_test_coverage_ratio", timeout_s=10)
     push(server.pushgateway_url, "job/shadow/project/fraud", exposition(shadow_samples(), {}))
     wait_for_query(server.prometheus_url, "mlops_shadow_gain", timeout_s=10)
+    push(server.pushgateway_url, "job/canary/project/fraud", exposition(canary_samples(), {}))
+    wait_for_query(server.prometheus_url, 'mlops_canary_state{project="fraud"}', timeout_s=10)
     empty = [
         f"{uid}: {title}: {expr}"
         for uid, title, expr in dashboard_queries()
@@ -345,6 +366,19 @@ def test_every_dashboard_panel_query_returns_data(monitoring_stack, gateway_expo
         ("3", "1"),
     }
 
+    # The canary panels: per round 3 of 10 answered by the canary plus 1 fallback (1 in 4 of
+    # its requests failed), none of the champion's 7; its p99 in the 10-15 ms bucket.
+    def by_arm(title: str) -> dict[str, float]:
+        return {s["metric"]["arm"]: float(s["value"][1])
+                for s in query(server.prometheus_url, panels[title])}  # fmt: skip
+
+    rates = by_arm("Canary: error rate by arm (errors + fallbacks)")
+    assert rates["champion"] == 0 and 0.15 < rates["canary"] < 0.35, rates
+    p99 = by_arm("Canary: Triton latency p99 by arm")
+    assert 10 < p99["canary"] <= 15 and 3 < p99["champion"] <= 5, p99
+    (state,) = query(server.prometheus_url, panels["Canary: rollout state (controller)"])
+    assert (state["metric"]["state"], state["metric"]["challenger"]) == ("running", "4")
+
 
 def test_a_gateway_alert_is_evaluated_on_the_real_prometheus(monitoring_stack, gateway_exposition):
     """Triton unreachable from the gateway: GatewayUpstreamDown goes pending (for: 1m)."""
@@ -359,6 +393,20 @@ def test_a_gateway_alert_is_evaluated_on_the_real_prometheus(monitoring_stack, g
         assert alert["metric"]["alertstate"] == "pending"
     finally:
         metrics.upstream_up.set(1)
+
+
+def test_a_rolled_back_canary_alerts_a_person(monitoring_stack):
+    """The controller's push after a rollback fires CanaryRolledBack at once (for: 0m)."""
+    server, _ = monitoring_stack
+    push(server.pushgateway_url, "job/canary/project/churn",
+         exposition(canary_samples("rolled_back"), {}))  # fmt: skip
+    (alert,) = wait_for_query(
+        server.prometheus_url,
+        'ALERTS{alertname="CanaryRolledBack",project="churn",alertstate="firing"}',
+        timeout_s=15,
+    )
+    assert (alert["metric"]["challenger"], alert["metric"]["champion"]) == ("4", "3")
+    assert "rollout" not in alert["metric"]
 
 
 ATTRIBUTION_PROJECT = "attrdrift"

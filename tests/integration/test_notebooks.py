@@ -3,6 +3,8 @@
 The kernel is this interpreter (a kernel spec written to a temp JUPYTER_PATH), the working
 directory and the MLflow/Optuna stores are temporary, and notebooks 02-04 share one
 NOTEBOOK_WORKDIR so that 03 and 04 reuse the pipeline run of 02, as a reader's session would.
+Notebook 03 starts a real Triton and the gateway for `/explain` (`make triton-env`, which
+`make test` runs first) and stops them; the fixture stops them too if a cell failed before.
 """
 
 from __future__ import annotations
@@ -52,7 +54,20 @@ def notebook_env(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        yield root
+        try:
+            yield root
+        finally:
+            _stop_servers(root / "work")
+
+
+def _stop_servers(workdir: Path) -> None:
+    """Notebook 03 starts Triton and the gateway (run dirs under its WORKDIR) and stops them in
+    its last cells; a cell failing before those would leave them running. Nothing if none runs."""
+    from serving.gateway import cli
+    from serving.launcher import TritonServer
+
+    cli.main(["stop", "--run-dir", str(workdir / "gateway")])
+    TritonServer(run_dir=workdir / "triton").stop()
 
 
 def _failure(notebook, name: str, error: Exception) -> str:

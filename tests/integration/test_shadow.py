@@ -31,6 +31,7 @@ from configs import load_config
 from models import registry
 from monitoring import shadow as shadow_cli
 from serving import deploy
+from serving.challenger_model import challenger_model_name, publish_challenger
 from serving.decision import threshold_parameters
 from serving.gateway import cli
 from serving.inference_log import label_frame, read_log, read_shadow, write_labels
@@ -42,7 +43,6 @@ from serving.model_repository import (
     write_version,
 )
 from serving.processes import free_ports
-from serving.shadow_model import publish_shadow, shadow_model_name
 from tests.conftest import write_config
 from tests.integration.test_gateway import start_gateway, start_triton
 from tests.integration.test_triton_server import wait_for
@@ -88,20 +88,20 @@ def probability(weight: float, x: np.ndarray, c: list[str]) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def register(onnx_bytes: bytes, threshold: float, decision: dict | None) -> str:
+def register(onnx_bytes: bytes, threshold: float, decision: dict | None, model: str = MODEL) -> str:
     """A registered version as the pipeline leaves it for serving: ONNX in its run (hash and
     threshold as tags) and, for a challenger, the gate's decision record."""
     client = mlflow.MlflowClient()
-    with mlflow.start_run(experiment_id=registry.experiment_id(MODEL)) as run:
+    with mlflow.start_run(experiment_id=registry.experiment_id(model)) as run:
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "model.onnx").write_bytes(onnx_bytes)
             mlflow.log_artifact(str(Path(tmp) / "model.onnx"), "onnx")
         if decision is not None:
             mlflow.log_dict(decision, "reports/decision.json")
-    if not client.search_registered_models(f"name = '{MODEL}'"):
-        client.create_registered_model(MODEL)
+    if not client.search_registered_models(f"name = '{model}'"):
+        client.create_registered_model(model)
     version = client.create_model_version(
-        MODEL, source=f"{run.info.artifact_uri}/onnx", run_id=run.info.run_id,
+        model, source=f"{run.info.artifact_uri}/onnx", run_id=run.info.run_id,
         tags={"threshold": repr(threshold),
               registry.ONNX_SHA256_TAG: registry.sha256_hex(onnx_bytes)},
     )  # fmt: skip
@@ -120,8 +120,8 @@ def stack(tmp_path_factory, tracking):
     registry.promote(registry.Version(MODEL, champion, None), "first", expected=None)
     repo = root / "repo"
     deploy.deploy_version(MODEL, champion, repo)
-    publish_shadow(repo, MODEL, challenger)
-    registry.set_shadow(MODEL, challenger, champion=champion)
+    publish_challenger(repo, MODEL, challenger, "shadow")
+    registry.hold_challenger(MODEL, "shadow", challenger, champion=champion)
     ports = tuple(free_ports(3))
     triton = start_triton(repo, root / "triton", ports)
     upstream = f"http://127.0.0.1:{ports[0]}"
@@ -216,27 +216,29 @@ def test_both_scores_are_logged_under_the_request_id_and_shadow_rows_are_not_ser
 
 
 def test_the_shadow_model_is_not_served_to_callers(stack, traffic):
-    refused = _post(stack.on, shadow_model_name(MODEL), _body(np.array([0.1]), ["yes"]), "s")
-    assert refused.status_code == 404 and "shadow challenger" in refused.json()["error"]
+    shadow = challenger_model_name(MODEL, "shadow")
+    refused = _post(stack.on, shadow, _body(np.array([0.1]), ["yes"]), "s")
+    assert refused.status_code == 404 and "is a challenger" in refused.json()["error"]
 
 
 def test_a_shadow_triton_cannot_load_leaves_callers_untouched_and_is_counted(stack, traffic):
     name, onnx_bytes = "other-classifier", weighted_onnx(1.0)
     write_version(stack.repo, name, 1, onnx_bytes, triton_config(
         name, onnx_bytes, parameters=threshold_parameters({1: 0.5})))  # fmt: skip
-    staged = stack.root / "staged" / shadow_model_name(name)  # a version that cannot load
+    shadow = challenger_model_name(name, "shadow")
+    staged = stack.root / "staged" / shadow  # a version that cannot load
     (staged / "1").mkdir(parents=True)
     (staged / "1" / "model.onnx").write_bytes(b"not an onnx graph")
     shutil.copy(python_model_source(), staged / "1" / "model.py")
-    config = triton_config(shadow_model_name(name), onnx_bytes,
+    config = triton_config(challenger_model_name(name, "shadow"), onnx_bytes,
                            parameters=threshold_parameters({1: 0.5}))  # fmt: skip
     (staged / CONFIG_FILENAME).write_text(config)
-    os.rename(staged, stack.repo / shadow_model_name(name))
+    os.rename(staged, stack.repo / challenger_model_name(name, "shadow"))
 
     def shadow_failed_to_load() -> bool:
         index = requests.post(f"{stack.triton_url}/v2/repository/index", json={}, timeout=5)
         states = {i["name"]: i.get("state") for i in index.json()}
-        return states.get(shadow_model_name(name)) == "UNAVAILABLE" and _ready(stack.on, name)
+        return states.get(shadow) == "UNAVAILABLE" and _ready(stack.on, name)
 
     wait_for(shadow_failed_to_load, 60, "Triton to fail loading the broken shadow")
     time.sleep(1.5)  # one gateway poll of the repository index
@@ -270,7 +272,7 @@ def test_too_few_labelled_shadow_rows_never_promote_and_the_record_says_why(
     assert record["promote"] is False and record["decided_by"] == ["live"]
     assert record["reasons"][0].startswith("too few labelled shadow rows to decide: 300 rows")
     assert registry.champion_version(MODEL) == stack.champion  # nothing moved
-    assert registry.shadow_version(MODEL) == stack.challenger
+    assert registry.challenger_version(MODEL, "shadow") == stack.challenger
     # the monitor's hook: the same comparison as a summary and gauges
     summary, samples = shadow_cli.shadow_summary(load_config(str(project)), stack.on.log_root)
     assert summary["rows"] == 300 and summary["comparison"]["gain_low"] > 0
@@ -306,10 +308,10 @@ def test_the_live_comparison_decides_and_the_promotion_names_its_evidence(
     assert record["offline"]["passed"] and record["previous_champion"] == stack.champion
     # compare-and-swap: champion moved, the shadow alias and model are gone, the history says so
     assert registry.champion_version(MODEL) == stack.challenger
-    assert registry.shadow_version(MODEL) is None
+    assert registry.challenger_version(MODEL, "shadow") is None
     assert registry.champion_history(MODEL)[-1]["event"].startswith("promoted from shadow")
     assert list_versions(stack.repo, MODEL)[-1] == int(stack.challenger)
-    assert list_versions(stack.repo, shadow_model_name(MODEL)) == []
+    assert list_versions(stack.repo, challenger_model_name(MODEL, "shadow")) == []
     tags = mlflow.MlflowClient().get_model_version(MODEL, stack.challenger).tags
     assert tags["shadow.decided_by"] == "offline,live" and tags["shadow.outcome"] == "promoted"
 

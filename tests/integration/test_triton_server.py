@@ -338,6 +338,10 @@ def test_config_served_is_the_derived_one(triton):
     assert config["instance_group"][0]["kind"] == "KIND_CPU"
     assert config["instance_group"][0]["count"] == 1
     assert config["version_policy"] == {"latest": {"num_versions": 1}}
+    # one all-zero row warms the session before the version is reported ready
+    (warmup,) = config["model_warmup"]
+    assert warmup["batch_size"] == 1 and set(warmup["inputs"]) == {"x", "c"}
+    assert all(spec["zero_data"] for spec in warmup["inputs"].values())
 
 
 def test_metrics_count_inferences(triton):

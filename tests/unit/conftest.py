@@ -10,7 +10,7 @@ from features.contract import clean_rows
 from features.fraud_data import generate_transactions
 from features.split import features_and_target, split_data
 from features.transform import build_preprocessor
-from models.families import build_estimator
+from models.families import FAMILIES, build_estimator
 
 # Small-data settings: shallow trees and a slow learning rate keep ~200 positives from overfitting.
 GBDT_PARAMS = {"max_iter": 150, "learning_rate": 0.05, "min_samples_leaf": 40, "max_leaf_nodes": 15}
@@ -33,7 +33,11 @@ def fit_pipeline(config, train, family, params=None):
         [
             (
                 "preprocess",
-                build_preprocessor(config.numeric_features, config.categorical_features),
+                build_preprocessor(
+                    config.numeric_features,
+                    config.categorical_features,
+                    scaled=FAMILIES[family].scaled_inputs,
+                ),
             ),
             ("model", build_estimator(family, params or {}, seed=0)),
         ]

@@ -28,6 +28,7 @@ CLI_MODULES = (
     "benchmarks.gpu_check",
     "features.init_config",
     "configs.reference",
+    "monitoring.canary",
     "monitoring.kpi",
     "monitoring.loop",
     "monitoring.monitor",

@@ -390,3 +390,17 @@ def test_load_from_yml_path_outside_config_dir(tmp_path: Path, fraud_raw) -> Non
     config = load_config(str(path))
     assert config.name == "fraud-copy"
     assert config.features == load_config("fraud").features
+
+
+def test_a_challenger_is_held_in_shadow_or_as_a_canary_not_both(tmp_path: Path, fraud_raw) -> None:
+    both = {"shadow_before_promotion": True, "canary_before_promotion": True}
+    message = config_error(tmp_path, with_changes(fraud_raw, gate=both))
+    assert "shadow_before_promotion and gate.canary_before_promotion are exclusive" in message
+
+
+@pytest.mark.parametrize("steps", [[0.5, 0.25], [0.1, 1.0], [0.0, 0.5], [0.2, 0.2]])
+def test_canary_steps_must_increase_within_zero_and_one(
+    tmp_path: Path, fraud_raw, steps: list[float]
+) -> None:
+    message = config_error(tmp_path, with_changes(fraud_raw, canary={"steps": steps}))
+    assert "canary.steps must increase strictly within (0, 1)" in message

@@ -64,7 +64,8 @@ class Rendered:
         return found[0]
 
     def workloads(self) -> list[dict]:
-        """Deployments, StatefulSets and InferenceServices: every object that defines a pod."""
+        """Deployments, StatefulSets, CronJobs and InferenceServices: every object that defines
+        a pod."""
         return [o for o in self.objects if o["kind"] in WORKLOAD_KINDS]
 
     def checked_text(self) -> str:
@@ -72,14 +73,16 @@ class Rendered:
         return self.text + "".join("---\n" + yaml.safe_dump(obj) for obj in self.derived)
 
 
-WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "InferenceService"})
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "CronJob", "InferenceService"})
 
 
 def pod_spec(workload: dict) -> dict:
-    """A workload's pod spec: a Deployment's or StatefulSet's template, or the predictor of an
-    InferenceService (KServe inlines a PodSpec there)."""
+    """A workload's pod spec: a Deployment's or StatefulSet's template, a CronJob's job
+    template's, or the predictor of an InferenceService (KServe inlines a PodSpec there)."""
     if workload["kind"] == "InferenceService":
         return workload["spec"]["predictor"]
+    if workload["kind"] == "CronJob":
+        return workload["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     return workload["spec"]["template"]["spec"]
 
 

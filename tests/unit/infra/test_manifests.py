@@ -208,7 +208,8 @@ def test_credentials_are_never_committed():
 def test_every_pod_and_container_is_locked_down_and_bounded(rendered, overlay):
     workloads = rendered[overlay].workloads()
     assert {w["metadata"]["name"] for w in workloads} == {
-        "postgres", "minio", "mlflow", "inference", "pushgateway", "prometheus", "grafana"
+        "postgres", "minio", "mlflow", "inference", "pushgateway", "prometheus", "grafana",
+        "canary-controller",
     }  # fmt: skip
     for workload in workloads:
         name = workload["metadata"]["name"]
@@ -233,6 +234,8 @@ def test_every_pod_and_container_is_locked_down_and_bounded(rendered, overlay):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_long_running_container_has_probes(rendered, overlay):
     for workload in rendered[overlay].workloads():
+        if workload["kind"] == "CronJob":
+            continue  # a tick runs to completion: nothing to probe
         for container in pod_spec(workload)["containers"]:
             where = f"{workload['metadata']['name']}/{container['name']}"
             assert "readinessProbe" in container and "livenessProbe" in container, where
@@ -454,6 +457,74 @@ def test_the_overlays_image_setting_reaches_the_inference_service(kubectl, k8s_c
     assert set(images.values()) == {"ghcr.io/tabular-mlops/pipeline-python:9.9.9"}
 
 
+# --- the canary controller --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_canary_controller_ticks_every_minute_and_moves_only_the_registry(rendered, overlay):
+    """A CronJob runs `python -m monitoring.canary tick` for the served project once a minute,
+    one tick at a time, against the cluster's Prometheus, Pushgateway and MLflow, under the
+    promotion lock pipeline runs take; no serving repository (the model sync publishes)."""
+    out = rendered[overlay]
+    cron = out.get("CronJob", "canary-controller")
+    assert cron["spec"]["schedule"] == "* * * * *"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert 0 < cron["spec"]["startingDeadlineSeconds"] < 60  # never a late tick
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] > 0
+    pod = pod_spec(cron)
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["image"] == PIPELINE_IMAGE_DEFAULT
+    assert container["command"] == ["python", "-m", "monitoring.canary"]
+    args = container["args"]
+    assert args[:2] == ["tick", "--registry-only"] and "--dry-run" not in args
+    assert not {"--repo", "--triton-url"} & set(args)
+    flags = dict(zip(args[2::2], args[3::2], strict=True))
+    ports = {
+        name: out.get("Service", name)["spec"]["ports"][0]["port"]
+        for name in ("prometheus", "pushgateway")
+    }
+    assert flags == {
+        "--project": "fraud",
+        "--prometheus": f"http://prometheus.mlops.svc.cluster.local:{ports['prometheus']}",
+        "--pushgateway": f"http://pushgateway.mlops.svc.cluster.local:{ports['pushgateway']}",
+    }
+    # The same project the serving pods sync.
+    sync = next(c for c in pod_spec(_isvc(rendered, overlay))["initContainers"]
+                if c["name"] == "model-sync")  # fmt: skip
+    assert _env(sync)["TRITON_PROJECT"]["value"] == flags["--project"]
+    env = _env(container)
+    assert env["MLFLOW_TRACKING_URI"]["value"] == MLFLOW_URL
+    from models.registry import LOCK_ENV
+
+    ref = env[LOCK_ENV]["valueFrom"]["secretKeyRef"]
+    assert ref["key"] == LOCK_ENV
+    assert ref["name"] == out.get("Secret", "promotion-lock")["metadata"]["name"]
+    url = base64.b64decode(out.get("Secret", "promotion-lock")["data"][LOCK_ENV]).decode()
+    assert re.fullmatch(r"postgresql://promotion_lock:[0-9a-f]{48}"
+                        r"@postgres\.mlops\.svc\.cluster\.local:5432/mlflow", url)  # fmt: skip
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env)
+    # Relative paths (its decision records) land in the writable emptyDir.
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert container["workingDir"] in mounts
+
+
+def test_the_canary_controllers_flags_are_the_clis(capsys):
+    """Every flag the CronJob passes is one `python -m monitoring.canary tick` takes."""
+    from monitoring import canary
+
+    text = (K8S / "base" / "canary.yaml").read_text()
+    (cron,) = [o for o in yaml.safe_load_all(text) if o and o["kind"] == "CronJob"]
+    (container,) = pod_spec(cron)["containers"]
+    with pytest.raises(SystemExit) as done:
+        canary.main([container["args"][0], "--help"])
+    assert done.value.code == 0
+    usage = capsys.readouterr().out
+    flags = [a for a in container["args"] if a.startswith("--")]
+    assert flags and [f for f in flags if f not in usage] == []
+
+
 # --- MLflow, storage, credentials -------------------------------------------------------------
 
 
@@ -509,7 +580,7 @@ def test_every_secret_and_configmap_reference_resolves(rendered, overlay):
     # reloads in place (and which kustomize could not rename inside the InferenceService).
     for secret in (o for o in out.objects if o["kind"] == "Secret"):
         assert re.fullmatch(r"(postgres-credentials|minio-credentials|grafana-admin"
-                            r"|promotion-lock-role)-\w+|gateway-keys",
+                            r"|promotion-lock-role|promotion-lock)-\w+|gateway-keys",
                             secret["metadata"]["name"])  # fmt: skip
 
 
@@ -560,6 +631,12 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered, overlay)
         ("prometheus", "inference", 8003),  # the gateway's
         ("prometheus", "pushgateway", 9091),
         ("grafana", "prometheus", 9090),
+        # the canary controller's tick: the registry, the canary's series and alerts, its
+        # pushed state, the promotion lock
+        ("canary-controller", "mlflow", 5000),
+        ("canary-controller", "prometheus", 9090),
+        ("canary-controller", "pushgateway", 9091),
+        ("canary-controller", "postgres", 5432),
     ]
     for source, target, port in flows:
         assert _allowed(policies, source, target, port), (source, target, port)
@@ -567,6 +644,12 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered, overlay)
     assert not _allowed(policies, "inference", "postgres", 5432)
     assert not _allowed(policies, "grafana", "mlflow", 5000)
     assert not _allowed(policies, "grafana", "inference", 8003)
+    assert not _allowed(policies, "canary-controller", "minio", 9000)
+    assert not _allowed(policies, "canary-controller", "inference", 8080)
+    assert not _allowed(policies, "canary-controller", "inference", 8003)
+    # Nobody connects to the controller.
+    controller = rendered[overlay].get("NetworkPolicy", "canary-controller")["spec"]
+    assert "Ingress" in controller["policyTypes"] and not controller.get("ingress")
     # Pipeline runs (namespace kubeflow) reach MLflow, the Pushgateway and PostgreSQL (the
     # promotion lock, as a role that reads no table).
     for target, port in (("mlflow", 5000), ("pushgateway", 9091), ("postgres", 5432)):

@@ -27,10 +27,13 @@ FITTED_PARAMS = {
     "mlp": {"max_epochs": 3},
     "logreg": {"C": 0.1, "penalty": "l1"},
     "extra_trees": {"n_estimators": 20, "max_leaf_nodes": 64, "min_samples_leaf": 5},
+    "random_forest": {"n_estimators": 20, "max_leaf_nodes": 64, "min_samples_leaf": 5},
 }
 
 
-@pytest.mark.parametrize("family", ["gbdt", "baseline", "mlp", "logreg", "extra_trees"])
+@pytest.mark.parametrize(
+    "family", ["gbdt", "baseline", "mlp", "logreg", "extra_trees", "random_forest"]
+)
 def test_explanations_per_family(
     family, fraud_config, fraud_splits, gbdt_model, baseline_model, tmp_path
 ):
@@ -43,7 +46,7 @@ def test_explanations_per_family(
         model, family, model_inputs(train.head(30), fraud_config), rows, tmp_path, local_examples=2
     )
     explainers = {"gbdt": "tree", "baseline": "linear", "mlp": "permutation", "logreg": "linear",
-                  "extra_trees": "tree"}  # fmt: skip
+                  "extra_trees": "tree", "random_forest": "tree"}  # fmt: skip
     assert result.explainer == explainers[family]
     assert set(result.importance["feature"]) == set(fraud_config.features)
     assert result.importance["mean_abs_shap"].is_monotonic_decreasing
@@ -96,7 +99,12 @@ def test_tree_explanation_ranks_a_fraud_signal_first(
 
 @pytest.mark.parametrize(
     ("family", "space"),
-    [("gbdt", "log_odds"), ("mlp", "probability"), ("extra_trees", "probability")],
+    [
+        ("gbdt", "log_odds"),
+        ("mlp", "probability"),
+        ("extra_trees", "probability"),
+        ("random_forest", "probability"),
+    ],
 )
 def test_a_rows_attributions_add_up_in_their_space_whatever_is_explained_with_it(
     family, space, fraud_config, fraud_splits, gbdt_model

@@ -4,7 +4,11 @@ import warnings
 import numpy as np
 import optuna
 import pytest
-from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import LogisticRegression
 
 from configs.schema import DEFAULT_SEARCH_SPACES, Family, ParamRange
@@ -33,7 +37,16 @@ def test_families_build_the_right_estimators():
     trees = build_estimator("extra_trees", {"class_weight": "none", "max_leaf_nodes": 64}, 4)
     assert isinstance(trees, ExtraTreesClassifier)
     assert (trees.class_weight, trees.max_leaf_nodes, trees.random_state) == (None, 64, 4)
-    allowed = "allowed: gbdt, mlp, extra_trees, logreg"
+    forest = build_estimator(
+        "random_forest", {"class_weight": "balanced_subsample", "max_features": 0.3}, 4
+    )
+    assert isinstance(forest, RandomForestClassifier) and forest.bootstrap
+    assert (forest.class_weight, forest.max_features, forest.n_jobs) == (
+        "balanced_subsample",
+        0.3,
+        1,
+    )
+    allowed = "allowed: gbdt, mlp, extra_trees, random_forest, logreg"
     with pytest.raises(ValueError, match=f"unknown model family 'xgb'; {allowed}"):
         build_estimator("xgb", {}, 0)
 
@@ -54,6 +67,14 @@ def test_the_tuned_families_are_the_schema_families():
     assert set(FAMILIES) == tuned | {BASELINE}
 
 
+def test_only_linear_models_and_the_mlp_take_standardised_numbers():
+    scaled = {name for name, family in FAMILIES.items() if family.scaled_inputs}
+    assert scaled == {"logreg", BASELINE, "mlp"}
+    trees = {name for name, family in FAMILIES.items() if family.explainer == "tree"}
+    assert trees == {"gbdt", "extra_trees", "random_forest"}
+    assert not any(FAMILIES[name].scaled_inputs for name in trees)
+
+
 @pytest.mark.parametrize("family", sorted(DEFAULT_SEARCH_SPACES))
 def test_every_point_of_a_default_space_fits_without_warnings(family, matrices):
     """The lowest and highest corner of each default space build and fit cleanly."""
@@ -71,6 +92,7 @@ def test_every_point_of_a_default_space_fits_without_warnings(family, matrices):
             "gbdt": {"max_iter": 10},
             "mlp": {"max_epochs": 1},
             "extra_trees": {"n_estimators": 10},
+            "random_forest": {"n_estimators": 10},
         }
         params |= cheapest.get(family, {})  # the cheapest size of the slow parts, for speed
         with warnings.catch_warnings():
@@ -81,9 +103,10 @@ def test_every_point_of_a_default_space_fits_without_warnings(family, matrices):
 
 def test_fitted_models_are_found_by_their_family_and_round_trip_through_skops(matrices, tmp_path):
     X, y, Xv, _ = matrices
-    for name in ("gbdt", "mlp", "logreg", "extra_trees"):
+    for name in ("gbdt", "mlp", "logreg", "extra_trees", "random_forest"):
         params = {"gbdt": {"max_iter": 10}, "mlp": {"max_epochs": 1}, "logreg": {},
-                  "extra_trees": {"n_estimators": 10}}[name]  # fmt: skip
+                  "extra_trees": {"n_estimators": 10},
+                  "random_forest": {"n_estimators": 10}}[name]  # fmt: skip
         model = build_estimator(name, params, seed=0).fit(X[:2000], y[:2000])
         assert family_of(model) is not None
         assert set(FAMILIES[name].trusted_types) <= set(TRUSTED_TYPES)
@@ -91,6 +114,8 @@ def test_fitted_models_are_found_by_their_family_and_round_trip_through_skops(ma
         loaded = load_model(tmp_path / f"{name}.skops")
         np.testing.assert_array_equal(loaded.predict_proba(Xv), model.predict_proba(Xv))
     assert family_of(HistGradientBoostingClassifier()) is FAMILIES["gbdt"]
+    assert family_of(RandomForestClassifier()) is FAMILIES["random_forest"]
+    assert family_of(ExtraTreesClassifier()) is FAMILIES["extra_trees"]
     assert family_of(object()) is None
 
 
@@ -186,7 +211,8 @@ def test_study_is_seeded_resumable_and_spans_families(fraud_config, matrices, tm
 
 
 @pytest.mark.parametrize(
-    ("family", "size"), [("gbdt", "max_iter"), ("extra_trees", "n_estimators")]
+    ("family", "size"),
+    [("gbdt", "max_iter"), ("extra_trees", "n_estimators"), ("random_forest", "n_estimators")],
 )
 def test_tree_ensembles_grow_in_stages_and_are_scored_after_each(family, size, matrices):
     """The pruning hook: a quarter of the trees per stage, all of them at the end."""
@@ -230,3 +256,88 @@ def test_cross_validated_trials_score_the_mean_over_folds_of_train_and_valid(
         assert trial.value == pytest.approx(np.mean(scores))
         assert trial.intermediate_values[3] == pytest.approx(np.mean(scores))
         assert trial.intermediate_values[1] == pytest.approx(scores[0])
+
+
+def test_tuning_inputs_hold_scaled_and_unscaled_matrices(fraud_config, fraud_splits):
+    """Tree families are tuned on imputed raw numbers, the others on standardised ones; the
+    one-hot categories are the same in both."""
+    from pipelines.steps.tune import tuning_inputs
+
+    train, valid, _ = fraud_splits
+    config = small_tuning(fraud_config, 2, families=("logreg", "gbdt"))
+    inputs = tuning_inputs(config, train.head(3000), valid)
+    assert set(inputs.X_train) == set(inputs.X_valid) == {True, False}
+    numeric = list(config.numeric_features)
+    raw = features_and_target(train.head(3000), config)[0][numeric].astype(float)
+    unscaled, scaled = inputs.X_train[False], inputs.X_train[True]
+    n = len(numeric)
+    np.testing.assert_allclose(unscaled[:, :n], raw.fillna(raw.median()).to_numpy())
+    np.testing.assert_allclose(scaled[:, :n].mean(axis=0), 0.0, atol=1e-9)
+    np.testing.assert_array_equal(scaled[:, n:], unscaled[:, n:])
+    only_trees = tuning_inputs(small_tuning(fraud_config, 2, families=("gbdt",)), train, valid)
+    assert set(only_trees.X_train) == {False}  # no scaled matrix when no family takes one
+
+
+@pytest.mark.parametrize("folds", [None, 3])
+def test_each_family_is_tuned_on_the_matrix_of_its_input_scaling(
+    folds, fraud_config, matrices, tmp_path, monkeypatch
+):
+    """Given one matrix per scaling, every trial fits its family's (told apart by width)."""
+    import dataclasses
+
+    import models.tune
+
+    X, y, Xv, yv = (m[:1500] for m in matrices)
+    by_scaling = ({True: X, False: X[:, :4]}, {True: Xv, False: Xv[:, :4]})
+    fitted: list[tuple[str, object]] = []
+
+    def spying(name: str):
+        family = FAMILIES[name]
+
+        def build(params, seed):
+            estimator = family.build(params, seed)
+            fitted.append((name, estimator))
+            return estimator
+
+        return dataclasses.replace(family, build=build)
+
+    monkeypatch.setattr(models.tune, "get_family", spying)
+    config = small_tuning(fraud_config, 6, families=("logreg", "gbdt"))
+    config = config.model_copy(
+        update={"tuning": config.tuning.model_copy(update={"cv_folds": folds})}
+    )
+    result = tune_model(
+        config, by_scaling[0], y, by_scaling[1], yv, storage=f"sqlite:///{tmp_path}/s.db",
+        study_name="s",
+    )  # fmt: skip
+    assert result.trials_complete >= 1
+    assert {name for name, _ in fitted} == {"logreg", "gbdt"}
+    for name, estimator in fitted:
+        width = X.shape[1] if FAMILIES[name].scaled_inputs else 4
+        assert estimator.n_features_in_ == width, name
+
+
+def test_a_gbdt_saved_with_scaled_inputs_still_loads_and_predicts(
+    fraud_config, fraud_splits, tmp_path
+):
+    """Models trained before tree families took unscaled numbers carry their StandardScaler
+    inside the saved pipeline: they load and score as they did."""
+    from sklearn.pipeline import Pipeline
+
+    from features.split import model_inputs
+
+    train, _, test = fraud_splits
+    X, y = features_and_target(train.head(3000), fraud_config)
+    columns = (fraud_config.numeric_features, fraud_config.categorical_features)
+    legacy = Pipeline(
+        [
+            ("preprocess", build_preprocessor(*columns, scaled=True)),
+            ("model", build_estimator("gbdt", {"max_iter": 20}, seed=0)),
+        ]
+    ).fit(X, y)
+    save_model(legacy, tmp_path / "legacy.skops")
+    loaded = load_model(tmp_path / "legacy.skops")
+    rows = model_inputs(test.head(200), fraud_config)
+    numbers = loaded.named_steps["preprocess"].named_transformers_["numeric"]
+    assert [name for name, _ in numbers.steps] == ["impute", "scale"]
+    np.testing.assert_array_equal(loaded.predict_proba(rows), legacy.predict_proba(rows))

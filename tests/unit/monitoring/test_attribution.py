@@ -12,7 +12,13 @@ import pandas as pd
 import pytest
 
 from features.split import model_inputs
-from models.explain import build_row_explainer
+from models.explain import (
+    BASE_VALUE,
+    VALUES_FILE,
+    build_row_explainer,
+    explain_model,
+    mean_abs_attribution,
+)
 from models.reference import reference_frame
 from monitoring import kpi
 from monitoring.attribution import (
@@ -24,7 +30,6 @@ from monitoring.attribution import (
     assess_attribution,
     attribution_samples,
     compare_rankings,
-    mean_abs_attribution,
     ranks,
     sample_rows,
     summary_text,
@@ -146,6 +151,20 @@ def explained(request, fraud_config, fraud_splits):
     explained_rows = model_inputs(test, fraud_config).sample(500, random_state=0)
     reference = mean_abs_attribution(explainer.explain(explained_rows)[0])
     return model, VersionAttribution(explainer, reference, len(explained_rows))
+
+
+def test_the_reference_is_the_training_runs_importance(fraud_config, fraud_splits, gbdt_model,
+                                                      tmp_path):  # fmt: skip
+    """The monitor's reference (mean |SHAP| of the run's shap_values.parquet) and the run's own
+    importance (`explain_model`) are one computation: the same features, order and numbers."""
+    train, _, test = fraud_splits
+    rows = model_inputs(test, fraud_config).sample(40, random_state=0).reset_index(drop=True)
+    result = explain_model(gbdt_model, "gbdt", model_inputs(train.head(30), fraud_config), rows,
+                           tmp_path, local_examples=0)  # fmt: skip
+    logged = pd.read_parquet(tmp_path / VALUES_FILE).drop(columns=[BASE_VALUE])
+    reference = mean_abs_attribution(logged)
+    assert result.importance["feature"].tolist() == reference.index.tolist()
+    np.testing.assert_allclose(result.importance["mean_abs_shap"], reference.to_numpy())
 
 
 def logged_window(config, model, rows: pd.DataFrame) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from configs import load_config
 from configs.schema import Serving
 from monitoring import stack
 from monitoring.contract import (
+    CANARY_METRICS,
     DEPLOY_METRICS,
     KPI_METRICS,
     METRIC_NAMES,
@@ -48,6 +49,9 @@ ALERT_NAMES = {
     "GatewayShadowFailing",
     "GatewayLatencySLOBreach",
     "ArtifactVerificationFailed",
+    "CanaryErrorRateHigh",
+    "CanaryLatencyHigh",
+    "CanaryRolledBack",
 }
 CONFIGS = sorted((stack.REPO_ROOT / "configs").glob("*.yaml"))
 
@@ -145,10 +149,29 @@ def test_alerts_carry_severity_summary_description_and_runbook():
         labels = {
             "Gateway": ("$labels.model", "$labels.instance"),  # per model or per replica
             "Triton": ("$labels.model",),
+            "Canary": ("$labels.model", "$labels.project"),  # the gateway's or the controller's
         }.get(re.match(r"[A-Z][a-z]+", name).group(), ("$labels.project",))
         label = next((lab for lab in labels if lab in annotations["summary"]), labels[0])
         assert label in annotations["summary"] and label in annotations["description"], name
         assert rule["for"], f"{name} has no for:"
+
+
+def test_canary_rules_carry_the_labels_the_canary_controller_reads():
+    """monitoring.canary rolls a canary back while an alert labelled rollout="canary" fires for
+    its model (the served name), so those rules keep `model` and the rollback notice, which
+    names a finished rollout, carries no rollout label."""
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    rollout = {name for name, rule in rules.items() if "rollout" in rule["labels"]}
+    assert rollout == {"CanaryErrorRateHigh", "CanaryLatencyHigh"}
+    for name in rollout:
+        assert rules[name]["labels"]["rollout"] == "canary", name
+        assert re.search(r"\bby \(model(, le)?\)", rules[name]["expr"]), name
+        assert "gateway_canary_" in rules[name]["expr"], name
+    assert "rollout" not in rules["CanaryRolledBack"]["labels"]
+    # A canary answers callers: Triton's rules leave out shadow models only.
+    for name in ("TritonErrorRateHigh", "TritonLatencySLOBreach"):
+        excluded = set(re.findall(r'model!~"([^"]*)"', rules[name]["expr"]))
+        assert excluded == {".*__shadow"}, (name, excluded)
 
 
 # -- scrape config ------------------------------------------------------------------------------
@@ -298,7 +321,8 @@ def test_every_contract_metric_is_on_a_dashboard():
     on_dashboards = set().union(
         *(names for where, names in _used_names().items() if not where.startswith("alert"))
     )
-    families = (MONITOR_METRICS, KPI_METRICS, TRITON_METRICS, DEPLOY_METRICS, SHADOW_METRICS)
+    families = (MONITOR_METRICS, KPI_METRICS, TRITON_METRICS, DEPLOY_METRICS, SHADOW_METRICS,
+                CANARY_METRICS)  # fmt: skip
     assert set().union(*families) == METRIC_NAMES
     assert sorted(METRIC_NAMES - on_dashboards) == []
 
@@ -313,8 +337,12 @@ def test_every_gateway_metric_is_on_the_serving_dashboard():
     assert sorted(name for name, samples in families.items() if not samples & on_serving) == []
 
 
-LATENCY_ALERTS = ("TritonLatencySLOBreach", "GatewayLatencySLOBreach")
-LATENCY_PANELS = ("Triton: latency p50 / p99", "Gateway: latency p50 / p99 (edge and Triton)")
+LATENCY_ALERTS = ("TritonLatencySLOBreach", "GatewayLatencySLOBreach", "CanaryLatencyHigh")
+LATENCY_PANELS = (
+    "Triton: latency p50 / p99",
+    "Gateway: latency p50 / p99 (edge and Triton)",
+    "Canary: Triton latency p99 by arm",
+)
 
 
 def test_latency_alerts_dashboards_and_runbook_are_the_configs_budget():

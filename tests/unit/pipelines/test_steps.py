@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -98,14 +99,21 @@ def test_served_models_are_refit_on_train_and_valid_unless_configured_not_to(
 
     run_id, a = outputs
     rows = {k: a[k].metadata["rows"] for k in ("train", "valid")}
+    numeric = list(config_from_yaml(config_yaml).numeric_features)
+    train_frame = pd.read_parquet(a["train"].path)[numeric]
+    both_frame = pd.concat([train_frame, pd.read_parquet(a["valid"].path)[numeric]])
 
-    def rows_seen(artifact) -> int:  # the scaler counts the rows the preprocessing was fit on
+    def fitted_on(artifact) -> str:  # the numeric imputer's medians tell (trees have no scaler)
         preprocess = load_model(Path(artifact.path)).named_steps["preprocess"]
-        return int(preprocess.named_transformers_["numeric"].named_steps["scale"].n_samples_seen_)
+        medians = preprocess.named_transformers_["numeric"].named_steps["impute"].statistics_
+        if np.allclose(medians, both_frame.median().to_numpy()):
+            return "train + valid"
+        return "train" if np.allclose(medians, train_frame.median().to_numpy()) else "?"
 
+    assert not np.allclose(train_frame.median(), both_frame.median())  # the two can be told apart
     for who in ("model", "baseline"):
         assert a[who].metadata["fit_on"] == "train + valid"
-        assert rows_seen(a[who]) == rows["train"] + rows["valid"]
+        assert fitted_on(a[who]) == "train + valid"
     run = mlflow.get_run(run_id)
     assert run.data.tags["fit_on"] == "train + valid"
     assert run.data.metrics["rows.fit"] == rows["train"] + rows["valid"]
@@ -117,7 +125,7 @@ def test_served_models_are_refit_on_train_and_valid_unless_configured_not_to(
     assert mlflow.get_run(other_run).data.metrics["rows.fit"] == rows["train"]
     for artifact, refit in ((model, a["model"]), (baseline, a["baseline"])):
         assert artifact.metadata["fit_on"] == "train"
-        assert rows_seen(artifact) == rows["train"]
+        assert fitted_on(artifact) == "train"
         # the threshold is the train-only fit's either way: chosen on valid before any refit
         assert artifact.metadata["threshold"] == refit.metadata["threshold"]
 
@@ -721,42 +729,51 @@ def test_the_study_name_follows_the_default_search_spaces(config_yaml, monkeypat
         assert config_hash(own) == before["own"]
 
 
-def test_a_passing_challenger_is_held_in_shadow_beside_the_champion(outputs, config_yaml):
-    """`gate.shadow_before_promotion`: a challenger that passes while a champion serves is
-    infra-validated and published beside it as the shadow model, not promoted. Last in this
-    module: it leaves a shadow alias behind."""
+@pytest.mark.parametrize("role", ["shadow", "canary"])
+def test_a_passing_challenger_is_held_beside_the_champion(outputs, config_yaml, role):
+    """`gate.shadow_before_promotion` / `canary_before_promotion`: a challenger that passes
+    while a champion serves is infra-validated and published beside it as the shadow (or
+    canary, answering `canary.steps[0]`) model, not promoted. Last in this module: it leaves
+    the aliases behind."""
     import yaml
 
-    from models.registry import shadow_version
+    from models.registry import challenger_version
+    from serving.challenger_model import challenger_model_name
     from serving.model_repository import list_versions
-    from serving.shadow_model import shadow_model_name
 
     run_id, a = outputs
     root, first = Path(a["registered"].path).parent, champion_version(MODEL)
     raw = yaml.safe_load(config_yaml)
     # The same candidate again, accepting a zero gain over the champion: it passes the gate,
-    # so it is held for shadow traffic.
-    raw["gate"] |= {"min_gain_over_champion": -1.0, "shadow_before_promotion": True}
-    shadowing = yaml.safe_dump(raw, sort_keys=False)
-    b = {name: FileArtifact(str(root / "shadow" / name))
+    # so it is held.
+    raw["gate"] |= {"min_gain_over_champion": -1.0, f"{role}_before_promotion": True}
+    holding = yaml.safe_dump(raw, sort_keys=False)
+    b = {name: FileArtifact(str(root / role / name))
          for name in ("registered", "decision", "deployment")}  # fmt: skip
-    _register_again(shadowing, run_id, a, b["registered"])
-    gate_step(shadowing, run_id, b["registered"], a["selected"], a["model"], a["baseline"],
+    _register_again(holding, run_id, a, b["registered"])
+    gate_step(holding, run_id, b["registered"], a["selected"], a["model"], a["baseline"],
               a["test"], a["evaluation"], a["explanation"], b["decision"])  # fmt: skip
     decision = json.loads((Path(b["decision"].path) / DECISION_FILE).read_text())
     second = b["registered"].metadata["version"]
-    assert decision["promote"] is True and decision["shadow"] is True
-    assert decision["reasons"][0].startswith(f"passed offline; held in shadow beside champion "
+    assert decision["promote"] is True and decision["held_as"] == role
+    held = "held in shadow" if role == "shadow" else "rolled out as a canary"
+    assert decision["reasons"][0].startswith(f"passed offline; {held} beside champion "
                                              f"version {first}")  # fmt: skip
     serving = root / "serving"
     served_before = list_versions(serving, MODEL)
-    deploy_step(shadowing, run_id, str(serving), b["registered"], a["selected"],
+    deploy_step(holding, run_id, str(serving), b["registered"], a["selected"],
                 a["onnx_model"], a["test"], b["decision"], b["deployment"])  # fmt: skip
     record = json.loads(Path(b["deployment"].path).read_text())
-    assert record["deployed"] is False and record["shadowed"] is True
+    assert record["deployed"] is False and record["held_as"] == role
     assert record["infra_validation"]["passed"] and record["reasons"][0].startswith("held in")
-    assert champion_version(MODEL) == first and shadow_version(MODEL) == second
+    assert champion_version(MODEL) == first and challenger_version(MODEL, role) == second
     assert list_versions(serving, MODEL) == served_before  # the champion's model is untouched
-    assert list_versions(serving, shadow_model_name(MODEL)) == [int(second)]
-    config = (serving / shadow_model_name(MODEL) / "config.pbtxt").read_text()
+    name = challenger_model_name(MODEL, role)
+    assert list_versions(serving, name) == [int(second)]
+    config = (serving / name / "config.pbtxt").read_text()
     assert f'key: "threshold.v{second}"' in config and f'string_value: "{MODEL}"' in config
+    if role == "canary":
+        assert 'key: "canary_share" value: { string_value: "0.05" }' in config
+        tags = mlflow.MlflowClient().get_model_version(MODEL, second).tags
+        assert tags["canary.share"] == "0.05" and tags["canary.step"] == "0"
+        assert tags["canary.champion"] == first

@@ -13,6 +13,7 @@ FAMILY_PARAMS = {
     "baseline": None,
     "mlp": {"max_epochs": 5},
     "extra_trees": {"n_estimators": 50, "max_leaf_nodes": 256, "min_samples_leaf": 2},
+    "random_forest": {"n_estimators": 50, "max_leaf_nodes": 256, "min_samples_leaf": 2},
 }
 
 

@@ -139,3 +139,31 @@ def test_a_kept_version_without_threshold_is_not_published(versions, tmp_path):
     finally:
         client.set_model_version_tag(NAME, "2", "threshold", "0.4")
     assert list_versions(tmp_path, NAME) == [1]
+
+
+def test_the_sync_publishes_and_withdraws_the_challengers_the_registry_names(
+    versions, project, tmp_path, capsys
+):
+    """The cluster's sidecar: after the champion, the `shadow` and `canary` aliases are
+    followed (a canary at its `canary.share` tag); a cleared alias is withdrawn."""
+    set_champion("3")
+    repo = tmp_path / "repo"
+    registry.hold_challenger(NAME, "canary", "2", champion="3", tags={"share": "0.25"})
+    registry.hold_challenger(NAME, "shadow", "1", champion="3")
+    try:
+        assert deploy.main(["--project", project, "--repo", str(repo)]) == 0
+        assert "canary: version 2" in capsys.readouterr().out
+        canary = (repo / f"{NAME}__canary" / CONFIG_FILENAME).read_text()
+        assert 'key: "canary_share" value: { string_value: "0.25" }' in canary
+        assert list_versions(repo, f"{NAME}__shadow") == [1]
+        assert registry.tag_challenger(NAME, "canary", "2", {"share": "0.5"})
+        assert not registry.tag_challenger(NAME, "canary", "1", {"share": "0.9"})  # not the canary
+        assert deploy.main(["--project", project, "--repo", str(repo)]) == 0
+        canary = (repo / f"{NAME}__canary" / CONFIG_FILENAME).read_text()
+        assert 'key: "canary_share" value: { string_value: "0.5" }' in canary
+    finally:
+        registry.release_challenger(NAME, "canary", "2", "test over")
+        registry.release_challenger(NAME, "shadow", "1", "test over")
+    assert deploy.main(["--project", project, "--repo", str(repo)]) == 0
+    assert list_versions(repo, f"{NAME}__canary") == list_versions(repo, f"{NAME}__shadow") == []
+    assert list_versions(repo, NAME)[-1] == 3

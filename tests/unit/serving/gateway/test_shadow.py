@@ -3,31 +3,32 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
-from serving.gateway.contract import InputSpec, ModelContract
+from serving.challenger_model import challenger_model_name, is_challenger_model
+from serving.gateway.contract import InputSpec, ModelContract, in_share, takes_inputs_of
 from serving.gateway.edge_log import EdgeLog, LogRecord, shadow_table
 from serving.gateway.metrics import GatewayMetrics
-from serving.gateway.shadow import ShadowFailed, _check_contract, mirrored
 from serving.inference_log import SHADOW_OF, TRAFFIC, read_log, read_shadow
-from serving.shadow_model import is_shadow_model, shadow_model_name
 
 NOW = pd.Timestamp("2026-07-01 12:00", tz="UTC").timestamp()
 
 
 def test_the_mirrored_share_is_a_reproducible_function_of_the_request_id():
     ids = [f"req-{i}" for i in range(20_000)]
-    chosen = [i for i in ids if mirrored(i, 0.1)]
-    assert chosen == [i for i in ids if mirrored(i, 0.1)]  # the same ids on every replay
+    chosen = [i for i in ids if in_share(i, 0.1)]
+    assert chosen == [i for i in ids if in_share(i, 0.1)]  # the same ids on every replay
     assert 0.09 < len(chosen) / len(ids) < 0.11
-    assert set(chosen) <= {i for i in ids if mirrored(i, 0.3)}  # a larger share keeps them
-    assert not any(mirrored(i, 0.0) for i in ids[:100])
-    assert all(mirrored(i, 1.0) for i in ids[:100])
+    assert set(chosen) <= {i for i in ids if in_share(i, 0.3)}  # a larger share keeps them
+    assert not any(in_share(i, 0.0) for i in ids[:100])
+    assert all(in_share(i, 1.0) for i in ids[:100])
 
 
 def test_shadow_model_names():
-    assert shadow_model_name("fraud-classifier") == "fraud-classifier__shadow"
-    assert is_shadow_model("fraud-classifier__shadow") and not is_shadow_model("fraud-classifier")
+    assert challenger_model_name("fraud-classifier", "shadow") == "fraud-classifier__shadow"
+    assert is_challenger_model("fraud-classifier__shadow", "shadow")
+    assert is_challenger_model("fraud-classifier__canary")
+    assert not is_challenger_model("fraud-classifier__canary", "shadow")
+    assert not is_challenger_model("fraud-classifier")
 
 
 def _record(request_id: str, rows: int, shadow_of: str | None, score: float) -> LogRecord:
@@ -66,10 +67,16 @@ def _contract(*inputs: tuple[str, str]) -> ModelContract:
     return ModelContract("m", ("1",), specs, 64)
 
 
-def test_a_shadow_must_take_the_inputs_the_request_was_validated_for():
+def test_a_challenger_must_take_the_inputs_the_request_was_validated_for():
     champion = _contract(("x", "FP32"), ("c", "BYTES"))
-    _check_contract(_contract(("x", "FP32")), champion)  # a subset is sent
-    for shadow in (_contract(("z", "FP32")), _contract(("x", "BYTES"))):
-        with pytest.raises(ShadowFailed) as failed:
-            _check_contract(shadow, champion)
-        assert failed.value.reason == "contract"
+    assert takes_inputs_of(_contract(("x", "FP32")), champion) is None  # a subset is sent
+    assert takes_inputs_of(_contract(("z", "FP32")), champion) == "z"
+    assert takes_inputs_of(_contract(("x", "BYTES")), champion) == "x"
+
+
+def test_salted_shares_pick_independent_requests():
+    ids = [f"req-{i}" for i in range(4000)]
+    plain = {i for i in ids if in_share(i, 0.25)}
+    salted = {i for i in ids if in_share(i, 0.25, salt="canary")}
+    assert 800 < len(plain) < 1200 and 800 < len(salted) < 1200
+    assert 150 < len(plain & salted) < 350  # about 0.25 * 0.25 of them, not all
