@@ -91,8 +91,6 @@ class Traffic:
 
     canary: float  # requests routed to the canary
     fallbacks: float  # of which the canary did not answer (the champion did)
-    champion: float
-    champion_errors: float
     canary_p99_ms: float | None  # None: no requests to measure
     champion_p99_ms: float | None
 
@@ -215,7 +213,8 @@ def _ms(value: float | None) -> str:
 
 
 def step_traffic(prometheus: str, model: str, seconds: float) -> Traffic:
-    """The gateways' canary counters and p99 per arm over the last `seconds` (the step so far:
+    """The gateways' canary requests and failures, and p99 per arm, over the last `seconds`
+    (the step so far:
     an earlier canary's requests never count; a range with fewer than two scrapes counts
     nothing yet, so the step holds).
 
@@ -227,9 +226,9 @@ def step_traffic(prometheus: str, model: str, seconds: float) -> Traffic:
     window = f"{max(int(math.ceil(seconds)), 1)}s"
     selector = f'model="{model}"'
     counts = {
-        (r["metric"].get("arm", ""), r["metric"].get("outcome", "")): float(r["value"][1])
-        for r in query(prometheus, f"sum by (arm, outcome) (increase("
-                                   f"gateway_canary_requests_total{{{selector}}}[{window}]))")
+        r["metric"].get("outcome", ""): float(r["value"][1])
+        for r in query(prometheus, f"sum by (outcome) (increase(gateway_canary_requests_total"
+                                   f'{{{selector},arm="canary"}}[{window}]))')
     }  # fmt: skip
     p99 = {
         r["metric"].get("arm", ""): float(r["value"][1])
@@ -242,11 +241,8 @@ def step_traffic(prometheus: str, model: str, seconds: float) -> Traffic:
         value = p99.get(arm)
         return value * 1000.0 if value is not None and math.isfinite(value) else None
 
-    canary = counts.get(("canary", "ok"), 0.0) + counts.get(("canary", "fallback"), 0.0)
-    champion = counts.get(("champion", "ok"), 0.0) + counts.get(("champion", "error"), 0.0)
-    failed = counts.get(("canary", "fallback"), 0.0)
-    errors = counts.get(("champion", "error"), 0.0)
-    return Traffic(canary, failed, champion, errors, ms("canary"), ms("champion"))
+    failed = counts.get("fallback", 0.0)
+    return Traffic(counts.get("ok", 0.0) + failed, failed, ms("canary"), ms("champion"))
 
 
 def canary_alerts(prometheus: str, model: str) -> tuple[str, ...]:
@@ -373,11 +369,14 @@ def apply(
         challenger_version,
         champion_version,
         promotion_lock,
-        release_challenger,
         tag_challenger,
     )
-    from serving.challenger_model import CANARY, publish_challenger, withdraw_challenger
-    from serving.deploy import switch_champion
+    from serving.challenger_model import (
+        CANARY,
+        promote_challenger,
+        publish_challenger,
+        retire_challenger,
+    )
 
     if verdict.action == "hold":
         return
@@ -390,9 +389,7 @@ def apply(
             raise CanaryError(f"the canary or champion of '{name}' moved since this tick read "
                               "them; nothing moved", hint="tick again")  # fmt: skip
         if verdict.action == "rollback":
-            if repo is not None:
-                withdraw_challenger(repo, name, CANARY)  # callers are back on the champion now
-            release_challenger(name, CANARY, version, f"rolled back: {reason}")
+            retire_challenger(name, CANARY, version, f"rolled back: {reason}", repo=repo)
         elif verdict.action == "step":
             if repo is not None:
                 publish_challenger(repo, name, version, CANARY, share=verdict.share,
@@ -401,13 +398,11 @@ def apply(
                 "share": f"{verdict.share:g}", "step": str(rollout.step + 1),
                 "step_since": now.isoformat(timespec="seconds")})  # fmt: skip
         else:  # promote
-            switch_champion(
-                name, version, expected=rollout.champion, event=f"promoted by canary: {reason}",
-                repo=repo, keep=config.serving.keep_versions, triton_url=triton_url,
+            promote_challenger(
+                name, CANARY, version, expected=rollout.champion,
+                event=f"promoted by canary: {reason}", outcome=f"promoted: {reason}", repo=repo,
+                keep=config.serving.keep_versions, triton_url=triton_url,
             )  # fmt: skip
-            release_challenger(name, CANARY, version, f"promoted: {reason}")
-            if repo is not None:
-                withdraw_challenger(repo, name, CANARY)
 
 
 # --- one tick -----------------------------------------------------------------------------------

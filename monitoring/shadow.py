@@ -287,9 +287,8 @@ def promote_shadow(
     Raises:
         ChampionMovedError, ShadowError: a version moved since the comparison (nothing moved).
     """
-    from models.registry import SHADOW, challenger_version, promotion_lock, release_challenger
-    from serving.challenger_model import withdraw_challenger
-    from serving.deploy import switch_champion
+    from models.registry import SHADOW, challenger_version, promotion_lock
+    from serving.challenger_model import promote_challenger
 
     name, version = config.model_name, str(record["challenger_version"])
     with promotion_lock(name):
@@ -298,28 +297,22 @@ def promote_shadow(
                 f"the shadow challenger of '{name}' is no longer version {version}; nothing moved",
                 hint="rerun python -m monitoring.shadow promote",
             )
-        switch_champion(
-            name, version, expected=str(record["previous_champion"]),
-            event=f"promoted from shadow: {record['reasons'][0]}", repo=repo,
-            keep=config.serving.keep_versions, triton_url=triton_url,
+        promote_challenger(
+            name, "shadow", version, expected=str(record["previous_champion"]),
+            event=f"promoted from shadow: {record['reasons'][0]}", outcome="promoted",
+            repo=repo, keep=config.serving.keep_versions, triton_url=triton_url,
         )  # fmt: skip
-        release_challenger(name, SHADOW, version, "promoted")
-        if repo is not None:
-            withdraw_challenger(repo, name, "shadow")
 
 
 def withdraw(config: ProjectConfig, repo: Path | None, outcome: str) -> str | None:
     """Take the shadow challenger out: the shadow model from `repo`, then the alias."""
-    from models.registry import SHADOW, challenger_version, promotion_lock, release_challenger
-    from serving.challenger_model import withdraw_challenger
+    from models.registry import SHADOW, challenger_version, promotion_lock
+    from serving.challenger_model import retire_challenger
 
     name = config.model_name
     with promotion_lock(name):
         version = challenger_version(name, SHADOW)
-        if repo is not None:
-            withdraw_challenger(repo, name, "shadow")
-        if version is not None:
-            release_challenger(name, SHADOW, version, outcome)
+        retire_challenger(name, "shadow", version, outcome, repo=repo)
         return version
 
 

@@ -114,6 +114,51 @@ def withdraw_challenger(repo: Path, model: str, role: Role) -> bool:
     return bool(versions)
 
 
+def promote_challenger(
+    model: str,
+    role: Role,
+    version: str,
+    *,
+    expected: str | None,
+    event: str,
+    outcome: str,
+    repo: Path | None,
+    keep: int = 2,
+    triton_url: str | None = None,
+) -> None:
+    """Make the `role` challenger `version` champion: publish it and move `champion` from
+    `expected` (compare-and-swap, `serving.deploy.switch_champion`, history `event`), then
+    release its alias (tag `<role>.outcome`) and withdraw its challenger model. Call it under
+    the promotion lock, once the alias is known to still name `version`.
+
+    Raises:
+        ChampionMovedError: The champion is no longer `expected` (nothing moved).
+        ArtifactIntegrityError, DeployError: Publishing failed (nothing moved).
+    """
+    from models.registry import release_challenger
+    from serving.deploy import switch_champion
+
+    switch_champion(model, version, expected=expected, event=event, repo=repo, keep=keep,
+                    triton_url=triton_url)  # fmt: skip
+    release_challenger(model, role, version, outcome)
+    if repo is not None:
+        withdraw_challenger(repo, model, role)
+
+
+def retire_challenger(
+    model: str, role: Role, version: str | None, outcome: str, *, repo: Path | None
+) -> None:
+    """Take the `role` challenger out: its model from `repo` first (callers of a canary are
+    back on the champion at once), then its alias, tagged `<role>.outcome` (when `version`
+    holds it). Call it under the promotion lock."""
+    from models.registry import release_challenger
+
+    if repo is not None:
+        withdraw_challenger(repo, model, role)
+    if version is not None:
+        release_challenger(model, role, version, outcome)
+
+
 def sync_challengers(
     model: str,
     repo: Path,

@@ -40,7 +40,7 @@ def _rollout(step: int = 0, minutes: float = 30.0, share: float = 0.1) -> Rollou
 
 
 def _traffic(canary=500.0, fallbacks=0.0, p99=(10.0, 10.0)) -> Traffic:
-    return Traffic(canary, fallbacks, 4500.0, 0.0, p99[0], p99[1])
+    return Traffic(canary, fallbacks, p99[0], p99[1])
 
 
 def _labelled(auc_shift: float, n: int, seed: int):
