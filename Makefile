@@ -90,7 +90,7 @@ k8s-tools: ## Create .venv-k8s with the manifest checkers (checkov, kubernetes-v
 k8s-secrets: ## Write infra/k8s/base/secrets/*.env (random passwords) and the gateway's first API key, where missing
 	@infra/k8s/make_secrets.sh
 
-k8s-render: ## Print the platform manifests for OVERLAY=cpu|gpu (pipe into kubectl apply --server-side -f -)
+k8s-render: ## Print the platform manifests for OVERLAY=cpu|gpu|kind (pipe into kubectl apply --server-side -f -)
 	@infra/k8s/kustomize.sh infra/k8s/overlays/$(OVERLAY)
 
 rollback: $(STAMP) ## Move PROJECT's champion back to the previous champion (TO=VERSION: to that former champion); Triton follows

@@ -23,10 +23,16 @@ count equals the window's rows (`mlops_input_missing_values`). A window that can
 assessed at all (no reference for its version, corrupt scores, ...) records its error in its
 `summary.json` and in the run's output, and the other windows are still reported; the run
 fails only when every window failed. State files are replaced atomically.
+
+Each run is incremental: a window whose rows, labels and project config are what its last
+`summary.json` was computed from (its `basis`, a hash of them) is taken from that summary, not
+assessed again (`--recompute` assesses every window). A window that gained rows or late labels
+since, or any window after a config change, is assessed again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -60,7 +66,7 @@ from monitoring.attribution import (
 )
 from monitoring.contract import GROUPING_LABEL, MONITOR_METRICS, SHADOW_JOB, SHADOW_METRICS
 from monitoring.drift import MISSING, NUM, column_drift, detect_drift
-from serving.inference_log import DECISION, MODEL_VERSION, TIMESTAMP, read_log
+from serving.inference_log import DECISION, MODEL_VERSION, REQUEST_ID, TIMESTAMP, read_log
 from serving.processes import write_atomic
 from serving.pushgateway import PushError, Sample, push
 
@@ -99,6 +105,8 @@ class WindowReport:
     attribution: dict[str, Any] = field(default_factory=dict)  # assess_attribution()
     report_dir: str = ""
     error: str = ""  # why the window could not be assessed ("" when it was)
+    basis: str = ""  # window_basis() of what this was computed from
+    evidently: bool = False  # its Evidently reports were rendered from the same basis
 
     @property
     def failed(self) -> bool:
@@ -120,6 +128,33 @@ def windows(frame: pd.DataFrame, length: str) -> Iterator[tuple[pd.Timestamp, st
     starts = frame[TIMESTAMP].dt.floor(length) if _fixed(length) else _period_starts(frame, length)
     for (start, version), rows in frame.groupby([starts, frame[MODEL_VERSION]], sort=True):
         yield cast(pd.Timestamp, start), str(version), rows  # keys of a datetime column
+
+
+def window_basis(rows: pd.DataFrame, config: ProjectConfig) -> str:
+    """A hash of everything a window's report is computed from: the project config and, in
+    order, its rows' ids, times, scores, decisions, labels and features. Numbers hash as
+    float64, so a label column read as integers (every row labelled) or as floats (some not
+    yet) hashes alike, and a column absent from the log hashes as missing values."""
+    digest = hashlib.sha256(config.model_dump_json().encode())
+    for column in (REQUEST_ID, TIMESTAMP, SCORE_COLUMN, DECISION, TARGET_COLUMN, *config.features):
+        values = rows[column] if column in rows else pd.Series(np.nan, index=rows.index)
+        if pd.api.types.is_numeric_dtype(values):
+            values = values.astype("float64")
+        digest.update(column.encode())
+        digest.update(pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def previous_report(folder: Path, basis: str, evidently: bool) -> WindowReport | None:
+    """The window's last report when it was computed from `basis` and holds what this run
+    writes (Evidently's reports when `evidently`); None when it must be assessed again."""
+    try:
+        report = WindowReport(**json.loads((folder / SUMMARY_FILE).read_text()))
+    except (OSError, ValueError, TypeError):  # none yet, unreadable, or an older layout
+        return None
+    if report.failed or report.basis != basis or (evidently and not report.evidently):
+        return None
+    return replace(report, report_dir=str(folder))
 
 
 def _fixed(length: str) -> bool:
@@ -370,8 +405,10 @@ def run_monitor(
     since: pd.Timestamp | None = None,
     pushgateway: str | None = None,
     evidently: bool = True,
+    recompute: bool = False,
 ) -> list[WindowReport]:
-    """Assess every window of the log since `since`; write, log and push the results.
+    """Assess every window of the log since `since` (those unchanged since their last report
+    are taken from it, unless `recompute`); write, log and push the results.
 
     A window that cannot be assessed is returned with its `error` (and written to its
     `summary.json`); the others are still written to `history.json`, logged and pushed.
@@ -395,6 +432,14 @@ def run_monitor(
         if len(rows) < settings.min_window_rows:
             log.info("window %s v%s: %d rows < min_window_rows, skipped", start, version, len(rows))
             continue
+        folder = out_root / config.name / f"{start:%Y%m%dT%H%M}_v{version}"
+        basis = window_basis(rows, config)
+        unchanged = None if recompute else previous_report(folder, basis, evidently)
+        if unchanged is not None:
+            log.info("window %s v%s: unchanged since its last report, not assessed again",
+                     start, version)  # fmt: skip
+            reports.append(unchanged)
+            continue
         report = WindowReport(
             project=config.name,
             model=config.model_name,
@@ -407,8 +452,8 @@ def run_monitor(
             prediction_drift={},
             missing_values={},
             unseen_categories={},
+            basis=basis,
         )
-        folder = out_root / config.name / f"{start:%Y%m%dT%H%M}_v{version}"
         try:
             if version not in versions:
                 try:
@@ -424,6 +469,7 @@ def run_monitor(
                 evidently_reports(
                     served.reference, rows, config, folder, settings.report_sample_rows
                 )
+                report.evidently = True
         except Exception as exc:  # noqa: BLE001 - one bad window must not stop the others
             report = replace(report, error=f"{type(exc).__name__}: {exc}", **_EMPTY_RESULT)
             log.error("window %s v%s not assessed: %s", start, version, report.error)
@@ -628,6 +674,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--since", type=pd.Timestamp, help="only windows from this time on")
     parser.add_argument("--out", type=Path, default=REPORTS_ROOT, help="report folder root")
     parser.add_argument("--pushgateway", help="Pushgateway URL, e.g. http://127.0.0.1:9091")
+    parser.add_argument(
+        "--recompute", action="store_true", help="assess unchanged windows again too"
+    )
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     from models.registry import RegistryError, configure_tracking
@@ -637,7 +686,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(project)
         configure_tracking(Path.cwd())
         reports = run_monitor(config, log_root=args.log_path, out_root=args.out,
-                              since=args.since, pushgateway=args.pushgateway)  # fmt: skip
+                              since=args.since, pushgateway=args.pushgateway,
+                              recompute=args.recompute)  # fmt: skip
     except MonitorError as exc:  # no traffic (or too little) logged, or every window failed
         return fail(exc, f"make simulate PROJECT={project} (with the model served: make serve "
                          f"PROJECT={project})")  # fmt: skip

@@ -5,8 +5,10 @@
 The fraud project replays its later, drifted period (the generator's `drifted=True`); any
 other project replays its holdout (the test split). Rows pass the data contract first, as
 production traffic would upstream of the model. Every batch goes through `serving.client` to
-the gateway, which logs it (as it logs any caller); each row's label is written to the log
-`label_delay_s` after its prediction, under the row id the gateway logged. A batch's event
+the gateway, which logs it (as it logs any caller); each row's label is posted to the gateway
+(`POST /v2/models/{m}/labels`, as an application's labeller would, with a key granted labels
+when the gateway checks keys) `label_delay_s` after its prediction, under the row id the
+gateway logged; the gateway writes it beside the prediction in the inference log. A batch's event
 time (its first row's own time or, without a time column, a time spread evenly over the
 simulated days) is sent with it, so a replay of a week fills a week of day partitions in a
 few seconds.
@@ -20,7 +22,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,6 @@ from features.timestamps import utc_times
 from models.reference import TARGET_COLUMN
 from serving.client import ClientError, ModelClient
 from serving.gateway.edge_log import row_ids
-from serving.inference_log import label_frame, write_labels
 
 MAX_CONSECUTIVE_ERRORS = 3
 SIMULATED_START = pd.Timestamp("2026-07-01", tz="UTC")  # first day after the training period
@@ -93,13 +93,12 @@ def traffic(config: ProjectConfig, rows: int, days: int, seed_offset: int = 1) -
 def replay(
     rows: pd.DataFrame,
     client: ModelClient,
-    log_root: Path,
     *,
     rate_per_s: float,
     batch_rows: int,
     label_delay_s: float,
 ) -> Replay:
-    """Send `rows` (from `traffic`) at `rate_per_s`; write each batch's labels after the delay."""
+    """Send `rows` (from `traffic`) at `rate_per_s`; post each batch's labels after the delay."""
     result, versions = Replay(), set()
     pending: deque[tuple[float, pd.DataFrame]] = deque()
     features = [c for c in rows.columns if c not in ("request_id", "timestamp", TARGET_COLUMN)]
@@ -125,10 +124,10 @@ def replay(
             versions.add(client.last_version)
             labels = batch[[TARGET_COLUMN]].assign(request_id=row_ids(request_id, len(batch)))
             pending.append((time.monotonic() + label_delay_s, labels))
-            result.labels_written += _write_due_labels(pending, log_root, client.info.name)
+            result.labels_written += _send_due_labels(pending, client)
     while pending:
         _sleep_until(pending[0][0])
-        result.labels_written += _write_due_labels(pending, log_root, client.info.name)
+        result.labels_written += _send_due_labels(pending, client)
     result.seconds = round(time.monotonic() - started, 2)
     result.versions = tuple(sorted(versions))
     if len(rows):
@@ -137,15 +136,14 @@ def replay(
     return result
 
 
-def _write_due_labels(pending: deque, log_root: Path, model: str) -> int:
+def _send_due_labels(pending: deque, client: ModelClient) -> int:
     due = []
     while pending and pending[0][0] <= time.monotonic():
         due.append(pending.popleft()[1])
     if not due:
         return 0
     labelled = pd.concat(due)
-    write_labels(log_root, model, label_frame(labelled["request_id"], labelled[TARGET_COLUMN]))
-    return len(labelled)
+    return client.send_labels(labelled["request_id"].tolist(), labelled[TARGET_COLUMN].tolist())
 
 
 def _request_id(row_id: object) -> str:
@@ -165,29 +163,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--project", default="fraud", help="config name or YAML path")
     parser.add_argument("--url", default="127.0.0.1:8000", help="the gateway's host:port")
-    parser.add_argument("--api-key", help="API key, when the gateway requires one")
+    parser.add_argument(
+        "--api-key", help="API key, when the gateway checks keys (one granted labels)"
+    )
     parser.add_argument("--rows", type=int, help="rows to replay (config: simulation.rows)")
     parser.add_argument("--rate", type=float, help="rows per second (simulation.rate_per_s)")
     parser.add_argument("--label-delay", type=float, help="seconds (simulation.label_delay_s)")
     parser.add_argument("--days", type=int, help="simulated days (simulation.days)")
     parser.add_argument("--seed-offset", type=int, default=1, help="another replay: 2, 3, ...")
-    parser.add_argument(
-        "--log-path",
-        type=Path,
-        help="labels go here: the gateway's log root (monitoring.log_path)",
-    )
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     try:
         config = load_config(args.project)
         sim = config.monitoring.simulation
         rows = traffic(config, args.rows or sim.rows, args.days or sim.days, args.seed_offset)
-        log_root = args.log_path or Path(config.monitoring.log_path)
         client = ModelClient(config.model_name, args.url, api_key=args.api_key)
         result = replay(
             rows,
             client,
-            log_root,
             rate_per_s=args.rate or sim.rate_per_s,
             batch_rows=sim.batch_rows,
             label_delay_s=sim.label_delay_s if args.label_delay is None else args.label_delay,
@@ -196,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ClientError) as exc:
         return fail(exc, f"make serve PROJECT={args.project}, then make serve-status")
     print(" ".join(f"{k}={v}" for k, v in asdict(result).items()))
-    print(f"labels in {log_root}; predictions logged by the gateway")
+    print("the gateway wrote the predictions and labels to its inference log (--log-root)")
     return 1 if result.errors else 0
 
 

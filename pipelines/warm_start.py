@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
-# What (nearly) every component imports before its step runs. Not torch, optuna, shap,
-# great_expectations or tritonclient: one step each, imported by that step's child.
+# What (nearly) every component imports before its step runs. skops.io (every step that saves
+# or loads a model) imports torch and every scikit-learn estimator, about 5 s a process. Not
+# optuna, shap, great_expectations or tritonclient: one step each, imported by that step's child.
 PRELOAD = (
     "kfp.dsl.executor_main",
     "pandas",
@@ -64,6 +65,7 @@ PRELOAD = (
     "sklearn.linear_model",
     "sklearn.ensemble",
     "sklearn.metrics",
+    "skops.io",
 )
 READY = "warm-start ready"
 _HEADER = 8  # bytes: the length of the JSON request that follows

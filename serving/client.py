@@ -6,7 +6,8 @@ Talks KServe v2 over HTTP to the public endpoint, the gateway (`make serve`, :80
 names and types are read from the model's metadata; the decision comes from the server, taken
 at the threshold of the version that answered, so the client holds no threshold. Every
 request carries a request id (`X-Request-ID`): the gateway logs the rows under it, which is
-what late labels join on (`<id>` for one row, `<id>.<i>` for row i of a larger request).
+what late labels join on (`<id>` for one row, `<id>.<i>` for row i of a larger request);
+`send_labels` posts them to the gateway (`POST /v2/models/{m}/labels`, a key granted labels).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from serving.decision import MISSING_CATEGORY, PROBABILITIES_OUTPUT
 log = logging.getLogger(__name__)
 
 DECISION_OUTPUT = "decision"  # added by the gateway; raw Triton does not decide
+LABELS_PER_REQUEST = 10_000  # the gateway's limit (serving.gateway.labels.MAX_LABEL_ROWS)
+LABELS_TIMEOUT_S = 30.0
 
 
 class ClientError(RuntimeError):
@@ -59,6 +62,7 @@ class ModelClient:
 
         self._http = http
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._base_url = "http://" + url.removeprefix("http://")
         self._client = http.InferenceServerClient(url=url.removeprefix("http://"))
         self.info = self._describe(model)
         self.last_version = self.info.version  # the version that answered the last request
@@ -114,6 +118,26 @@ class ModelClient:
         if decisions is not None:
             predictions["decision"] = decisions.astype(int)
         return predictions
+
+    def send_labels(self, row_ids: Sequence[str], labels: Sequence[int]) -> int:
+        """Post late labels (0/1) of answered rows, keyed by the ids the gateway logged them
+        under; returns how many the gateway wrote. The key must be granted labels."""
+        import requests
+
+        url = f"{self._base_url}/v2/models/{self.info.name}/labels"
+        rows = [{"id": str(i), "label": int(v)} for i, v in zip(row_ids, labels, strict=True)]
+        written = 0
+        for begin in range(0, len(rows), LABELS_PER_REQUEST):
+            chunk = rows[begin : begin + LABELS_PER_REQUEST]
+            try:
+                answer = requests.post(url, json={"labels": chunk}, headers=self._headers,
+                                       timeout=LABELS_TIMEOUT_S)  # fmt: skip
+            except requests.RequestException as exc:
+                raise ModelUnavailableError(f"labels not sent to {url}: {exc}") from exc
+            if answer.status_code != 200:
+                raise ClientError(f"labels refused ({answer.status_code}): {answer.text[:300]}")
+            written += int(answer.json()["written"])
+        return written
 
     def close(self) -> None:
         """Close the connection."""

@@ -11,7 +11,9 @@ of the version that answered, logged and counted. Answers:
 
 Routes: `GET /v2/health/live|ready` (no auth), `GET /v2`, `GET /v2/models/{m}[/versions/{v}]`,
 `GET .../ready`, `POST .../infer`, `POST .../explain` (the infer body; per row the score, the
-decision and the top-k SHAP attributions of the version that answered: `explain.py`). Triton's
+decision and the top-k SHAP attributions of the version that answered: `explain.py`),
+`POST .../labels` (late labels for answered rows, keyed by their log ids: `labels.py`; only for
+keys granted labels, written to the inference log beside the predictions). Triton's
 repository and admin APIs are not exposed, nor are challengers (`serving.challenger_model`):
 - a shadow (`<model>__shadow`): with a shadow share set, answered requests are mirrored to it
   after the caller's answer is computed (`shadow.py`), and its scores are logged as shadow rows;
@@ -50,9 +52,11 @@ from serving.gateway.contract import (
 )
 from serving.gateway.edge_log import EdgeLog, LogRecord
 from serving.gateway.explain import Explainers, explanations, parse_top_k
+from serving.gateway.labels import parse_labels_request
 from serving.gateway.metrics import GatewayMetrics
 from serving.gateway.shadow import ShadowJob, ShadowMirror
 from serving.gateway.upstream import Upstream, UpstreamUnavailable, read_answer
+from serving.inference_log import CALLER, label_frame, write_labels
 
 log = logging.getLogger(__name__)
 
@@ -198,10 +202,14 @@ class Gateway:
             if len(rest) < 2 or not rest[1].isdigit():
                 raise Rejected(404, "route", f"no route {call.path}: versions are integers")
             version, rest = rest[1], rest[2:]
-        if len(rest) > 1 or (rest and rest[0] not in ("ready", "infer", "explain")):
+        if len(rest) > 1 or (rest and rest[0] not in ("ready", "infer", "explain", "labels")):
             raise Rejected(404, "route", f"no route {call.path}")
         action = rest[0] if rest else "metadata"
-        _allow(call, "POST" if action in ("infer", "explain") else "GET")
+        _allow(call, "POST" if action in ("infer", "explain", "labels") else "GET")
+        if action == "labels":
+            if version is not None:
+                raise Rejected(404, "route", f"no route {call.path}: labels are per model")
+            return await self._labels(call, receive, model)
         caller = self._authenticate(call, model)
         contract = await self._contract(call, model, version)
         if action == "metadata":
@@ -218,7 +226,7 @@ class Gateway:
             return 200, {"ready": True}
         return 503, {"error": "Triton behind the gateway is not ready", "ready": False}
 
-    def _authenticate(self, call: _Call, model: str) -> str:
+    def _authenticate(self, call: _Call, model: str, *, labels: bool = False) -> str:
         if self.keys is None:
             return ANONYMOUS
         if time.monotonic() - self._keys_checked > KEYS_RELOAD_S:  # rotation without restart
@@ -228,7 +236,7 @@ class Gateway:
             except KeysFileError as exc:
                 log.error("keeping the previous API keys: %s", exc)
         return self.keys.authenticate(
-            call.headers.get("authorization"), call.headers.get("x-api-key"), model
+            call.headers.get("authorization"), call.headers.get("x-api-key"), model, labels=labels
         )
 
     async def _contract(self, call: _Call, model: str, version: str | None) -> ModelContract:
@@ -261,6 +269,34 @@ class Gateway:
                 f"model '{model}' has no ready version {version}; ready: {list(contract.versions)}",
             )
         return contract
+
+    # -- late labels --------------------------------------------------------------------------
+
+    async def _labels(self, call: _Call, receive: Receive, model: str) -> tuple[int, Any]:
+        """Write the late labels of `model`'s answered rows to the inference log, with the
+        writer the simulator uses; each row records the caller that posted it."""
+        caller = self._authenticate(call, model, labels=True)
+        if self.edge_log is None:
+            raise Rejected(
+                409, "log_disabled", "this gateway runs without the inference log (--no-log): "
+                "there are no predictions to label",
+            )  # fmt: skip
+        await self._contract(call, model, None)
+        _require_content_type(call, _JSON_TYPES, "application/json")
+        body = await _read_body(call, receive, self.limits.max_body_bytes)
+        ids, values = parse_labels_request(body)
+        rows = label_frame(ids, values).assign(**{CALLER: caller})
+        try:
+            await asyncio.to_thread(write_labels, self.edge_log.root, model, rows)
+        except OSError as exc:
+            log.error("labels of %s from %s not written under %s: %s", model, caller,
+                      self.edge_log.root, exc)  # fmt: skip
+            raise _unavailable(
+                "the inference log cannot take labels now; none were written, retry"
+            ) from None
+        self.metrics.labels_written.labels(model).inc(len(ids))
+        log.info("labels: %d row(s) of %s from %s", len(ids), model, caller)
+        return 200, {"model_name": model, "written": len(ids)}
 
     # -- inference ----------------------------------------------------------------------------
 
@@ -319,15 +355,9 @@ class Gateway:
     ) -> _Prediction:
         """Validate, forward to Triton, decide at the threshold of the version that answered."""
         header_length = call.headers.get("inference-header-content-length")
-        content_type = call.headers.get("content-type", "").split(";")[0].strip().lower()
         allowed = (_BINARY_TYPE, *_JSON_TYPES) if header_length is not None else _JSON_TYPES
-        if content_type not in allowed:
-            raise Rejected(
-                415,
-                "content_type",
-                f"Content-Type {content_type!r} is not accepted; send application/json "
-                "(or application/octet-stream with Inference-Header-Content-Length)",
-            )
+        _require_content_type(call, allowed, "application/json (or application/octet-stream "
+                              "with Inference-Header-Content-Length)")  # fmt: skip
         body = await _read_body(call, receive, self.limits.max_body_bytes)
         parsed = parse_infer_request(
             body, contract, header_length=header_length, limits=self.limits
@@ -469,6 +499,15 @@ def _event_time(prediction: _Prediction) -> float:
 def _allow(call: _Call, method: str) -> None:
     if call.method != method:
         raise Rejected(405, "method", f"{call.path} takes {method}, not {call.method}")
+
+
+def _require_content_type(call: _Call, allowed: tuple[str, ...], accepts: str) -> None:
+    """415 unless the Content-Type is one of `allowed`; `accepts` says what to send."""
+    content_type = call.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in allowed:
+        raise Rejected(
+            415, "content_type", f"Content-Type {content_type!r} is not accepted; send {accepts}"
+        )
 
 
 def _request_id(headers: dict[str, str]) -> str:

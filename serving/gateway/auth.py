@@ -2,11 +2,15 @@
 
 The keys file (a Kubernetes Secret on the cluster, `local_outputs/gateway/keys.json` locally)::
 
-    {"keys": [{"name": "app-a", "sha256": "<hex>", "models": ["fraud-classifier"]}]}
+    {"keys": [{"name": "app-a", "sha256": "<hex>", "models": ["fraud-classifier"]},
+              {"name": "labeller", "sha256": "<hex>", "labels": true}]}
 
-`models` is optional (absent: every model). A caller sends `Authorization: Bearer <key>` or
-`X-API-Key: <key>`. Keys are random 256-bit tokens, so one SHA-256 is enough (no password
-stretching needed) and the hash lookup reveals nothing useful about a key.
+`models` is optional (absent: every model). `labels` is optional (absent: false): only a key
+that says `true` may post late labels (`POST /v2/models/{m}/labels`), which feed retraining and
+promotion; every key may infer, explain and read metadata. A caller sends
+`Authorization: Bearer <key>` or `X-API-Key: <key>`. Keys are random 256-bit tokens, so one
+SHA-256 is enough (no password stretching needed) and the hash lookup reveals nothing useful
+about a key.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ class KeysFileError(ValueError):
 
 @dataclass(frozen=True)
 class ApiKey:
-    """A key's owner and the models it may call (None: all)."""
+    """A key's owner, the models it may call (None: all), and whether it may post labels."""
 
     name: str
     models: frozenset[str] | None
+    labels: bool = False
 
 
 def hash_key(key: str) -> str:
@@ -76,8 +81,11 @@ class KeyStore:
         self._keys, self._stamp = keys, stamp
         return True
 
-    def authenticate(self, authorization: str | None, api_key: str | None, model: str) -> str:
-        """The caller's name, or `Rejected` (401 without a valid key, 403 for another model)."""
+    def authenticate(
+        self, authorization: str | None, api_key: str | None, model: str, *, labels: bool = False
+    ) -> str:
+        """The caller's name, or `Rejected` (401 without a valid key, 403 for another model, or
+        for `labels` with a key not granted them)."""
         presented = api_key
         if presented is None and authorization is not None:
             scheme, _, token = authorization.partition(" ")
@@ -95,6 +103,12 @@ class KeyStore:
             raise Rejected(401, "auth", "unknown API key")
         if key.models is not None and model and model not in key.models:
             raise Rejected(403, "forbidden", f"key '{key.name}' may not call model '{model}'")
+        if labels and not key.labels:
+            raise Rejected(
+                403,
+                "forbidden",
+                f"key '{key.name}' may not post labels (its entry lacks \"labels\": true)",
+            )
         return key.name
 
 
@@ -113,6 +127,7 @@ def read_keys(path: Path) -> dict[str, ApiKey]:
         if not isinstance(entry, dict):
             raise KeysFileError(f"{where} must be an object")
         name, digest, models = entry.get("name"), entry.get("sha256"), entry.get("models")
+        labels = entry.get("labels", False)
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise KeysFileError(f"{where}.name must be 1-64 letters, digits, '_', '.', '-'")
         if not isinstance(digest, str) or not _HEX_RE.match(digest):
@@ -121,14 +136,17 @@ def read_keys(path: Path) -> dict[str, ApiKey]:
             not isinstance(models, list) or not all(isinstance(m, str) for m in models)
         ):
             raise KeysFileError(f"{where}.models must be a list of model names")
+        if not isinstance(labels, bool):
+            raise KeysFileError(f"{where}.labels must be true or false")
         if digest in keys:
             raise KeysFileError(f"{where} repeats the hash of key '{keys[digest].name}'")
-        keys[digest] = ApiKey(name, frozenset(models) if models is not None else None)
+        keys[digest] = ApiKey(name, frozenset(models) if models is not None else None, labels)
     return keys
 
 
-def add_key(path: Path, name: str, models: list[str] | None = None) -> str:
-    """Create a key for `name`, store its hash in `path`, return the key.
+def add_key(path: Path, name: str, models: list[str] | None = None, *, labels: bool = False) -> str:
+    """Create a key for `name` (allowed to post labels when `labels`), store its hash in
+    `path`, return the key.
 
     The plaintext exists only in the return value: show it once, it cannot be recovered.
     """
@@ -143,6 +161,8 @@ def add_key(path: Path, name: str, models: list[str] | None = None) -> str:
     entry: dict = {"name": name, "sha256": hash_key(key)}
     if models:
         entry["models"] = sorted(models)
+    if labels:
+        entry["labels"] = True
     document["keys"].append(entry)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(document, indent=2) + "\n")

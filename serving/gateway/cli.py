@@ -3,7 +3,7 @@
     python -m serving.gateway serve [--host 127.0.0.1 --port 8000 --upstream http://127.0.0.1:8010]
     python -m serving.gateway start [same options]   # in the background (make serve)
     python -m serving.gateway status | stop          # make serve-status / make stop
-    python -m serving.gateway keys add --name app-a [--model fraud-classifier]
+    python -m serving.gateway keys add --name app-a [--model fraud-classifier] [--labels]
 
 `serve` runs in the foreground (what `start` runs in the background and what the cluster's
 InferenceService runs as its transformer). On loopback it runs without keys; bound to any
@@ -308,6 +308,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True, help="the caller the key identifies")
     add.add_argument("--keys-file", type=Path, default=DEFAULT_KEYS_FILE, help="hashes file")
     add.add_argument("--model", action="append", help="limit the key to a model (repeatable)")
+    add.add_argument(
+        "--labels", action="store_true", help="allow the key to post late labels (/labels)"
+    )
     return parser
 
 
@@ -335,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return fail("the gateway is live but Triton behind it is not ready", hint, code=1)
             return 0
         if args.command == "keys":
-            key = add_key(args.keys_file, args.name, args.model)
+            key = add_key(args.keys_file, args.name, args.model, labels=args.labels)
             print(key)
             print(f"# stored the hash for '{args.name}' in {args.keys_file}; the key is shown "
                   "only now", file=sys.stderr)  # fmt: skip

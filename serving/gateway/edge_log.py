@@ -8,7 +8,8 @@ which alerts); a batch that fails to write is kept and retried, its rows still c
 towards the bound, so memory stays bounded whatever the disk does.
 
 A request of n > 1 rows logs its rows as `<request id>.<i>` (i from 0), the ids that late
-labels use; a single-row request logs the request id itself.
+labels use (`POST /v2/models/{m}/labels`, `labels.py`); a single-row request logs the request
+id itself.
 
 A shadow record (`shadow_of` set: a challenger's answer to a mirrored request) goes to the
 model's `shadow/` folder under the same row ids, never to `predictions/` (see

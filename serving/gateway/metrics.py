@@ -76,6 +76,12 @@ class GatewayMetrics:
             "Failed attempts to write a batch of the inference log (retried).",
             registry=r,
         )
+        self.labels_written = Counter(
+            "gateway_labels_written",
+            "Late labels written to the inference log (POST .../labels), by model.",
+            ["model"],
+            registry=r,
+        )
 
         self.shadow_mirrored = Counter(
             "gateway_shadow_mirrored",
@@ -127,14 +133,15 @@ class GatewayMetrics:
         )
 
     def serving(self, model: str) -> bool:
-        """Create a served model's request, shadow and canary series at 0, so a share of 5xx,
-        the mirrored rate or the canary's error rate reads 0, not "no data", until the first
-        event (once per model); returns whether `model` was new."""
+        """Create a served model's request, label, shadow and canary series at 0, so a share of
+        5xx, the label rate, the mirrored rate or the canary's error rate reads 0, not "no
+        data", until the first event (once per model); returns whether `model` was new."""
         if model in self._models:
             return False
         self._models.add(model)
         for status_class in ("2xx", "4xx", "5xx"):
             self.requests.labels(model, status_class)
+        self.labels_written.labels(model)
         self.shadow_mirrored.labels(model)
         self.shadow_seconds.labels(model)
         self.canary_share.labels(model)

@@ -29,7 +29,7 @@ from serving import deploy
 from serving.challenger_model import challenger_model_name, publish_challenger
 from serving.gateway import cli
 from serving.gateway.contract import in_share
-from serving.inference_log import label_frame, read_log, write_labels
+from serving.inference_log import read_log
 from serving.model_repository import list_versions
 from serving.processes import free_ports
 from tests.conftest import write_config as write_project
@@ -120,7 +120,10 @@ def _traffic(stack, prefix: str, n: int, seed: int) -> dict[str, str]:
         assert answer.status_code == 200, answer.text
         answered[f"{prefix}-{i}"] = answer.headers["x-model-version"]  # a one-row request's row id
     y = (rng.random(n) < 1.0 / (1.0 + np.exp(-3.0 * x))).astype(int)
-    write_labels(stack.gateway.log_root, MODEL, label_frame(list(answered), y))
+    labels = [{"id": i, "label": int(v)} for i, v in zip(answered, y, strict=True)]
+    url = f"{stack.gateway.url}/v2/models/{MODEL}/labels"  # as the application's labeller posts
+    posted = requests.post(url, json={"labels": labels}, timeout=30)
+    assert posted.json() == {"model_name": MODEL, "written": n}, posted.text
     return answered
 
 

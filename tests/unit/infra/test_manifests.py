@@ -332,7 +332,10 @@ def test_the_gateway_is_the_public_endpoint_in_front_of_triton(rendered, overlay
     assert mounts["inference-log"]["mountPath"] == str(args.log_root)
     volumes = {v["name"]: v for v in pod_spec(_isvc(rendered, overlay))["volumes"]}
     assert volumes["gateway-keys"]["secret"] == {"secretName": "gateway-keys", "defaultMode": 0o440}
-    assert volumes["inference-log"]["emptyDir"]["sizeLimit"]
+    assert volumes["inference-log"] == {
+        "name": "inference-log",
+        "persistentVolumeClaim": {"claimName": "inference-log"},
+    }
     # /explain reads the answering version's model from the registry, through MLflow's proxied
     # artifacts: the tracking URL and no storage credential.
     env = _env(gateway)
@@ -485,10 +488,12 @@ def test_the_canary_controller_ticks_every_minute_and_moves_only_the_registry(re
         name: out.get("Service", name)["spec"]["ports"][0]["port"]
         for name in ("prometheus", "pushgateway")
     }
+    log_root = str(_gateway_args(_containers(rendered, overlay)[1]).log_root)
     assert flags == {
         "--project": "fraud",
         "--prometheus": f"http://prometheus.mlops.svc.cluster.local:{ports['prometheus']}",
         "--pushgateway": f"http://pushgateway.mlops.svc.cluster.local:{ports['pushgateway']}",
+        "--log-path": log_root,  # the gateways' log and labels, for the labelled-quality rule
     }
     # The same project the serving pods sync.
     sync = next(c for c in pod_spec(_isvc(rendered, overlay))["initContainers"]
@@ -508,6 +513,45 @@ def test_the_canary_controller_ticks_every_minute_and_moves_only_the_registry(re
     # Relative paths (its decision records) land in the writable emptyDir.
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert container["workingDir"] in mounts
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_serving_replica_and_the_canary_controller_share_one_log_claim(rendered, overlay):
+    """The gateways write the log and labels to one ReadWriteMany claim; the controller mounts
+    the same claim, read-only, where it reads them."""
+    out = rendered[overlay]
+    claim = out.get("PersistentVolumeClaim", "inference-log")["spec"]
+    assert claim["accessModes"] == ["ReadWriteMany"] and claim["resources"]["requests"]["storage"]
+    readers = {}
+    for workload in (_isvc(rendered, overlay), out.get("CronJob", "canary-controller")):
+        pod = pod_spec(workload)
+        (volume,) = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+        assert volume["persistentVolumeClaim"]["claimName"] == "inference-log"
+        assert pod["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
+        for container in pod_containers(workload):
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] == volume["name"]:
+                    readers[container["name"]] = (mount["mountPath"], mount.get("readOnly", False))
+    assert readers == {
+        "transformer-container": ("/var/lib/inference-log", False),  # the gateway writes
+        "canary-controller": ("/var/lib/inference-log", True),
+    }
+    cron_volumes = pod_spec(out.get("CronJob", "canary-controller"))["volumes"]
+    assert {"name": "inference-log", "persistentVolumeClaim": {"claimName": "inference-log",
+            "readOnly": True}} in cron_volumes  # fmt: skip
+
+
+def test_the_kind_overlay_is_cpu_with_a_read_write_once_log(kubectl, k8s_copy, rendered):
+    """One node (kind's local-path storage): the same objects as cpu, the log's claim
+    ReadWriteOnce, which every pod on that node may mount."""
+    done = kustomize(kubectl, k8s_copy / "overlays" / "kind")
+    assert done.returncode == 0, done.stderr
+    kind = [o for o in yaml.safe_load_all(done.stdout) if o]
+    (claim,) = [o for o in kind if o["kind"] == "PersistentVolumeClaim"
+                and o["metadata"]["name"] == "inference-log"]  # fmt: skip
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    claim["spec"]["accessModes"] = ["ReadWriteMany"]
+    assert kind == rendered["cpu"].objects
 
 
 def test_the_canary_controllers_flags_are_the_clis(capsys):

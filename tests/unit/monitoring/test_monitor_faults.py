@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -241,3 +242,58 @@ def test_an_interrupted_history_write_leaves_the_previous_file_intact(tmp_path, 
         # the failed write cleaned up after itself
         assert [p.name for p in tmp_path.iterdir()] == [monitor.HISTORY_FILE]
     assert (tmp_path / monitor.HISTORY_FILE).read_bytes() == before
+
+
+def test_a_window_is_assessed_again_only_when_its_rows_labels_or_config_changed(
+    registered, tmp_path, monkeypatch
+):
+    from serving.inference_log import label_frame, write_labels
+
+    cfg = registered
+    monkeypatch.chdir(tmp_path)
+    root, out = tmp_path / "log", tmp_path / "reports"
+    log_day(cfg, root, "2026-07-01", "1", frame(cfg, DAY, seed=1))
+    log_day(cfg, root, "2026-07-02", "1", frame(cfg, DAY, seed=2))
+    assessed: list[int] = []
+    real_assess = monitor.assess
+
+    def counted_assess(rows, *args):  # the real assessment, counted
+        assessed.append(len(rows))
+        return real_assess(rows, *args)
+
+    monkeypatch.setattr(monitor, "assess", counted_assess)
+
+    def run(config=cfg, **options) -> list[monitor.WindowReport]:
+        assessed.clear()
+        return monitor.run_monitor(config, log_root=root, out_root=out, evidently=False, **options)
+
+    first = run()
+    assert len(assessed) == 2 and all(r.basis for r in first)
+    again = run()
+    assert assessed == []  # nothing changed: both taken from their summaries, as they were
+    assert [asdict(r) for r in again] == [asdict(r) for r in first]
+
+    labels = label_frame([f"2026-07-02-{i}" for i in range(DAY)], [i % 2 for i in range(DAY)])
+    write_labels(root, cfg.model_name, labels)  # late labels for the second day only
+    after_labels = run()
+    assert len(assessed) == 1
+    assert [r.labelled_rows for r in after_labels] == [0, DAY]
+    # labels read as integers (all rows labelled) or as floats (some not yet) hash alike
+    rows = frame(cfg, DAY, seed=2).assign(label=1)
+    basis = monitor.window_basis(rows, cfg)
+    assert basis == monitor.window_basis(rows.astype({"label": float}), cfg)
+    assert basis != monitor.window_basis(rows.assign(label=0), cfg)
+
+    assert len(run(recompute=True) and assessed) == 2
+    changed = cfg.model_copy(update={"monitoring": cfg.monitoring.model_copy(
+        update={"min_positives": cfg.monitoring.min_positives + 1})})  # fmt: skip
+    latest = run(changed)
+    assert len(assessed) == 2
+
+    # a summary without Evidently's reports does not stand for a run that renders them
+    folder, basis = Path(latest[0].report_dir), latest[0].basis
+    assert monitor.previous_report(folder, basis, evidently=False) is not None
+    assert monitor.previous_report(folder, basis, evidently=True) is None
+    assert monitor.previous_report(folder, "another basis", evidently=False) is None
+    (folder / monitor.SUMMARY_FILE).write_text("{not json")
+    assert monitor.previous_report(folder, basis, evidently=False) is None

@@ -51,6 +51,39 @@ def test_a_key_limited_to_one_model_gets_403_on_another(tmp_path):
     assert caught.value.status == 403 and "'app' may not call model 'b'" in caught.value.message
 
 
+def test_only_a_key_granted_labels_may_post_them(tmp_path):
+    path = tmp_path / "keys.json"
+    plain = add_key(path, "app")
+    labeller = add_key(path, "labeller", ["m"], labels=True)
+    entries = {e["name"]: e for e in json.loads(path.read_text())["keys"]}
+    assert "labels" not in entries["app"] and entries["labeller"]["labels"] is True
+    store = KeyStore(path)
+    assert store.authenticate(None, labeller, "m", labels=True) == "labeller"
+    assert store.authenticate(None, labeller, "m") == "labeller"  # it may infer too
+    assert store.authenticate(None, plain, "m") == "app"
+    with pytest.raises(Rejected) as caught:
+        store.authenticate(None, plain, "m", labels=True)
+    assert caught.value.status == 403 and "'app' may not post labels" in caught.value.message
+    with pytest.raises(Rejected) as caught:  # the model limit holds for labels as well
+        store.authenticate(None, labeller, "other", labels=True)
+    assert caught.value.status == 403 and "model 'other'" in caught.value.message
+
+
+def test_a_keys_file_without_the_labels_field_grants_no_labels(tmp_path):
+    """Files written before the field existed keep working for infer, and grant no labels."""
+    key = "gw_existing"
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"keys": [{"name": "old", "sha256": hash_key(key)}]}))
+    store = KeyStore(path)
+    assert store.authenticate(f"Bearer {key}", None, "m") == "old"
+    with pytest.raises(Rejected, match="may not post labels"):
+        store.authenticate(f"Bearer {key}", None, "m", labels=True)
+    path.write_text(json.dumps({"keys": [{"name": "old", "sha256": hash_key(key),
+                                          "labels": False}]}))  # fmt: skip
+    with pytest.raises(Rejected, match="may not post labels"):
+        KeyStore(path).authenticate(None, key, "m", labels=True)
+
+
 def test_rotation_is_picked_up_and_a_broken_file_keeps_the_old_keys(tmp_path):
     path = tmp_path / "keys.json"
     old = add_key(path, "old")
@@ -72,6 +105,8 @@ def test_rotation_is_picked_up_and_a_broken_file_keeps_the_old_keys(tmp_path):
         ({"keys": [{"name": "a b", "sha256": "0" * 64}]}, "keys[0].name"),
         ({"keys": [{"name": "a", "sha256": "xyz"}]}, "keys[0].sha256"),
         ({"keys": [{"name": "a", "sha256": "0" * 64, "models": "m"}]}, "keys[0].models"),
+        ({"keys": [{"name": "a", "sha256": "0" * 64, "labels": "yes"}]}, "keys[0].labels"),
+        ({"keys": [{"name": "a", "sha256": "0" * 64, "labels": 1}]}, "keys[0].labels"),
         ({"keys": [{"name": "a", "sha256": "0" * 64}, {"name": "b", "sha256": "0" * 64}]},
          "keys[1] repeats"),
         ({"keys": []}, "holds no keys"),
@@ -101,5 +136,8 @@ def test_keys_cli_prints_the_key_once_and_serve_refuses_without_keys(tmp_path, c
     assert main(["keys", "add", "--name", "app", "--keys-file", str(path)]) == 0
     key = capsys.readouterr().out.strip()
     assert KeyStore(path).authenticate(None, key, "m") == "app"
+    assert main(["keys", "add", "--name", "labeller", "--labels", "--keys-file", str(path)]) == 0
+    labeller = capsys.readouterr().out.strip()
+    assert KeyStore(path).authenticate(None, labeller, "m", labels=True) == "labeller"
     assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2
     assert "without API keys" in capsys.readouterr().err
