@@ -428,6 +428,7 @@ def run_monitor(
         )
     versions: dict[str, _Version | Exception] = {}
     reports = []
+    unchanged_dirs: set[str] = set()  # taken from their summaries: their files are in MLflow
     for start, version, rows in progress(windows(frame, settings.window), desc="windows"):
         if len(rows) < settings.min_window_rows:
             log.info("window %s v%s: %d rows < min_window_rows, skipped", start, version, len(rows))
@@ -439,6 +440,7 @@ def run_monitor(
             log.info("window %s v%s: unchanged since its last report, not assessed again",
                      start, version)  # fmt: skip
             reports.append(unchanged)
+            unchanged_dirs.add(unchanged.report_dir)
             continue
         report = WindowReport(
             project=config.name,
@@ -486,7 +488,7 @@ def run_monitor(
     if not assessed:
         raise _all_failed(config, reports)
     _write_history(out_root / config.name, assessed)
-    _log_to_mlflow(config, reports)
+    _log_to_mlflow(config, reports, unchanged_dirs)
     if pushgateway:
         latest = _latest_of_champion(config.model_name, assessed)
         push(pushgateway, "monitor", samples(latest, config.evaluation.primary_metric),
@@ -599,7 +601,11 @@ def _write_history(folder: Path, reports: list[WindowReport]) -> None:
     write_atomic(path, json.dumps(rows, indent=1, default=float))
 
 
-def _log_to_mlflow(config: ProjectConfig, reports: list[WindowReport]) -> None:
+def _log_to_mlflow(
+    config: ProjectConfig, reports: list[WindowReport], unchanged_dirs: set[str]
+) -> None:
+    """One run: every window's gauges; the report files only of windows assessed now (an
+    unchanged window's files went to the run that assessed it)."""
     import mlflow
 
     from models.registry import experiment_id
@@ -609,7 +615,7 @@ def _log_to_mlflow(config: ProjectConfig, reports: list[WindowReport]) -> None:
         experiment_id=experiment_id(config.name),
         run_name=f"monitor-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}",
         tags={"kind": "monitoring", "model_name": config.model_name,
-              "failed_windows": str(len(failed))},
+              "failed_windows": str(len(failed)), "unchanged_windows": str(len(unchanged_dirs))},
     ):  # fmt: skip
         for step, report in enumerate(r for r in reports if not r.failed):
             values = {
@@ -633,7 +639,8 @@ def _log_to_mlflow(config: ProjectConfig, reports: list[WindowReport]) -> None:
                 values |= {f"gain.{bound}": v for bound, v in gain.items()}
             finite = {k: float(v) for k, v in values.items() if np.isfinite(v)}
             mlflow.log_metrics(finite, step=step)
-            mlflow.log_artifacts(report.report_dir, f"windows/{Path(report.report_dir).name}")
+            if report.report_dir not in unchanged_dirs:
+                mlflow.log_artifacts(report.report_dir, f"windows/{Path(report.report_dir).name}")
         if failed:
             mlflow.log_dict({"windows": [asdict(r) for r in failed]}, "failed_windows.json")
 

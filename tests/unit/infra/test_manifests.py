@@ -209,7 +209,7 @@ def test_every_pod_and_container_is_locked_down_and_bounded(rendered, overlay):
     workloads = rendered[overlay].workloads()
     assert {w["metadata"]["name"] for w in workloads} == {
         "postgres", "minio", "mlflow", "inference", "pushgateway", "prometheus", "grafana",
-        "canary-controller",
+        "canary-controller", "drift-monitor",
     }  # fmt: skip
     for workload in workloads:
         name = workload["metadata"]["name"]
@@ -515,18 +515,22 @@ def test_the_canary_controller_ticks_every_minute_and_moves_only_the_registry(re
     assert container["workingDir"] in mounts
 
 
+def _claim(volume: dict) -> str | None:
+    return volume.get("persistentVolumeClaim", {}).get("claimName")
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_serving_replica_and_the_canary_controller_share_one_log_claim(rendered, overlay):
-    """The gateways write the log and labels to one ReadWriteMany claim; the controller mounts
-    the same claim, read-only, where it reads them."""
+def test_every_serving_replica_and_the_log_readers_share_one_log_claim(rendered, overlay):
+    """The gateways write the log and labels to one ReadWriteMany claim; the canary controller
+    and the drift monitor mount the same claim, read-only, where they read them."""
     out = rendered[overlay]
     claim = out.get("PersistentVolumeClaim", "inference-log")["spec"]
     assert claim["accessModes"] == ["ReadWriteMany"] and claim["resources"]["requests"]["storage"]
     readers = {}
-    for workload in (_isvc(rendered, overlay), out.get("CronJob", "canary-controller")):
+    crons = [out.get("CronJob", name) for name in ("canary-controller", "drift-monitor")]
+    for workload in (_isvc(rendered, overlay), *crons):
         pod = pod_spec(workload)
-        (volume,) = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
-        assert volume["persistentVolumeClaim"]["claimName"] == "inference-log"
+        (volume,) = [v for v in pod["volumes"] if _claim(v) == "inference-log"]
         assert pod["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
         for container in pod_containers(workload):
             for mount in container.get("volumeMounts", []):
@@ -535,10 +539,11 @@ def test_every_serving_replica_and_the_canary_controller_share_one_log_claim(ren
     assert readers == {
         "transformer-container": ("/var/lib/inference-log", False),  # the gateway writes
         "canary-controller": ("/var/lib/inference-log", True),
+        "drift-monitor": ("/var/lib/inference-log", True),
     }
-    cron_volumes = pod_spec(out.get("CronJob", "canary-controller"))["volumes"]
-    assert {"name": "inference-log", "persistentVolumeClaim": {"claimName": "inference-log",
-            "readOnly": True}} in cron_volumes  # fmt: skip
+    for cron in crons:
+        assert {"name": "inference-log", "persistentVolumeClaim": {"claimName": "inference-log",
+                "readOnly": True}} in pod_spec(cron)["volumes"]  # fmt: skip
 
 
 def test_the_kind_overlay_is_cpu_with_a_read_write_once_log(kubectl, k8s_copy, rendered):
@@ -563,6 +568,102 @@ def test_the_canary_controllers_flags_are_the_clis(capsys):
     (container,) = pod_spec(cron)["containers"]
     with pytest.raises(SystemExit) as done:
         canary.main([container["args"][0], "--help"])
+    assert done.value.code == 0
+    usage = capsys.readouterr().out
+    flags = [a for a in container["args"] if a.startswith("--")]
+    assert flags and [f for f in flags if f not in usage] == []
+
+
+# --- the drift monitor ------------------------------------------------------------------------
+
+
+def _mounted_claim(pod: dict, container: dict, path: str) -> tuple[str, bool]:
+    """(claim, read-only) of the container's mount that holds `path`."""
+    (mount,) = [m for m in container["volumeMounts"]
+                if path == m["mountPath"] or path.startswith(m["mountPath"] + "/")]  # fmt: skip
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    return _claim(volume), mount.get("readOnly", False)
+
+
+def _monitor_stale_after_s() -> int:
+    """MonitorStale's threshold: seconds since the monitor's last successful push."""
+    rules = yaml.safe_load((REPO / "monitoring" / "prometheus" / "alerts.yml").read_text())
+    (expr,) = [r["expr"] for g in rules["groups"] for r in g["rules"]
+               if r.get("alert") == "MonitorStale"]  # fmt: skip
+    match = re.fullmatch(r"time\(\) - mlops_monitor_last_success_timestamp_seconds > (\d+)", expr)
+    assert match, expr
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_drift_monitor_runs_hourly_on_the_shared_log_and_keeps_its_reports(rendered, overlay):
+    """A CronJob runs `python -m monitoring.monitor` for the canary controller's project once an
+    hour, one run at a time, soon enough that a healthy monitor never trips MonitorStale. It
+    reads the gateways' log read-only, pushes to the cluster's Pushgateway and writes its
+    reports to a claim of its own that outlives the run (the monitor is incremental: a window
+    unchanged since its last summary there is not assessed again)."""
+    out = rendered[overlay]
+    cron = out.get("CronJob", "drift-monitor")
+    spec = cron["spec"]
+    minute, *every = spec["schedule"].split()
+    assert 0 <= int(minute) < 60 and every == ["*", "*", "*", "*"]  # hourly
+    assert spec["concurrencyPolicy"] == "Forbid"
+    job = spec["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0
+    # Started late and ending at its deadline, a run still pushes before the alert fires.
+    late = spec["startingDeadlineSeconds"] + job["activeDeadlineSeconds"]
+    assert late > 0 and 3600 + late < _monitor_stale_after_s()
+    pod = pod_spec(cron)
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["image"] == PIPELINE_IMAGE_DEFAULT
+    assert container["command"] == ["python", "-m", "monitoring.monitor"]
+    args = container["args"]
+    assert "--recompute" not in args and "--since" not in args
+    flags = dict(zip(args[::2], args[1::2], strict=True))
+    port = out.get("Service", "pushgateway")["spec"]["ports"][0]["port"]
+    log_root = str(_gateway_args(_containers(rendered, overlay)[1]).log_root)
+    canary_args = pod_spec(out.get("CronJob", "canary-controller"))["containers"][0]["args"]
+    canary = dict(zip(canary_args[2::2], canary_args[3::2], strict=True))
+    assert flags == {
+        "--project": canary["--project"],  # the served project (the canary test checks it)
+        "--log-path": log_root,
+        "--out": flags["--out"],
+        "--pushgateway": f"http://pushgateway.mlops.svc.cluster.local:{port}",
+    }
+    assert _mounted_claim(pod, container, flags["--log-path"]) == ("inference-log", True)
+    assert _mounted_claim(pod, container, flags["--out"]) == ("monitor-reports", False)
+    claim = out.get("PersistentVolumeClaim", "monitor-reports")["spec"]
+    assert claim["accessModes"] == ["ReadWriteOnce"] and claim["resources"]["requests"]["storage"]
+    # Only this CronJob mounts the reports claim (ReadWriteOnce, one run at a time).
+    users = [
+        w["metadata"]["name"]
+        for w in out.workloads()
+        if "monitor-reports" in {_claim(v) for v in pod_spec(w).get("volumes", [])}
+    ]
+    assert users == ["drift-monitor"]
+    env = _env(container)
+    assert env["MLFLOW_TRACKING_URI"]["value"] == MLFLOW_URL
+    # Artifacts come through MLflow's proxy; it moves no alias, so no lock and no credentials.
+    from models.registry import LOCK_ENV
+
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", LOCK_ENV} & set(env)
+    assert env["HOME"]["value"] == container["workingDir"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    (tmp,) = [v for v in pod["volumes"] if v["name"] == mounts[container["workingDir"]]]
+    assert "emptyDir" in tmp
+    assert container["resources"]["limits"]["memory"] == "2Gi"
+
+
+def test_the_drift_monitors_flags_are_the_clis(capsys):
+    """Every flag the CronJob passes is one `python -m monitoring.monitor` takes."""
+    from monitoring import monitor
+
+    text = (K8S / "base" / "monitor.yaml").read_text()
+    (cron,) = [o for o in yaml.safe_load_all(text) if o and o["kind"] == "CronJob"]
+    (container,) = pod_spec(cron)["containers"]
+    with pytest.raises(SystemExit) as done:
+        monitor.main(["--help"])
     assert done.value.code == 0
     usage = capsys.readouterr().out
     flags = [a for a in container["args"] if a.startswith("--")]
@@ -681,6 +782,9 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered, overlay)
         ("canary-controller", "prometheus", 9090),
         ("canary-controller", "pushgateway", 9091),
         ("canary-controller", "postgres", 5432),
+        # the drift monitor: the registry (references, models, its runs), its gauges
+        ("drift-monitor", "mlflow", 5000),
+        ("drift-monitor", "pushgateway", 9091),
     ]
     for source, target, port in flows:
         assert _allowed(policies, source, target, port), (source, target, port)
@@ -691,9 +795,13 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered, overlay)
     assert not _allowed(policies, "canary-controller", "minio", 9000)
     assert not _allowed(policies, "canary-controller", "inference", 8080)
     assert not _allowed(policies, "canary-controller", "inference", 8003)
-    # Nobody connects to the controller.
-    controller = rendered[overlay].get("NetworkPolicy", "canary-controller")["spec"]
-    assert "Ingress" in controller["policyTypes"] and not controller.get("ingress")
+    for target, port in (("minio", 9000), ("postgres", 5432), ("prometheus", 9090),
+                         ("inference", 8080)):  # fmt: skip
+        assert not _allowed(policies, "drift-monitor", target, port), target
+    # Nobody connects to the controller or the monitor.
+    for name in ("canary-controller", "drift-monitor"):
+        spec = rendered[overlay].get("NetworkPolicy", name)["spec"]
+        assert "Ingress" in spec["policyTypes"] and not spec.get("ingress"), name
     # Pipeline runs (namespace kubeflow) reach MLflow, the Pushgateway and PostgreSQL (the
     # promotion lock, as a role that reads no table).
     for target, port in (("mlflow", 5000), ("pushgateway", 9091), ("postgres", 5432)):

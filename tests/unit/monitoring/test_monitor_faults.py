@@ -247,6 +247,8 @@ def test_an_interrupted_history_write_leaves_the_previous_file_intact(tmp_path, 
 def test_a_window_is_assessed_again_only_when_its_rows_labels_or_config_changed(
     registered, tmp_path, monkeypatch
 ):
+    import mlflow
+
     from serving.inference_log import label_frame, write_labels
 
     cfg = registered
@@ -272,6 +274,14 @@ def test_a_window_is_assessed_again_only_when_its_rows_labels_or_config_changed(
     again = run()
     assert assessed == []  # nothing changed: both taken from their summaries, as they were
     assert [asdict(r) for r in again] == [asdict(r) for r in first]
+    runs = mlflow.search_runs(
+        experiment_names=[cfg.name], output_format="list",
+        filter_string="tags.kind = 'monitoring'", order_by=["start_time DESC"],
+    )  # fmt: skip
+    latest, previous = runs[0], runs[1]  # their files went to MLflow with the first run only
+    assert latest.data.tags["unchanged_windows"] == "2"
+    assert mlflow.MlflowClient().list_artifacts(latest.info.run_id, "windows") == []
+    assert len(mlflow.MlflowClient().list_artifacts(previous.info.run_id, "windows")) == 2
 
     labels = label_frame([f"2026-07-02-{i}" for i in range(DAY)], [i % 2 for i in range(DAY)])
     write_labels(root, cfg.model_name, labels)  # late labels for the second day only
