@@ -120,6 +120,15 @@ def _space(**ranges: dict[str, Any]) -> dict[str, ParamRange]:
     return {name: ParamRange(**spec) for name, spec in ranges.items()}
 
 
+# Both averaged-tree families (extra_trees, random_forest) search the same ranges.
+_FOREST_RANGES: dict[str, dict[str, Any]] = {
+    "n_estimators": {"type": "int", "low": 100, "high": 300},
+    "max_features": {"type": "float", "low": 0.1, "high": 0.8},
+    "min_samples_leaf": {"type": "int", "low": 1, "high": 32, "log": True},
+    "max_leaf_nodes": {"type": "int", "low": 64, "high": 1024, "log": True},
+    "class_weight": {"type": "categorical", "choices": ["none", "balanced_subsample"]},
+}
+
 # Each tuned family's default search space. Its keys are the parameters the family accepts
 # (models/families.py builds the estimator from them); `tuning.search_space.<family>` replaces
 # a family's default space as a whole.
@@ -139,20 +148,8 @@ DEFAULT_SEARCH_SPACES: dict[str, dict[str, ParamRange]] = {
         batch_size={"type": "categorical", "choices": [128, 256, 512]},
         max_epochs={"type": "int", "low": 10, "high": 40},
     ),
-    "extra_trees": _space(
-        n_estimators={"type": "int", "low": 100, "high": 300},
-        max_features={"type": "float", "low": 0.1, "high": 0.8},
-        min_samples_leaf={"type": "int", "low": 1, "high": 32, "log": True},
-        max_leaf_nodes={"type": "int", "low": 64, "high": 1024, "log": True},
-        class_weight={"type": "categorical", "choices": ["none", "balanced_subsample"]},
-    ),
-    "random_forest": _space(
-        n_estimators={"type": "int", "low": 100, "high": 300},
-        max_features={"type": "float", "low": 0.1, "high": 0.8},
-        min_samples_leaf={"type": "int", "low": 1, "high": 32, "log": True},
-        max_leaf_nodes={"type": "int", "low": 64, "high": 1024, "log": True},
-        class_weight={"type": "categorical", "choices": ["none", "balanced_subsample"]},
-    ),
+    "extra_trees": _space(**_FOREST_RANGES),
+    "random_forest": _space(**_FOREST_RANGES),
     "logreg": _space(
         C={"type": "float", "low": 1e-3, "high": 100.0, "log": True},
         penalty={"type": "categorical", "choices": ["l1", "l2"]},

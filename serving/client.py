@@ -24,11 +24,12 @@ import pandas as pd
 
 from configs.cli import cli_parser, fail, setup_logging
 from serving.decision import MISSING_CATEGORY, PROBABILITIES_OUTPUT
+from serving.gateway.labels import MAX_LABEL_ROWS
 
 log = logging.getLogger(__name__)
 
 DECISION_OUTPUT = "decision"  # added by the gateway; raw Triton does not decide
-LABELS_PER_REQUEST = 10_000  # the gateway's limit (serving.gateway.labels.MAX_LABEL_ROWS)
+LABELS_PER_REQUEST = MAX_LABEL_ROWS  # the most one labels request may carry
 LABELS_TIMEOUT_S = 30.0
 
 
