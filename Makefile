@@ -40,7 +40,7 @@ endif
 	monitor-up monitor-status monitor-down simulate monitor report retrain test test-fast \
 	shadow canary canary-abort lint format bench-pipeline bench-quality bench-serve bench-edge bench-explain bench-monitor gpu-check mlflow-ui clean \
 	image image-lock k8s-tools k8s-secrets k8s-render deploy tune-distributed bench-tune docs \
-	history init-config clean-store \
+	history init-config clean-store log-retention \
 	typecheck audit hooks
 
 help: ## List the targets
@@ -134,6 +134,10 @@ simulate: $(STAMP) ## Replay PROJECT's later (drifted) traffic through the gatew
 
 monitor: $(STAMP) ## Drift, quality and Evidently reports per window -> reports/monitoring/, Pushgateway
 	$(BIN)/python -m monitoring.monitor --project $(PROJECT) --pushgateway $(PUSHGATEWAY)
+
+log-retention: $(STAMP) ## Delete inference-log days older than KEEP_DAYS (90), every model; DRY_RUN=1 lists them only
+	$(BIN)/python -m serving.log_retention --log-root $(LOG_ROOT) --keep-days $(or $(KEEP_DAYS),90) \
+		$(if $(DRY_RUN),--dry-run)
 
 shadow: $(STAMP) ## Decide on PROJECT's shadow challenger from live paired rows: promote (compare-and-swap) or keep it in shadow; record in reports/shadow/
 	$(BIN)/python -m monitoring.shadow promote --project $(PROJECT) --repo $(TRITON_REPO) \

@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 REPORTS_ROOT = Path("reports/canary")
 Action = Literal["hold", "step", "promote", "rollback"]
 STATES = ("running", "promoted", "rolled_back")
+# How far the log volume's clock (which stamps its files) may trail this one: the live-quality
+# read takes files written from the canary's start less this.
+CLOCK_SKEW = pd.Timedelta(minutes=10)
 
 
 class CanaryError(UserError, RuntimeError):
@@ -264,14 +267,17 @@ def live_quality(config: ProjectConfig, log_root: Path, rollout: Rollout) -> Qua
     published (by arrival time, so replays that state old event times count), compared."""
     from serving.inference_log import MODEL_VERSION, RECEIVED, read_log
 
-    rows = read_log(log_root, rollout.model)
+    # Only files written since the canary began (less CLOCK_SKEW): on a busy log the
+    # per-minute tick reads the rollout's rows, not the retained months.
+    since = pd.Timestamp(rollout.since)
+    rows = read_log(log_root, rollout.model, written_since=since - CLOCK_SKEW)
     empty = Quality(0, 0, 0, 0, None)
     if rows.empty or TARGET_COLUMN not in rows:
         return empty
     received = pd.to_datetime(rows[RECEIVED], utc=True) if RECEIVED in rows else None
     labelled = rows[rows[TARGET_COLUMN].notna()]
     if received is not None:
-        labelled = labelled[received[labelled.index] >= pd.Timestamp(rollout.since)]
+        labelled = labelled[received[labelled.index] >= since]
     version = labelled[MODEL_VERSION].astype(str)
     sides = []
     for who, threshold in ((rollout.challenger, rollout.thresholds[0]),

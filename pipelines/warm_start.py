@@ -17,7 +17,18 @@ seeds, as a new interpreter would have; what it shares with its siblings is only
 imports built, copy-on-write. Anything the zygote cannot run (another command shape, the
 zygote gone) runs the cold way, as kfp.local does.
 
-    python -m pipelines.warm_start SOCKET [MODULE ...]   # started, stopped by pipelines.run_local
+The imports are staged: the zygote imports what the first components need (`PRELOAD`, about
+5 s here), says it is ready and serves; the rest (`LATE_PRELOAD`, about 8 s) it imports after
+a fork, one module at a time while that child runs, and answers the child as soon as it ends
+(the next module waits for the next fork). So the first steps start early and run beside the
+heavy imports, and a table that fails to load fails in seconds. A child forked before a module
+is in imports it itself, as every child does a module outside the preload.
+
+    python -m pipelines.warm_start SOCKET [MODULE ...] [--late MODULE ...]
+
+started and stopped by pipelines.run_local. MODULEs (default: `PRELOAD`, then `--late`
+`LATE_PRELOAD`) are imported before the zygote is ready; those after `--late`, beside the
+children. An explicit list without `--late` is imported whole before it is ready.
 """
 
 from __future__ import annotations
@@ -34,9 +45,9 @@ from pathlib import Path
 from typing import Any
 
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
-# What (nearly) every component imports before its step runs. skops.io (every step that saves
-# or loads a model) imports torch and every scikit-learn estimator, about 5 s a process. Not
-# optuna, shap, great_expectations or tritonclient: one step each, imported by that step's child.
+# Imported before the zygote is ready: what every component imports before its step, and all
+# the first steps (load-data, validate-data, split-data) need of the ML stack: kfp, pandas,
+# pyarrow, the step modules, MLflow and its SQL store. About 5 s.
 PRELOAD = (
     "kfp.dsl.executor_main",
     "pandas",
@@ -58,6 +69,13 @@ PRELOAD = (
     "mlflow",
     "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.store.model_registry.sqlalchemy_store",
+)
+# Imported beside the first children, in this order (no data step needs them): scikit-learn
+# (about 2 s) and skops.io (every step that saves or loads a model), which imports torch and
+# every scikit-learn estimator (about 6 s; torch, half of it, first, so that a child's answer
+# waits for a shorter import). Not optuna, shap, great_expectations or tritonclient: one step
+# each, imported by that step's child.
+LATE_PRELOAD = (
     "sklearn.pipeline",
     "sklearn.compose",
     "sklearn.impute",
@@ -65,8 +83,10 @@ PRELOAD = (
     "sklearn.linear_model",
     "sklearn.ensemble",
     "sklearn.metrics",
+    "torch",
     "skops.io",
 )
+LATE = "--late"  # on the command line, before the modules imported beside the children
 READY = "warm-start ready"
 _HEADER = 8  # bytes: the length of the JSON request that follows
 
@@ -81,10 +101,12 @@ def preload(modules: tuple[str, ...] | list[str] = PRELOAD) -> None:
         importlib.import_module(name)
 
 
-def serve(path: str) -> dict[str, Any] | None:
+def serve(path: str, late: tuple[str, ...] | list[str] = ()) -> dict[str, Any] | None:
     """Answer requests until the runner closes our stdin (when it stops us, or ends however it
-    ends); returns a request only in a forked child."""
+    ends); returns a request only in a forked child. Imports `late` beside the children."""
     import select
+
+    pending = list(late)
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
@@ -110,8 +132,26 @@ def serve(path: str) -> dict[str, Any] | None:
                 listener.close()
                 return request
             os.close(request["fd"])
-            _, status = os.waitpid(pid, 0)
+            status = _import_beside(pid, pending)
             conn.sendall(str(os.waitstatus_to_exitcode(status)).encode())
+
+
+def _import_beside(pid: int, pending: list[str]) -> int:
+    """Wait for child `pid`, importing the next `pending` modules (taken off the list) while it
+    runs: at least one, then more until it ends. Returns its wait status.
+
+    Here, not in a thread: a fork taken while another thread holds the import lock deadlocks.
+    A module that fails to import is left to the child that needs it, as a cold start would.
+    """
+    import importlib
+
+    while pending:
+        with contextlib.suppress(Exception):
+            importlib.import_module(pending.pop(0))
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+    return os.waitpid(pid, 0)[1]
 
 
 def _receive(conn: socket.socket) -> dict[str, Any] | None:
@@ -165,9 +205,14 @@ def run_component(request: dict[str, Any]) -> int:
 
 
 def zygote_main(argv: list[str] | None = None) -> int:
+    """`SOCKET [MODULE ...] [--late MODULE ...]`: see the module's docstring."""
     args = sys.argv[1:] if argv is None else argv
-    preload(args[1:] or PRELOAD)
-    request = serve(args[0])
+    path, modules = args[0], args[1:] or [*PRELOAD, LATE, *LATE_PRELOAD]
+    late: list[str] = []
+    if LATE in modules:
+        modules, late = modules[: modules.index(LATE)], modules[modules.index(LATE) + 1 :]
+    preload(modules)
+    request = serve(path, late)
     if request is None:
         return 0
     code = run_component(request)
@@ -247,16 +292,18 @@ class Zygote:
         self._ready: bool | None = None  # unknown until the first component asks
 
     @classmethod
-    def start(cls, modules: tuple[str, ...] = ()) -> Zygote:
-        """Start the warm process (importing `modules`, default `PRELOAD`); does not wait.
+    def start(cls, modules: tuple[str, ...] = (), late: tuple[str, ...] = ()) -> Zygote:
+        """Start the warm process; does not wait. It imports `modules` before it is ready and
+        `late` beside the first children (both empty: `PRELOAD`, then `LATE_PRELOAD`).
 
         Started early, it imports while the runner reads the config and opens the MLflow run.
         """
         folder = tempfile.mkdtemp(prefix="kfp-warm-")
         path = os.path.join(folder, "zygote.sock")
         env = {**os.environ, "_KFP_RUNTIME": "true"}
+        argv = [*modules, *([LATE, *late] if late else [])]
         process = subprocess.Popen(  # noqa: S603 - this interpreter, this module, no shell
-            [sys.executable, "-m", "pipelines.warm_start", path, *modules],
+            [sys.executable, "-m", "pipelines.warm_start", path, *argv],
             stdout=subprocess.PIPE,
             stdin=subprocess.PIPE,  # never written; its end (EOF) stops the zygote
             text=True,

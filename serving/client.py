@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from configs.cli import cli_parser, fail, setup_logging
+from configs.cli import UserError, cli_parser, fail, setup_logging
 from serving.decision import MISSING_CATEGORY, PROBABILITIES_OUTPUT
 from serving.gateway.labels import MAX_LABEL_ROWS
 
@@ -31,10 +31,17 @@ log = logging.getLogger(__name__)
 DECISION_OUTPUT = "decision"  # added by the gateway; raw Triton does not decide
 LABELS_PER_REQUEST = MAX_LABEL_ROWS  # the most one labels request may carry
 LABELS_TIMEOUT_S = 30.0
+LABELS_REFUSED_HINTS = {  # what the caller can do when the gateway refuses labels
+    403: "the key is not granted labels: post them with a key that is (python -m "
+    "serving.gateway keys add --name NAME --labels; make simulate API_KEY=...)",
+    409: "this gateway runs --no-log and keeps no inference log to label: restart it with one "
+    "(make serve)",
+}
 
 
-class ClientError(RuntimeError):
-    """The request cannot be built or the server refused it; the message says why."""
+class ClientError(UserError, RuntimeError):
+    """The request cannot be built or the server refused it; the message says why (and `hint`
+    what to do, where the client knows)."""
 
 
 class ModelUnavailableError(ClientError):
@@ -136,7 +143,10 @@ class ModelClient:
             except requests.RequestException as exc:
                 raise ModelUnavailableError(f"labels not sent to {url}: {exc}") from exc
             if answer.status_code != 200:
-                raise ClientError(f"labels refused ({answer.status_code}): {answer.text[:300]}")
+                raise ClientError(
+                    f"labels refused ({answer.status_code}): {answer.text[:300]}",
+                    hint=LABELS_REFUSED_HINTS.get(answer.status_code),
+                )
             written += int(answer.json()["written"])
         return written
 

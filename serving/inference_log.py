@@ -18,12 +18,19 @@ monitor, the retrain loop, the KPI page) reads `predictions/` only and cannot co
 score as served. A shadow row has the served row's id, timestamp and caller, the challenger's
 version, score and decision, `shadow_of` (the version that answered the caller) and
 `traffic` = "shadow"; no features (they are in the served row). `read_shadow` reads them.
+
+Retention (`serving.log_retention`, daily on the cluster) deletes whole day partitions older
+than a number of days: each is first renamed out of the readers' sight (`.expired-...`), then
+removed, so a reader sees a day whole or not at all, and a deletion cut short is finished by the
+next run. A label's day is never earlier than its prediction's, so a kept prediction keeps its
+label.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -49,6 +56,8 @@ UNREADABLE = "_unreadable"  # where a file that cannot be read is set aside
 META_COLUMNS = (REQUEST_ID, TIMESTAMP, MODEL_NAME, MODEL_VERSION, SCORE_COLUMN, DECISION)
 PREDICTIONS, LABELS, SHADOW = "predictions", "labels", "shadow"
 SHADOW_OF, TRAFFIC = "shadow_of", "traffic"  # shadow rows: the version the caller got; "shadow"
+KINDS = (PREDICTIONS, LABELS, SHADOW)
+DAY_PREFIX, EXPIRED_PREFIX = "date=", ".expired-"  # a day partition; one being deleted
 
 
 class InferenceLogError(RuntimeError):
@@ -129,7 +138,9 @@ def write_partitioned(
     stamps = table.column(time_column)
     if not pa.types.is_timestamp(stamps.type):
         stamps = pa.array(pd.to_datetime(stamps.to_pandas(), utc=True))
-    nanoseconds = pc.cast(stamps, pa.int64()).to_numpy(zero_copy_only=False)
+    nanoseconds = pc.cast(  # whatever the unit stated (pandas keeps a parsed string's seconds)
+        pc.cast(stamps, pa.timestamp("ns", tz=stamps.type.tz)), pa.int64()
+    ).to_numpy(zero_copy_only=False)
     day_numbers = nanoseconds // 86_400_000_000_000
     staged: list[tuple[Path, Path, np.ndarray]] = []
     published: list[Path] = []
@@ -189,17 +200,21 @@ def read_log(
     model: str,
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
+    *,
+    written_since: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Predictions of `model` in [start, end) with their label (NaN until it arrives).
 
-    Only day partitions that can hold rows of the range are read. The latest label of an id
-    wins.
+    Only day partitions that can hold rows of the range are read; with `written_since`, only
+    the files (predictions and labels) written from then on, by their modification time (a
+    published file is never modified): rows that arrived since then, whatever event time they
+    state, for a reader of recent arrivals only. The latest label of an id wins.
     """
     folder = Path(root) / model
-    predictions = _read_range(folder / PREDICTIONS, start, end)
+    predictions = _read_range(folder / PREDICTIONS, start, end, written_since)
     if predictions.empty:
         return predictions
-    labels = _read_kind(folder / LABELS, None, None)
+    labels = _read_kind(folder / LABELS, None, None, written_since)
     if labels.empty:
         return predictions.assign(**{TARGET_COLUMN: np.nan})
     latest = labels.sort_values(LABEL_TIMESTAMP).drop_duplicates(REQUEST_ID, keep="last")
@@ -221,9 +236,14 @@ def read_shadow(
     return rows.sort_values(TIMESTAMP, kind="stable").reset_index(drop=True)
 
 
-def _read_range(folder: Path, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
+def _read_range(
+    folder: Path,
+    start: pd.Timestamp | None,
+    end: pd.Timestamp | None,
+    written_since: pd.Timestamp | None = None,
+) -> pd.DataFrame:
     """The rows of one kind under `folder` with a timestamp in [start, end), times as UTC."""
-    rows = _read_kind(folder, start, end)
+    rows = _read_kind(folder, start, end, written_since)
     if rows.empty:
         return rows
     stamps = pd.to_datetime(rows[TIMESTAMP], utc=True)
@@ -235,25 +255,43 @@ def _read_range(folder: Path, start: pd.Timestamp | None, end: pd.Timestamp | No
     return rows[keep].assign(**{TIMESTAMP: stamps[keep]})
 
 
-def _read_kind(folder: Path, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
+def _read_kind(
+    folder: Path,
+    start: pd.Timestamp | None,
+    end: pd.Timestamp | None,
+    written_since: pd.Timestamp | None = None,
+) -> pd.DataFrame:
     first = _utc(start).strftime("%Y-%m-%d") if start is not None else ""
     last = _utc(end).strftime("%Y-%m-%d") if end is not None else "9999"
     files = [
         path
-        for day in sorted(folder.glob("date=*"))
-        if first <= day.name.removeprefix("date=") <= last
+        for day in sorted(folder.glob(f"{DAY_PREFIX}*"))
+        if first <= day.name.removeprefix(DAY_PREFIX) <= last
         for path in sorted(day.glob("part-*.parquet"))
     ]
+    if written_since is not None:
+        files = [path for path in files if _written_since(path, _utc(written_since).timestamp())]
     frames = [frame for frame in map(_read_or_set_aside, files) if frame is not None]
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)
 
 
+def _written_since(path: Path, epoch_s: float) -> bool:
+    try:
+        return path.stat().st_mtime >= epoch_s
+    except FileNotFoundError:  # its day expired since the listing
+        return False
+
+
 def _read_or_set_aside(path: Path) -> pd.DataFrame | None:
-    """One log file, or None after moving an unreadable one to `<model>/_unreadable/`."""
+    """One log file, or None after moving an unreadable one to `<model>/_unreadable/`; None for
+    a file gone since it was listed (its day expired meanwhile)."""
     try:
         return pd.read_parquet(path)
+    except FileNotFoundError:
+        log.info("inference log: %s was removed while being read (retention)", path)
+        return None
     except Exception as exc:  # noqa: BLE001 - any corrupt file: set aside, report, read the rest
         kind_folder = path.parent.parent
         aside = kind_folder.parent / UNREADABLE / kind_folder.name / path.parent.name / path.name
@@ -265,6 +303,48 @@ def _read_or_set_aside(path: Path) -> pd.DataFrame | None:
             where = f"left in place ({move_error})"
         log.error("inference log: unreadable file %s skipped, %s: %s", path, where, exc)
         return None
+
+
+def expired_days(root: Path, keep_days: int, today: pd.Timestamp) -> list[Path]:
+    """The day partitions of every model and kind under `root` (those set aside as unreadable
+    included) older than the last `keep_days` days up to `today` (UTC), oldest first."""
+    if keep_days < 1:
+        raise ValueError(f"keep_days must be at least 1, got {keep_days}")
+    cutoff = (_utc(today).normalize() - pd.Timedelta(days=keep_days - 1)).strftime("%Y-%m-%d")
+    days = [
+        day
+        for folder in _kind_folders(root)
+        for day in folder.glob(f"{DAY_PREFIX}*")
+        if day.is_dir() and day.name.removeprefix(DAY_PREFIX) < cutoff
+    ]
+    return sorted(days, key=lambda day: (day.name, str(day)))
+
+
+def delete_day(day: Path) -> None:
+    """Delete one day partition: renamed out of readers' sight first, then removed."""
+    hidden = day.with_name(f"{EXPIRED_PREFIX}{day.name}-{uuid.uuid4().hex}")
+    os.replace(day, hidden)
+    fsync_dir(day.parent)
+    shutil.rmtree(hidden)
+
+
+def unfinished_deletions(root: Path) -> list[Path]:
+    """Partitions that a cut-short `delete_day` renamed but did not remove."""
+    return sorted(
+        path for folder in _kind_folders(root) for path in folder.glob(f"{EXPIRED_PREFIX}*")
+    )
+
+
+def _kind_folders(root: Path) -> list[Path]:
+    """`<model>/<kind>` and `<model>/_unreadable/<kind>` folders under `root` that exist."""
+    return [
+        folder / kind
+        for model in sorted(Path(root).iterdir())
+        if model.is_dir() and not model.is_symlink()
+        for folder in (model, model / UNREADABLE)
+        for kind in KINDS
+        if (folder / kind).is_dir()
+    ]
 
 
 def _utc(stamp: pd.Timestamp) -> pd.Timestamp:

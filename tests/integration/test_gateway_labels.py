@@ -158,6 +158,13 @@ def test_a_gateway_without_the_log_refuses_labels_with_409(stack):
     assert answer.status_code == 409, answer.text
     assert "--no-log" in answer.json()["error"] and answer.json()["rule"] == "log_disabled"
     assert not Path(stack.unlogged.log_root).exists()
+    from serving.client import ClientError, ModelClient
+
+    client = ModelClient(NAME, stack.unlogged.url)
+    with pytest.raises(ClientError, match="labels refused \\(409\\)") as refused:
+        client.send_labels(["a"], [1])
+    assert "--no-log" in refused.value.hint and "make serve" in refused.value.hint
+    client.close()
 
 
 def test_the_client_posts_labels_in_chunks_with_a_key_granted_them(stack, monkeypatch):
@@ -175,6 +182,9 @@ def test_the_client_posts_labels_in_chunks_with_a_key_granted_them(stack, monkey
     frame = logged(gateway, want=ids).set_index("request_id")
     assert frame.loc[ids, TARGET_COLUMN].tolist() == [1, 0, 1, 0, 1]
     refused = client_module.ModelClient(NAME, gateway.url, api_key=stack.app_key)
-    with pytest.raises(client_module.ClientError, match="labels refused \\(403\\).*'app' may not"):
+    with pytest.raises(
+        client_module.ClientError, match="labels refused \\(403\\).*'app' may not"
+    ) as no:
         refused.send_labels(ids[:1], [1])
+    assert "--labels" in no.value.hint  # the remedy, which the simulator prints
     refused.close()

@@ -46,6 +46,7 @@ CLI_MODULES = (
     "serving.deploy",
     "serving.gateway.cli",
     "serving.launcher",
+    "serving.log_retention",
 )
 
 

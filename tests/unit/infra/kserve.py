@@ -57,7 +57,8 @@ def crd_bytes(path: Path = CRD_FILE) -> bytes:
 
 
 def load_crd(path: Path = CRD_FILE) -> dict:
-    return yaml.safe_load(crd_bytes(path))
+    """The CRD parsed (2 MB of YAML: libyaml's safe loader where PyYAML has it, ~5x faster)."""
+    return yaml.load(crd_bytes(path), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _convert(node: dict) -> dict:

@@ -209,7 +209,7 @@ def test_every_pod_and_container_is_locked_down_and_bounded(rendered, overlay):
     workloads = rendered[overlay].workloads()
     assert {w["metadata"]["name"] for w in workloads} == {
         "postgres", "minio", "mlflow", "inference", "pushgateway", "prometheus", "grafana",
-        "canary-controller", "drift-monitor",
+        "canary-controller", "drift-monitor", "inference-log-retention",
     }  # fmt: skip
     for workload in workloads:
         name = workload["metadata"]["name"]
@@ -522,13 +522,15 @@ def _claim(volume: dict) -> str | None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_serving_replica_and_the_log_readers_share_one_log_claim(rendered, overlay):
     """The gateways write the log and labels to one ReadWriteMany claim; the canary controller
-    and the drift monitor mount the same claim, read-only, where they read them."""
+    and the drift monitor mount the same claim, read-only, where they read them; the retention
+    job mounts it writable, where it deletes expired days."""
     out = rendered[overlay]
     claim = out.get("PersistentVolumeClaim", "inference-log")["spec"]
     assert claim["accessModes"] == ["ReadWriteMany"] and claim["resources"]["requests"]["storage"]
     readers = {}
     crons = [out.get("CronJob", name) for name in ("canary-controller", "drift-monitor")]
-    for workload in (_isvc(rendered, overlay), *crons):
+    retention = out.get("CronJob", "inference-log-retention")
+    for workload in (_isvc(rendered, overlay), *crons, retention):
         pod = pod_spec(workload)
         (volume,) = [v for v in pod["volumes"] if _claim(v) == "inference-log"]
         assert pod["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
@@ -540,7 +542,11 @@ def test_every_serving_replica_and_the_log_readers_share_one_log_claim(rendered,
         "transformer-container": ("/var/lib/inference-log", False),  # the gateway writes
         "canary-controller": ("/var/lib/inference-log", True),
         "drift-monitor": ("/var/lib/inference-log", True),
+        "inference-log-retention": ("/var/lib/inference-log", False),  # deletes old days
     }
+    users = {w["metadata"]["name"] for w in out.workloads()
+             if "inference-log" in {_claim(v) for v in pod_spec(w).get("volumes", [])}}  # fmt: skip
+    assert users == {"inference", "canary-controller", "drift-monitor", "inference-log-retention"}
     for cron in crons:
         assert {"name": "inference-log", "persistentVolumeClaim": {"claimName": "inference-log",
                 "readOnly": True}} in pod_spec(cron)["volumes"]  # fmt: skip
@@ -572,6 +578,37 @@ def test_the_canary_controllers_flags_are_the_clis(capsys):
     usage = capsys.readouterr().out
     flags = [a for a in container["args"] if a.startswith("--")]
     assert flags and [f for f in flags if f not in usage] == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_log_is_pruned_nightly_by_a_job_with_no_network(rendered, overlay):
+    """A CronJob runs `python -m serving.log_retention` once a day over the gateways' log root,
+    with arguments the CLI parses, and no network policy lets it reach or be reached by
+    anything (it needs only the claim)."""
+    from serving import log_retention
+
+    out = rendered[overlay]
+    cron = out.get("CronJob", "inference-log-retention")
+    minute, hour, *every = cron["spec"]["schedule"].split()
+    assert 0 <= int(minute) < 60 and 0 <= int(hour) < 24 and every == ["*", "*", "*"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = pod_spec(cron)
+    (container,) = pod["containers"]
+    assert container["image"] == PIPELINE_IMAGE_DEFAULT
+    assert container["command"] == ["python", "-m", "serving.log_retention"]
+    args = log_retention._parser().parse_args(container["args"])
+    assert str(args.log_root) == str(_gateway_args(_containers(rendered, overlay)[1]).log_root)
+    assert args.keep_days >= 30 and not args.dry_run and args.today is None
+    assert _mounted_claim(pod, container, str(args.log_root)) == ("inference-log", False)
+    name = cron["metadata"]["name"]
+    assert pod["automountServiceAccountToken"] is False and not _env(container).keys() - {"HOME"}
+    for policy in [o for o in out.objects if o["kind"] == "NetworkPolicy"]:
+        spec = policy["spec"]
+        selected = spec["podSelector"].get("matchLabels", {})
+        assert selected.get("app.kubernetes.io/name") != name, policy["metadata"]["name"]
+        peers = [peer for rule in spec.get("ingress", []) + spec.get("egress", [])
+                 for peer in rule.get("from", []) + rule.get("to", [])]  # fmt: skip
+        assert name not in json.dumps(peers), policy["metadata"]["name"]
 
 
 # --- the drift monitor ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from monitoring.canary import (
     Traffic,
     canary_samples,
     decide,
+    live_quality,
     record,
 )
 from monitoring.contract import CANARY_METRICS
@@ -142,3 +143,47 @@ def test_a_record_and_its_gauges(config):
     assert {s.name for s in samples} == set(CANARY_METRICS)
     states = {s.labels["state"]: s.value for s in samples if s.name == "mlops_canary_state"}
     assert states == {"running": 0.0, "promoted": 0.0, "rolled_back": 1.0}
+
+
+def test_live_quality_reads_only_what_arrived_since_the_canary_began(config, tmp_path):
+    """The per-minute tick reads only the log files written since the canary began: older files
+    (here also a corrupt one, which a read would set aside as unreadable) are not opened; the
+    rows and late labels that arrived since are all counted, per arm."""
+    import os
+
+    import pandas as pd
+
+    from serving.inference_log import (
+        RECEIVED,
+        label_frame,
+        prediction_frame,
+        write_labels,
+        write_predictions,
+    )
+
+    def rows(version: str, ids: list[str], received: datetime) -> pd.DataFrame:
+        n = len(ids)
+        return prediction_frame(
+            model="m", version=version, features=pd.DataFrame({"amount": np.ones(n)}),
+            scores=np.linspace(0.1, 0.9, n), decisions=np.zeros(n, dtype=int),
+            request_ids=ids, timestamps=[received - timedelta(days=30)] * n,  # a replay
+        ).assign(**{RECEIVED: pd.Timestamp(received)})  # fmt: skip
+
+    now = datetime.now(UTC)
+    rollout = Rollout("m", "1", "2", 0, 0.1, now - timedelta(minutes=5), now, (0.5, 0.5))
+    before = now - timedelta(days=2)
+    write_predictions(tmp_path, "m", rows("1", ["old-a", "old-b"], before))
+    write_labels(tmp_path, "m", label_frame(["old-a", "old-b"], [1, 0], pd.Timestamp(before)))
+    corrupt = tmp_path / "m" / "predictions" / "date=2026-01-01" / "part-corrupt.parquet"
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_bytes(b"not parquet")
+    for path in (tmp_path / "m").rglob("part-*.parquet"):
+        os.utime(path, (before.timestamp(), before.timestamp()))
+    write_predictions(tmp_path, "m", rows("2", ["c1", "c2", "c3"], now))
+    write_predictions(tmp_path, "m", rows("1", ["h1", "h2"], now))
+    write_labels(tmp_path, "m", label_frame(["c1", "c2", "c3", "h1", "h2"], [1, 0, 1, 0, 1]))
+
+    quality = live_quality(config, tmp_path, rollout)
+    assert (quality.canary_rows, quality.canary_positives) == (3, 2)
+    assert (quality.champion_rows, quality.champion_positives) == (2, 1)
+    assert corrupt.exists()  # never opened, so not set aside

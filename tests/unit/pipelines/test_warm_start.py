@@ -8,7 +8,7 @@ from kfp import dsl, local
 from kfp.local.subprocess_task_handler import replace_python_executable
 
 from pipelines import components
-from pipelines.warm_start import component_args, warm_components
+from pipelines.warm_start import Zygote, component_args, warm_components
 
 LIGHT = ("kfp.dsl.executor_main",)  # what the zygote imports here: enough, and quick
 
@@ -122,3 +122,22 @@ def test_a_zygote_that_cannot_import_leaves_every_component_cold(runner, tmp_pat
         pid, cwd, env, _ = where(marker="x").output.split()
         assert zygote is not None and not zygote.ready()
     assert (cwd, env) == (str(tmp_path), "cold") and int(pid) != os.getpid()
+
+
+@dsl.component(base_image="python:3.11")
+def imported(names: str) -> str:
+    import sys
+
+    return " ".join(name for name in names.split() if name in sys.modules)
+
+
+def test_late_modules_are_imported_beside_the_first_children_not_before(runner):
+    # The zygote is ready before it imports these; after each fork, while that child runs, it
+    # imports at least the next one (one that fails is skipped): the first child has none of
+    # them, the third has colorsys. Imported before it is ready, the first child would have it.
+    late = ("no_such_module_here", "colorsys")
+    with warm_components(zygote=Zygote.start(LIGHT, late=late)) as zygote:
+        assert zygote is not None
+        seen = [imported(names="colorsys no_such_module_here").output for _ in range(3)]
+        assert zygote.ready()
+    assert seen[0] == "" and seen[2] == "colorsys"

@@ -78,3 +78,29 @@ def test_defaults_are_fresh_ids_and_now():
                              scores=[0.1, 0.9], decisions=[0, 1])  # fmt: skip
     assert frame["request_id"].is_unique
     assert (pd.Timestamp.now(tz="UTC") - frame["timestamp"].max()) < pd.Timedelta(minutes=1)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_rows_land_on_their_day_whatever_the_timestamps_unit(tmp_path, unit):
+    arrived = pd.Timestamp("2026-07-04 23:59:59", tz="UTC").as_unit(unit)
+    write_labels(tmp_path, MODEL, label_frame(["r1"], [1], arrived))
+    assert [p.name for p in (tmp_path / MODEL / "labels").iterdir()] == ["date=2026-07-04"]
+
+
+def test_written_since_reads_only_files_written_from_then_on(tmp_path):
+    import os
+
+    write_predictions(tmp_path, MODEL, predictions())
+    write_labels(tmp_path, MODEL, label_frame(["r1"], [1]))
+    old = pd.Timestamp("2026-07-05", tz="UTC").timestamp()
+    for path in (tmp_path / MODEL).rglob("part-*.parquet"):
+        os.utime(path, (old, old))
+    write_predictions(tmp_path, MODEL, predictions(2, start="2026-07-01 01:00").assign(
+        request_id=["n0", "n1"]))  # fmt: skip
+    write_labels(tmp_path, MODEL, label_frame(["n1", "r2"], [1, 0]))
+    since = pd.Timestamp("2026-07-06", tz="UTC")
+    recent = read_log(tmp_path, MODEL, written_since=since)
+    assert recent.set_index("request_id")["label"].to_dict() == pytest.approx(
+        {"n0": np.nan, "n1": 1.0}, nan_ok=True
+    )
+    assert len(read_log(tmp_path, MODEL)) == 8  # everything, without it
