@@ -56,11 +56,17 @@ def check_columns(frame: pd.DataFrame, config: ProjectConfig) -> None:
 
 
 def normalise_category(values: pd.Series, aliases: dict[str, str] | None = None) -> pd.Series:
-    """Lower-case, strip, join words with '_' and apply aliases; missing stays missing."""
-    text = values.astype("string").str.strip().str.lower().str.replace(r"[\s\-]+", "_", regex=True)
+    """Lower-case, strip, join words with '_' and apply aliases; missing stays missing.
+
+    Each distinct value is normalised once (a category column has few), then mapped back.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = pd.Series(uniques, dtype="string").str.strip().str.lower()
+    text = text.str.replace(r"[\s\-]+", "_", regex=True)
     if aliases:
         text = text.replace(aliases)
-    return text.astype(object).where(text.notna(), np.nan)
+    normalised = np.append(text.astype(object).where(text.notna(), np.nan).to_numpy(), np.nan)
+    return pd.Series(normalised[codes], index=values.index, name=values.name, dtype=object)
 
 
 def clean_rows(frame: pd.DataFrame, config: ProjectConfig) -> CleanResult:
@@ -81,24 +87,23 @@ def clean_rows(frame: pd.DataFrame, config: ProjectConfig) -> CleanResult:
     out = deduped.copy()
     reasons = pd.Series("", index=out.index, dtype=object)
 
-    def flag(mask: pd.Series, message: pd.Series | str) -> None:
-        nonlocal reasons
-        reasons = reasons.where(~mask, reasons + message + "; ")
+    def flag(mask: pd.Series, text: str, values: pd.Series | None = None) -> None:
+        """Append `text`, and each flagged row's value in brackets when `values` are given, to
+        the flagged rows' reasons (built for those rows only)."""
+        if mask.any():
+            shown = text if values is None else text + " (" + values[mask].astype(str) + ")"
+            reasons[mask] = reasons[mask] + shown + "; "
 
     for column in config.numeric_features:
         parsed, repaired, bad = parse_numbers(out[column])
         repairs[f"{column}: number parsed from text"] = int(repaired.sum())
-        flag(bad, f"{column}: not a number (" + out[column].astype(str) + ")")
+        flag(bad, f"{column}: not a number", out[column])
         out[column] = parsed
         rule = config.contract.columns.get(column)
         if rule is not None and rule.min is not None:
-            flag(
-                parsed < rule.min, f"{column}: below min {rule.min:g} (" + parsed.astype(str) + ")"
-            )
+            flag(parsed < rule.min, f"{column}: below min {rule.min:g}", parsed)
         if rule is not None and rule.max is not None:
-            flag(
-                parsed > rule.max, f"{column}: above max {rule.max:g} (" + parsed.astype(str) + ")"
-            )
+            flag(parsed > rule.max, f"{column}: above max {rule.max:g}", parsed)
 
     for column in config.categorical_features:
         rule = config.contract.columns.get(column)
@@ -108,7 +113,7 @@ def clean_rows(frame: pd.DataFrame, config: ProjectConfig) -> CleanResult:
         out[column] = normalised
         if rule is not None and rule.categories is not None:
             unknown = normalised.notna() & ~normalised.isin(rule.categories)
-            flag(unknown, f"{column}: unknown category (" + normalised.astype(str) + ")")
+            flag(unknown, f"{column}: unknown category", normalised)
 
     target, target_bad = _binary_target(out[config.target], config)
     flag(target_bad, f"{config.target}: missing target")

@@ -27,7 +27,11 @@ fails only when every window failed. State files are replaced atomically.
 Each run is incremental: a window whose rows, labels and project config are what its last
 `summary.json` was computed from (its `basis`, a hash of them) is taken from that summary, not
 assessed again (`--recompute` assesses every window). A window that gained rows or late labels
-since, or any window after a config change, is assessed again.
+since, or any window after a config change, is assessed again. `--lookback 14D` reads only the
+windows of the last 14 days (from the start of the window that holds that time, so no window
+is cut): a scheduled run then reads what can still change, not the whole retained log; older
+windows keep their summaries and their place in `history.json`. Choose it longer than labels
+take to arrive.
 """
 
 from __future__ import annotations
@@ -163,6 +167,17 @@ def _fixed(length: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def lookback_start(now: pd.Timestamp, lookback: pd.Timedelta, length: str) -> pd.Timestamp:
+    """The start of the window (of `length`, as `windows` cuts them) that holds `now - lookback`:
+    reading from there, every window is read whole."""
+    moment = pd.Timestamp(now)
+    moment = (moment.tz_localize("UTC") if moment.tzinfo is None else moment) - lookback
+    if _fixed(length):
+        return moment.floor(length)
+    naive = pd.Series([moment.tz_convert("UTC").tz_localize(None)])
+    return naive.dt.to_period(length).dt.start_time.iloc[0].tz_localize("UTC")
 
 
 def _period_starts(frame: pd.DataFrame, length: str) -> pd.Series:
@@ -678,7 +693,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--project", default="fraud", help="config name or YAML path")
     parser.add_argument("--log-path", type=Path, help="inference log root (monitoring.log_path)")
-    parser.add_argument("--since", type=pd.Timestamp, help="only windows from this time on")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--since", type=pd.Timestamp, help="only windows from this time on")
+    start.add_argument(
+        "--lookback",
+        type=pd.Timedelta,
+        help="only the windows of this long before now, e.g. 14D (longer than labels take)",
+    )
     parser.add_argument("--out", type=Path, default=REPORTS_ROOT, help="report folder root")
     parser.add_argument("--pushgateway", help="Pushgateway URL, e.g. http://127.0.0.1:9091")
     parser.add_argument(
@@ -692,8 +713,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(project)
         configure_tracking(Path.cwd())
+        since = args.since
+        if args.lookback is not None:
+            since = lookback_start(pd.Timestamp.now(tz="UTC"), args.lookback,
+                                   config.monitoring.window)  # fmt: skip
         reports = run_monitor(config, log_root=args.log_path, out_root=args.out,
-                              since=args.since, pushgateway=args.pushgateway,
+                              since=since, pushgateway=args.pushgateway,
                               recompute=args.recompute)  # fmt: skip
     except MonitorError as exc:  # no traffic (or too little) logged, or every window failed
         return fail(exc, f"make simulate PROJECT={project} (with the model served: make serve "

@@ -15,6 +15,7 @@ import stat
 import subprocess
 from importlib import metadata
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -666,8 +667,13 @@ def test_the_drift_monitor_runs_hourly_on_the_shared_log_and_keeps_its_reports(r
         "--project": canary["--project"],  # the served project (the canary test checks it)
         "--log-path": log_root,
         "--out": flags["--out"],
+        "--lookback": flags["--lookback"],
         "--pushgateway": f"http://pushgateway.mlops.svc.cluster.local:{port}",
     }
+    # It reads what can still change: a week at least (late labels), within the retention.
+    retention = pod_spec(out.get("CronJob", "inference-log-retention"))["containers"][0]["args"]
+    keep_days = int(dict(zip(retention[::2], retention[1::2], strict=True))["--keep-days"])
+    assert pd.Timedelta(days=7) <= pd.Timedelta(flags["--lookback"]) < pd.Timedelta(days=keep_days)
     assert _mounted_claim(pod, container, flags["--log-path"]) == ("inference-log", True)
     assert _mounted_claim(pod, container, flags["--out"]) == ("monitor-reports", False)
     claim = out.get("PersistentVolumeClaim", "monitor-reports")["spec"]

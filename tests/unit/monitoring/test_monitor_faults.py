@@ -307,3 +307,43 @@ def test_a_window_is_assessed_again_only_when_its_rows_labels_or_config_changed(
     assert monitor.previous_report(folder, "another basis", evidently=False) is None
     (folder / monitor.SUMMARY_FILE).write_text("{not json")
     assert monitor.previous_report(folder, basis, evidently=False) is None
+
+
+@pytest.mark.parametrize(
+    ("length", "start"),
+    [
+        ("1D", "2026-07-01 00:00"),  # 07-01 10:30 lies in the day from midnight
+        ("6h", "2026-07-01 06:00"),
+        ("W", "2026-06-29 00:00"),  # the calendar week (Monday) that holds 07-01
+    ],
+)
+def test_a_lookback_starts_where_the_window_holding_it_starts(length, start):
+    now = pd.Timestamp("2026-07-15 10:30", tz="UTC")
+    begun = monitor.lookback_start(now, pd.Timedelta("14D"), length)
+    assert begun == pd.Timestamp(start, tz="UTC")
+    rows = pd.DataFrame({"timestamp": [now - pd.Timedelta("14D")], "model_version": ["1"]})
+    ((window, _, _),) = monitor.windows(rows, length)
+    assert window == begun  # the very window `windows` cuts: read whole, never cut
+
+
+def test_a_lookback_reads_recent_windows_and_keeps_older_ones_in_history(
+    registered, tmp_path, monkeypatch
+):
+    cfg = registered
+    monkeypatch.chdir(tmp_path)
+    root, out = tmp_path / "log", tmp_path / "reports"
+    for day, seed in (("2026-07-01", 1), ("2026-07-02", 2), ("2026-07-03", 3)):
+        log_day(cfg, root, day, "1", frame(cfg, DAY, seed=seed))
+
+    def run(since=None) -> list[monitor.WindowReport]:
+        return monitor.run_monitor(cfg, log_root=root, out_root=out, evidently=False, since=since)
+
+    assert [r.start[:10] for r in run()] == ["2026-07-01", "2026-07-02", "2026-07-03"]
+    since = monitor.lookback_start(
+        pd.Timestamp("2026-07-03 10:00", tz="UTC"), pd.Timedelta("30h"), "1D"
+    )
+    assert [r.start[:10] for r in run(since)] == ["2026-07-02", "2026-07-03"]
+    history = json.loads((out / cfg.name / monitor.HISTORY_FILE).read_text())
+    assert [w["start"][:10] for w in history] == ["2026-07-01", "2026-07-02", "2026-07-03"]
+    with pytest.raises(SystemExit):  # one start or the other
+        monitor.main(["--since", "2026-07-01", "--lookback", "2D"])
