@@ -129,7 +129,7 @@ class _Version:
 
 def windows(frame: pd.DataFrame, length: str) -> Iterator[tuple[pd.Timestamp, str, pd.DataFrame]]:
     """(window start, served version, rows) in time order."""
-    starts = frame[TIMESTAMP].dt.floor(length) if _fixed(length) else _period_starts(frame, length)
+    starts = window_starts(frame[TIMESTAMP], length)
     for (start, version), rows in frame.groupby([starts, frame[MODEL_VERSION]], sort=True):
         yield cast(pd.Timestamp, start), str(version), rows  # keys of a datetime column
 
@@ -170,18 +170,19 @@ def _fixed(length: str) -> bool:
 
 
 def lookback_start(now: pd.Timestamp, lookback: pd.Timedelta, length: str) -> pd.Timestamp:
-    """The start of the window (of `length`, as `windows` cuts them) that holds `now - lookback`:
-    reading from there, every window is read whole."""
+    """The start of the window that holds `now - lookback`: reading from there, every window
+    is read whole."""
     moment = pd.Timestamp(now)
     moment = (moment.tz_localize("UTC") if moment.tzinfo is None else moment) - lookback
+    return window_starts(pd.Series([moment]), length).iloc[0]
+
+
+def window_starts(stamps: pd.Series, length: str) -> pd.Series:
+    """The start of the window (of `length`: a fixed span, floored, or a calendar period) that
+    holds each UTC time in `stamps`."""
     if _fixed(length):
-        return moment.floor(length)
-    naive = pd.Series([moment.tz_convert("UTC").tz_localize(None)])
-    return naive.dt.to_period(length).dt.start_time.iloc[0].tz_localize("UTC")
-
-
-def _period_starts(frame: pd.DataFrame, length: str) -> pd.Series:
-    naive = frame[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None)
+        return stamps.dt.floor(length)
+    naive = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
     return naive.dt.to_period(length).dt.start_time.dt.tz_localize("UTC")
 
 

@@ -270,7 +270,8 @@ def _read_kind(
         for path in sorted(day.glob("part-*.parquet"))
     ]
     if written_since is not None:
-        files = [path for path in files if _written_since(path, _utc(written_since).timestamp())]
+        epoch_s = _utc(written_since).timestamp()
+        files = [path for path in files if _written_since(path, epoch_s)]
     frames = [frame for frame in map(_read_or_set_aside, files) if frame is not None]
     if not frames:
         return pd.DataFrame()

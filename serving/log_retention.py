@@ -10,7 +10,7 @@ controller may run meanwhile; a run cut short is finished by the next.
 from __future__ import annotations
 
 import argparse
-import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,19 +19,17 @@ import pandas as pd
 from configs.cli import cli_parser, fail, setup_logging
 from serving.inference_log import delete_day, expired_days, unfinished_deletions
 
-log = logging.getLogger(__name__)
-
 
 def apply_retention(
     root: Path, keep_days: int, today: pd.Timestamp, *, dry_run: bool = False
 ) -> list[Path]:
     """Delete (or with `dry_run`, only list) the expired days under `root`; returns them.
 
-    Leftovers of a cut-short run are removed first (not listed).
+    Leftovers of a cut-short run (already out of readers' sight) are removed first, not listed.
     """
     if not dry_run:
         for leftover in unfinished_deletions(root):
-            delete_day(leftover)
+            shutil.rmtree(leftover)
     days = expired_days(root, keep_days, today)
     if not dry_run:
         for day in days:
