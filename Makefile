@@ -17,6 +17,8 @@ TRITON_HTTP_PORT ?= 8010
 TRITON_GRPC_PORT ?= 8011
 METRICS_PORT ?= 8002
 LOG_ROOT     ?= local_outputs/inference_log
+# make test's pytest-xdist processes (a test file stays on one); 0: in one process
+TEST_WORKERS ?= 2
 # Share of requests `make serve` mirrors to a shadow challenger: PROJECT's serving.shadow_share
 SHADOW_SHARE ?= $(shell $(VENV)/bin/python -c "from configs import load_config; print(load_config('$(PROJECT)').serving.shadow_share)" 2>/dev/null || echo 0)
 BIN     := $(VENV)/bin
@@ -192,8 +194,8 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint typecheck triton-env system-deps k8s-tools ## Lint, type check, then the whole test suite with coverage (fails under 85%)
-	$(BIN)/python -m pytest --cov --cov-report=term-missing --cov-report=xml
+test: lint typecheck triton-env system-deps k8s-tools ## Lint, type check, then the whole test suite with coverage (fails under 85%; TEST_WORKERS=2 processes, 0: one)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term-missing --cov-report=xml
 
 test-fast: $(STAMP) ## Unit tests only, no coverage gate
 	$(BIN)/python -m pytest tests/unit -q

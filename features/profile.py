@@ -11,7 +11,9 @@ are categorical; an integer column with at most `MAX_CODE_VALUES` values that co
 of its range (codes such as 408 / 415 / 510) is categorical, while other integers (0/1 flags,
 counts, 1-10 scores) stay numeric so their order is kept. Excluded, each with a reason:
 id-like, constant, date/time-like and high-cardinality text, single columns that predict the
-target almost perfectly, and near-duplicates of an earlier column.
+target almost perfectly, and near-duplicates of an earlier column. Warned about and kept: a
+column almost strong enough to be a leak, and an id-named column whose values repeat (rows of
+one entity that a random split shares between train and test).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ MAX_CATEGORIES = 100  # text with more distinct values is free text or an identi
 MIN_ROWS_PER_CATEGORY = 10  # text with fewer rows per value on average is too sparse to learn
 MIN_NUMERIC_SHARE = 0.95  # text whose values are plain numbers at least this often is numeric
 LEAK_AUC = 0.99  # a single column with a higher ROC-AUC on its own likely leaks the target
+LEAK_REVIEW_AUC = 0.97  # above this (and up to LEAK_AUC) the column is kept with a warning
 DUPLICATE_CORR = 0.99  # |Pearson correlation| above which two numeric columns are duplicates
 MAX_DUPLICATE_VALUES = 50  # one-to-one value maps are checked between columns this small
 MIN_CLASS_ROWS = 10  # fewer rows of a class cannot be split into train / valid / test
@@ -188,7 +191,7 @@ def profile_table(
         if numbers is not None:
             parsed_numbers[column], unparsable[column] = numbers
 
-    kept, dropped = _screen(candidates, frame, parsed_numbers, y, _sample(known, seed))
+    kept, dropped = _screen(candidates, frame, parsed_numbers, y, _sample(known, seed), notes)
     excluded.extend(dropped)
     if not kept:
         reasons = "; ".join(f"'{e.column}' {e.reason}" for e in excluded) or "none"
@@ -213,6 +216,8 @@ def profile_table(
         )
     used = [c.name for c in kept] + [target, *filter(None, [time_column])]
     id_column, repeats, bad_ids = _row_ids(frame, used, id_column, excluded, notes)
+    if time_column is None:
+        notes.extend(_shared_entity_notes(frame, excluded))
     bad_rows = (bad_rows | bad_ids) & ~repeats  # the contract drops repeats before it checks
     order = {c: i for i, c in enumerate(columns)}
     return TableProfile(
@@ -277,6 +282,22 @@ def _row_ids(
                 "those rows are quarantined"
             )
     return id_column, repeats, bad_ids
+
+
+def _shared_entity_notes(frame: pd.DataFrame, excluded: list[Exclusion]) -> list[str]:
+    """A note for each id-named column whose values repeat: rows of one entity (a patient, a
+    customer) that a random split would put on both sides, flattering the test score."""
+    notes = []
+    for column in (e.column for e in excluded if e.kind == "id"):
+        ids = frame[column].dropna()
+        entities = ids.nunique()
+        if 1 < entities < len(ids):
+            notes.append(
+                f"'{column}' repeats ({entities:,} values on {len(ids):,} rows): if it names an "
+                "entity, a random split puts the same entity in train and test and the test "
+                "score flatters the model; keep one row per entity or split by time (--time)"
+            )
+    return notes
 
 
 # -- target ----------------------------------------------------------------------------------
@@ -377,7 +398,7 @@ def _typed_label(labels: pd.Series, value: object) -> str | int:
         number = float(value)  # type: ignore[arg-type]
         if not number.is_integer():
             raise ProfileError(
-                f"target '{labels.name}' has a non-integer class {value!r}; "
+                f"target '{labels.name}' has a non-integer class {number:g}; "
                 "the positive label must be a whole number or text",
                 hint="map the target to 0/1 or yes/no first",
             )
@@ -404,7 +425,7 @@ def _column(
     present = values.dropna()
     distinct = present.nunique()
     if distinct <= 1:
-        shown = f"always {present.iloc[0]!r}" if distinct else "always missing"
+        shown = f"always {present.tolist()[0]!r}" if distinct else "always missing"
         return Exclusion(name, "constant", f"is constant ({shown}): it carries no information")
     if _named_like_id(name):
         return Exclusion(name, "id", "is named like an id: an identifier, not a feature")
@@ -511,8 +532,10 @@ def _screen(
     parsed: dict[str, pd.Series],
     y: pd.Series,
     rows: pd.Index,
+    notes: list[str],
 ) -> tuple[list[ColumnProfile], list[Exclusion]]:
-    """Drop target leaks, then later near-duplicates of kept columns (table order)."""
+    """Drop target leaks, then later near-duplicates of kept columns (table order); append a
+    note for each kept column strong enough alone to be a leak worth reviewing."""
     from sklearn.metrics import roc_auc_score
 
     target = y.loc[rows].to_numpy()
@@ -529,16 +552,20 @@ def _screen(
             keys = normalise_category(values).fillna("<missing>")
             score = keys.map(pd.Series(target, index=keys.index).groupby(keys).mean())
         auc = float(roc_auc_score(target, score.to_numpy()))
-        if max(auc, 1.0 - auc) > LEAK_AUC:
-            dropped.append(
-                Exclusion(name, "leak", _leak_reason(values, target, max(auc, 1.0 - auc)))
-            )
+        auc = max(auc, 1.0 - auc)
+        if auc > LEAK_AUC:
+            dropped.append(Exclusion(name, "leak", _leak_reason(values, target, auc)))
             continue
         twin = _twin(name, values, kept, parsed, codes, rows)
         if twin is not None:
             dropped.append(twin)
             continue
         kept.append(column)
+        if auc > LEAK_REVIEW_AUC:
+            notes.append(
+                f"'{name}' predicts the target strongly on its own (ROC-AUC {auc:.4f}); kept, "
+                "but check it is known before the outcome (else exclude it: a leak)"
+            )
         if values.nunique(dropna=False) <= MAX_DUPLICATE_VALUES:
             codes[name] = values.astype(str)
     return kept, dropped

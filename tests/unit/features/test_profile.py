@@ -80,6 +80,33 @@ def test_constant_columns_are_excluded():
     assert excluded(profile_table(frame, "label")) == {"country": "constant", "empty": "constant"}
 
 
+def test_a_constant_is_named_as_the_data_holds_it():
+    profile = profile_table(table().assign(study=np.int64(1), site="a"), "label")
+    reasons = {e.column: e.reason for e in profile.excluded}
+    assert reasons == {
+        "study": "is constant (always 1): it carries no information",
+        "site": "is constant (always 'a'): it carries no information",
+    }
+
+
+def test_an_id_that_repeats_warns_that_a_random_split_shares_entities():
+    frame = table().assign(patient_id=np.arange(ROWS) // 2, row_id=np.arange(ROWS))
+    notes = [n for n in profile_table(frame, "label").notes if "entity" in n]
+    assert notes == [
+        "'patient_id' repeats (200 values on 400 rows): if it names an entity, a random split "
+        "puts the same entity in train and test and the test score flatters the model; keep one "
+        "row per entity or split by time (--time)"
+    ]  # the unique row_id names no entity
+    assert not [n for n in profile_table(frame.assign(at=np.arange(ROWS)), "label",
+                time_column="at", time_unit="s").notes if "entity" in n]  # fmt: skip
+
+
+def test_a_fractional_class_is_refused_by_its_value():
+    frame = table().assign(label=lambda f: f["label"] * 0.5)
+    with pytest.raises(ProfileError, match=r"non-integer class 0.5;"):
+        profile_table(frame, "label", positive_label="0.5")
+
+
 def test_dates_are_excluded_with_a_hint_to_use_them_as_time():
     frame = table()
     stamps = pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(ROWS), unit="h")
@@ -126,6 +153,20 @@ def test_a_column_that_predicts_the_target_alone_is_a_leak():
     reasons = {e.column: e.reason for e in profile.excluded}
     assert "copy of the target" in reasons["outcome"]
     assert "ROC-AUC" in reasons["refund"]
+
+
+def test_a_column_almost_as_strong_as_a_leak_is_kept_with_a_warning():
+    frame = table()  # like a card's spend: none without a card, and little for a few with one
+    positives = np.flatnonzero(frame["label"] == 1)
+    spend = np.where(frame["label"] == 1, np.random.default_rng(5).lognormal(5, 1, ROWS), 0.0)
+    spend[positives[:2]] = 0.0
+    profile = profile_table(frame.assign(spend=spend), "label")
+    auc = 1 - 0.5 * 2 / len(positives)  # the two tied positives score half
+    assert "spend" in profile.numeric and excluded(profile) == {}
+    assert [n for n in profile.notes if "'spend'" in n] == [
+        f"'spend' predicts the target strongly on its own (ROC-AUC {auc:.4f}); kept, but check "
+        "it is known before the outcome (else exclude it: a leak)"
+    ]
 
 
 def test_numbers_stored_as_text_are_numeric_and_junk_is_counted():
