@@ -487,7 +487,11 @@ class ProjectConfig(_Frozen):
     description: str = Field("", description="One line for people.")
     data: DataSource
     target: str = Field(description="The label column.")
-    positive_label: str | int = Field(1, description="The target value that counts as 1.")
+    positive_label: str | int = Field(
+        1,
+        description="The target value that counts as 1 (text labels match whatever their case "
+        "or surrounding spaces).",
+    )
     id_column: str | None = Field(None, description="Unique row id (checked, not a feature).")
     time_column: str | None = Field(None, description="Event time: the split is by time if set.")
     time_unit: Literal["auto", "year", "yyyymmdd", "s", "ms"] = Field(

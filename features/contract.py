@@ -115,8 +115,13 @@ def clean_rows(frame: pd.DataFrame, config: ProjectConfig) -> CleanResult:
             unknown = normalised.notna() & ~normalised.isin(rule.categories)
             flag(unknown, f"{column}: unknown category", normalised)
 
-    target, target_bad = _binary_target(out[config.target], config)
+    raw_target = out[config.target]
+    target, target_bad = binary_target(raw_target, config.positive_label, config.target)
     flag(target_bad, f"{config.target}: missing target")
+    spelled = target_spellings(raw_target)
+    if spelled is not raw_target:  # a text target
+        respelled = (spelled != raw_target.astype("string")).fillna(False)
+        repairs[f"{config.target}: label spelling normalised"] = int(respelled.sum())
     out[config.target] = target
 
     if config.id_column:
@@ -150,22 +155,42 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     return parsed, repaired, failed & parsed.isna()
 
 
-def _binary_target(values: pd.Series, config: ProjectConfig) -> tuple[pd.Series, pd.Series]:
-    """Map the target to 0/1 by `positive_label`; returns (target, missing mask)."""
-    missing = values.isna()
-    classes = sorted(map(str, values[~missing].unique()))
-    if len(classes) > 2:
+def target_spellings(values: pd.Series) -> pd.Series:
+    """The target with each text class written one way: its most frequent spelling, stripped
+    ('No ', 'no' and 'No' are one class, read as 'No'; a blank is missing). Numbers and
+    booleans as they are."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return values
+    text = values.astype("string").str.strip()
+    text = text.mask(text == "")
+    keys = text.str.casefold()
+    common = text.groupby(keys).agg(lambda s: s.value_counts().sort_index().idxmax())
+    return keys.map(common).astype("string")
+
+
+def binary_target(values: pd.Series, label: str | int, target: str) -> tuple[pd.Series, pd.Series]:
+    """Map the target to 0/1 by its positive `label` (text classes read as
+    `target_spellings` reads them, the label matched whatever its case); returns (target,
+    missing mask).
+
+    Raises:
+        ContractError: More than two classes, or none of them is `label`.
+    """
+    classes = target_spellings(values)
+    missing = classes.isna()
+    names = sorted(map(str, classes[~missing].unique()))
+    if len(names) > 2:
         raise ContractError(
-            f"target '{config.target}' must be binary; found {len(classes)} values: {classes[:10]}"
+            f"target '{target}' must be binary; found {len(names)} values: {names[:10]}"
         )
-    label = config.positive_label
-    if pd.api.types.is_numeric_dtype(values) and not isinstance(label, str):
+    if classes is values and not isinstance(label, str):
         positive = values == float(label)
+    elif classes is values:
+        positive = values.astype(str) == label
     else:
-        positive = values.astype(str) == str(label)
-    if classes and not positive.any():
+        positive = (classes.str.casefold() == str(label).strip().casefold()).fillna(False)
+    if names and not positive.any():
         raise ContractError(
-            f"positive_label {label!r} never occurs in target '{config.target}'; "
-            f"its values are {classes}"
+            f"positive_label {label!r} never occurs in target '{target}'; its values are {names}"
         )
     return positive.astype(int).where(~missing, 0), missing

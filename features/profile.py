@@ -6,19 +6,22 @@ them (`features.contract`): numbers stored as text are parsed with its rules and
 are normalised with `normalise_category`, so a contract built from the profile accepts the
 table it came from.
 
-Roles: numbers (and text that is mostly plain numbers) are numeric features; text and booleans
-are categorical; an integer column with at most `MAX_CODE_VALUES` values that cover under half
-of its range (codes such as 408 / 415 / 510) is categorical, while other integers (0/1 flags,
-counts, 1-10 scores) stay numeric so their order is kept. Excluded, each with a reason:
-id-like, constant, date/time-like and high-cardinality text, single columns that predict the
-target almost perfectly, and near-duplicates of an earlier column. Warned about and kept: a
-column almost strong enough to be a leak, and an id-named column whose values repeat (rows of
-one entity that a random split shares between train and test).
+Roles: numbers (and text that is mostly numbers, plain or formatted as "$1,234" or "45%")
+are numeric features; text and booleans are categorical; an integer column with at most
+`MAX_CODE_VALUES` values that cover under half of its range (codes such as 408 / 415 / 510)
+is categorical, while other integers (0/1 flags, counts, 1-10 scores) stay numeric so their
+order is kept. Text labels are one class whatever their case or surrounding spaces.
+Excluded, each with a reason: id-like, constant, date/time-like and high-cardinality text,
+single columns that predict the target almost perfectly, and near-duplicates of an earlier
+column. Warned about and kept: a column almost strong enough to be a leak, and an id-named
+column whose values repeat (rows of one entity that a random split shares between train and
+test).
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,13 +29,16 @@ import numpy as np
 import pandas as pd
 
 from configs.cli import UserError
-from features.contract import normalise_category, parse_numbers
+from features.contract import binary_target, normalise_category, parse_numbers, target_spellings
 from features.timestamps import TimeColumnError, detect_time_unit, parse_times
 
 MAX_CODE_VALUES = 10  # integer columns with at most this many values may be codes
 MAX_CATEGORIES = 100  # text with more distinct values is free text or an identifier
 MIN_ROWS_PER_CATEGORY = 10  # text with fewer rows per value on average is too sparse to learn
-MIN_NUMERIC_SHARE = 0.95  # text whose values are plain numbers at least this often is numeric
+MIN_NUMERIC_SHARE = 0.95  # text whose values are numbers at least this often is numeric
+# A number as a sheet formats it ("$1,234.50", "45%", "-€ 12"): the contract's parse keeps its
+# digits, sign and point, so it reads the value as written (45% is 45).
+FORMATTED_NUMBER = re.compile(r"^\s*[-+]?\s*[$€£¥]?\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*%?\s*$")
 LEAK_AUC = 0.99  # a single column with a higher ROC-AUC on its own likely leaks the target
 LEAK_REVIEW_AUC = 0.98  # above this (and up to LEAK_AUC) the column is kept with a warning
 DUPLICATE_CORR = 0.99  # |Pearson correlation| above which two numeric columns are duplicates
@@ -146,13 +152,15 @@ def profile_table(
     columns = tuple(map(str, frame.columns))
     frame = frame.set_axis(columns, axis=1)
     _check_named_columns(frame, target, id_column, time_column)
-    labels = frame[target]
+    labels = target_spellings(frame[target])
     label, label_reason, counts = _positive_label(labels, target, positive_label)
     known = labels.notna()
-    y = _is_positive(labels, label)
+    y = binary_target(labels, label, target)[0]
 
     excluded: list[Exclusion] = []
     notes: list[str] = []
+    if labels is not frame[target]:
+        notes.extend(_respelling_notes(frame[target], labels, target))
     bad_rows = ~known
     if (~known).any():
         notes.append(
@@ -371,9 +379,13 @@ def _positive_label(
 
 
 def _match_label(names: dict[str, object], given: str) -> object | None:
-    """The class named `given`, as text or as the same number (`1` for a class 1.0)."""
+    """The class named `given`: as text whatever its case, or as the same number (`1` for a
+    class 1.0)."""
     if given in names:
         return names[given]
+    folded = {name.casefold(): value for name, value in names.items()}
+    if given.strip().casefold() in folded:
+        return folded[given.strip().casefold()]
     try:
         number = float(given)
     except ValueError:
@@ -399,11 +411,16 @@ def _typed_label(labels: pd.Series, value: object) -> str | int:
     return str(value)
 
 
-def _is_positive(labels: pd.Series, label: str | int) -> pd.Series:
-    """0/1 per row the way `features.contract` maps the target (missing -> 0)."""
-    numeric = isinstance(label, int)
-    positive = labels == float(label) if numeric else labels.astype(str) == label
-    return positive.astype(int).where(labels.notna(), 0)
+def _respelling_notes(raw: pd.Series, spelled: pd.Series, target: str) -> list[str]:
+    """A note when text labels differ from their class's spelling only in case or spaces."""
+    respelled = (spelled != raw.astype("string")).fillna(False)
+    if not respelled.any():
+        return []
+    example = raw[respelled].iloc[0]
+    return [
+        f"target '{target}': {int(respelled.sum()):,} labels differ from their class only in "
+        f"case or surrounding spaces (e.g. {example!r} is read as {spelled[respelled].iloc[0]!r})"
+    ]
 
 
 # -- one column ------------------------------------------------------------------------------
@@ -437,7 +454,8 @@ def _column(
     text = present.astype(str)
     if _dates(text):
         return Exclusion(name, "time", _date_reason(name, text.iloc[0]))
-    if pd.to_numeric(text, errors="coerce").notna().sum() >= MIN_NUMERIC_SHARE * len(present):
+    is_number = pd.to_numeric(text, errors="coerce").notna() | text.str.match(FORMATTED_NUMBER)
+    if is_number.sum() >= MIN_NUMERIC_SHARE * len(present):
         parsed, _, unparsable = parse_numbers(values)  # the contract's parse: junk repaired
         return _numeric(values, parsed), (parsed, unparsable)
     if distinct == rows:
@@ -471,9 +489,10 @@ def _dates(text: pd.Series) -> bool:
 
 
 def _date_reason(name: str, example: object) -> str:
+    quoted = shlex.quote(name)
     return (
-        f"looks like a date/time (e.g. '{example}'): pass --time {name} (make: TIME={name}) "
-        "to split by time, or derive features from it"
+        f"looks like a date/time (e.g. '{example}'): pass --time {quoted} (make: "
+        f"TIME={quoted}) to split by time, or derive features from it"
     )
 
 

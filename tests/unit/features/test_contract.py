@@ -239,6 +239,15 @@ def test_yes_no_target_maps_to_one_zero(make_mini_config, mini_frame) -> None:
     assert reason_of(result, "t4") == "label: missing target"
 
 
+def test_text_labels_are_one_class_whatever_their_case_or_spaces(make_mini_config, mini_frame):
+    config = make_mini_config(positive_label="yes")  # matched whatever its case, too
+    mini_frame["label"] = ["Yes", "No ", " no", "  ", "YES", "No"]
+    result = clean_rows(mini_frame, config)
+    assert result.clean["label"].tolist() == [1, 0, 0, 1, 0]
+    assert reason_of(result, "t4") == "label: missing target"  # a blank label is no label
+    assert result.repairs["label: label spelling normalised"] == 3  # 'No ', ' no', 'YES'
+
+
 def test_numeric_target_with_boolean_and_float_values(mini, mini_frame) -> None:
     mini_frame["label"] = [0.0, 1.0, 0.0, 0.0, 1.0, np.nan]
     result = clean_rows(mini_frame, mini)

@@ -112,9 +112,12 @@ def test_dates_are_excluded_with_a_hint_to_use_them_as_time():
     stamps = pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(ROWS), unit="h")
     frame["signup"] = stamps.strftime("%Y-%m-%d %H:%M")
     frame["event_time"] = stamps
+    frame["Signed Up"] = stamps.strftime("%d/%m/%Y")
     profile = profile_table(frame, "label")
-    assert excluded(profile) == {"signup": "time", "event_time": "time"}
-    assert "--time signup" in next(e.reason for e in profile.excluded if e.column == "signup")
+    assert excluded(profile) == {"signup": "time", "event_time": "time", "Signed Up": "time"}
+    reasons = {e.column: e.reason for e in profile.excluded}
+    assert "--time signup (make: TIME=signup)" in reasons["signup"]
+    assert "--time 'Signed Up' (make: TIME='Signed Up')" in reasons["Signed Up"]  # pasteable
     timed = profile_table(frame, "label", time_column="event_time")
     assert timed.time_column == "event_time" and "event_time" not in excluded(timed)
 
@@ -167,6 +170,27 @@ def test_a_column_almost_as_strong_as_a_leak_is_kept_with_a_warning():
         f"'spend' predicts the target strongly on its own (ROC-AUC {auc:.4f}); kept, but check "
         "it is known before the outcome (else exclude it: a leak)"
     ]
+
+
+def test_numbers_formatted_as_a_sheet_shows_them_are_numeric():
+    rng, frame = np.random.default_rng(6), table()
+    income, usage = rng.integers(500, 90_000, ROWS), rng.integers(0, 101, ROWS)
+    frame["income"] = [f"${v:,}" for v in income]  # "$45,000"
+    frame["usage"] = [f"{v}%" for v in usage]  # "70%", read as 70
+    facts = {c.name: c for c in profile_table(frame, "label").features}
+    assert facts["income"].role == facts["usage"].role == "numeric"
+    assert (facts["income"].maximum, facts["usage"].maximum) == (income.max(), usage.max())
+
+
+def test_text_labels_are_read_whatever_their_case_or_spaces():
+    frame = table().assign(label=lambda f: np.where(f["label"] == 1, "Yes", "No").astype(object))
+    frame.loc[:9, "label"] = frame.loc[:9, "label"].map({"Yes": "yes ", "No": " NO"})
+    profile = profile_table(frame, "label")
+    assert profile.class_counts == {"No": 340, "Yes": 60}
+    assert profile.positive_label == "Yes" and profile.positive_rate == pytest.approx(0.15)
+    respelt = [n for n in profile.notes if "surrounding spaces" in n]
+    assert len(respelt) == 1 and respelt[0].startswith("target 'label': 10 labels differ")
+    assert profile_table(frame, "label", positive_label="YES").positive_label == "Yes"
 
 
 def test_numbers_stored_as_text_are_numeric_and_junk_is_counted():
