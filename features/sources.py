@@ -39,21 +39,29 @@ def load_raw(source: DataSource, base_dir: Path | None = None) -> pd.DataFrame:
     return frame.drop(columns=list(source.drop_columns))
 
 
+DELIMITERS = (",", ";", "\t", "|")  # a text table's, in order of preference on a tie
+
+
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file, with an error that names the file on any failure."""
+    """Read a CSV (or TSV) or Parquet file, with an error that names the file on any failure.
+
+    A text table is split on the delimiter its header line uses most (`DELIMITERS`): a
+    spreadsheet's ';'-separated export reads as the table it is, not as one column.
+    """
     if not path.is_file():
         raise DataSourceError(f"data file not found: {path}")
     if path.stat().st_size == 0:
         raise DataSourceError(f"data file is empty: {path}")
     readers: dict[str, Callable[[Path], pd.DataFrame]] = {
-        ".csv": pd.read_csv,
+        ".csv": _read_text_table,
+        ".tsv": _read_text_table,
         ".parquet": pd.read_parquet,
         ".pq": pd.read_parquet,
     }
     reader = readers.get(path.suffix.lower())
     if reader is None:
         raise DataSourceError(
-            f"unsupported data file type '{path.suffix}' for {path}; use .csv or .parquet"
+            f"unsupported data file type '{path.suffix}' for {path}; use .csv, .tsv or .parquet"
         )
     try:
         frame = reader(path)
@@ -62,6 +70,12 @@ def read_table(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise DataSourceError(f"data file has no rows: {path}")
     return frame
+
+
+def _read_text_table(path: Path) -> pd.DataFrame:
+    with path.open(encoding="utf-8-sig", errors="replace") as file:
+        header = file.readline()
+    return pd.read_csv(path, sep=max(DELIMITERS, key=header.count))
 
 
 def _read_rdataset(package: str, dataset: str) -> pd.DataFrame:

@@ -183,7 +183,7 @@ def input_tensor(values: pd.Series, datatype: str) -> np.ndarray:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = cli_parser(__doc__, prog="python -m serving.client", make="make serve (first)")
     parser.add_argument("command", choices=("predict",), help="predict: score the rows of --file")
-    parser.add_argument("--file", type=Path, required=True, help="CSV or Parquet of raw rows")
+    parser.add_argument("--file", type=Path, required=True, help="CSV, TSV or Parquet of raw rows")
     parser.add_argument(
         "--model", default="fraud-classifier", help="served model (default: fraud-classifier)"
     )

@@ -132,7 +132,26 @@ def test_unknown_extension(tmp_path: Path, name: str) -> None:
     with pytest.raises(DataSourceError, match="unsupported data file type") as info:
         read_table(path)
     assert str(path) in str(info.value)
-    assert ".csv or .parquet" in str(info.value)
+    assert ".csv, .tsv or .parquet" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("bank.csv", '"age";"job";"y"\n30;"admin.";"no"\n41;"services, other";"yes"\n'),
+        ("bank.tsv", "age\tjob\ty\n30\tadmin.\tno\n41\tservices, other\tyes\n"),
+        ("bank.csv", 'age,job,y\n30,admin.,no\n41,"services, other",yes\n'),
+        ("bank.csv", "\ufeffage|job|y\n30|admin.|no\n41|services, other|yes\n"),  # a BOM
+    ],
+)
+def test_a_text_table_is_split_on_its_own_delimiter(tmp_path: Path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    frame = read_table(path)
+    assert frame.columns.tolist() == ["age", "job", "y"]
+    assert frame.to_dict("list") == {
+        "age": [30, 41], "job": ["admin.", "services, other"], "y": ["no", "yes"]
+    }  # fmt: skip
 
 
 def test_unparsable_parquet(tmp_path: Path) -> None:
