@@ -25,10 +25,16 @@ SliceRow: TypeAlias = dict[str, str | float]  # {"slice": column, "value": value
 
 
 def choose_threshold(y_valid: np.ndarray, p_valid: np.ndarray) -> float:
-    """The decision threshold that maximises F1 on validation data (never on test)."""
+    """The decision threshold that maximises F1 on validation data (never on test), placed
+    midway between the lowest score it accepts and the highest it rejects: the same decisions
+    on validation, with the widest margin for scores that move (a refit, float32 serving)."""
     precision, recall, thresholds = precision_recall_curve(y_valid, p_valid)
+    if not len(thresholds):
+        return 0.5
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    return float(thresholds[int(np.argmax(f1[:-1]))]) if len(thresholds) else 0.5
+    lowest_accepted = float(thresholds[int(np.argmax(f1[:-1]))])
+    rejected = np.asarray(p_valid)[np.asarray(p_valid) < lowest_accepted]
+    return (lowest_accepted + float(rejected.max())) / 2 if rejected.size else lowest_accepted
 
 
 def metric_fn(name: str, threshold: float = 0.5) -> Callable[[np.ndarray, np.ndarray], float]:

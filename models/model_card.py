@@ -144,7 +144,8 @@ def _metrics(f: CardFacts) -> list[str]:
         lines += [
             "",
             f"**Decision threshold {m['threshold']:.4f}**: the score that maximises F1 on the "
-            "validation split (never chosen on test); rows scoring at or above it are positive.",
+            "validation split (never chosen on test), midway between the validation scores on "
+            "either side of it; rows scoring at or above it are positive.",
             "",
             "| | predicted positive | predicted negative |",
             "|---|---|---|",

@@ -18,8 +18,17 @@ def test_threshold_maximises_f1_on_validation():
     y = np.array([0, 0, 0, 1, 1, 1])
     p = np.array([0.1, 0.2, 0.35, 0.4, 0.8, 0.9])
     threshold = choose_threshold(y, p)
-    assert 0.35 < threshold <= 0.4  # every positive caught, no negative: F1 = 1
+    assert threshold == pytest.approx(0.375)  # midway between the last negative and 1st positive
     assert score("f1", y, p, threshold) == 1.0
+
+
+def test_a_threshold_at_the_edge_of_saturated_scores_keeps_a_margin():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.4, 0.99996, 0.99998, 0.99999])  # a confident tree's scores
+    threshold = choose_threshold(y, p)
+    assert threshold == pytest.approx((0.4 + 0.99996) / 2)  # not 0.99996: a refit keeps recall
+    assert score("f1", y, p, threshold) == 1.0
+    assert choose_threshold(np.array([0, 1, 1]), np.array([0.5, 0.5, 0.5])) == 0.5  # no gap
 
 
 def test_classification_metrics_and_confusion_counts():
