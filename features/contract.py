@@ -116,11 +116,11 @@ def clean_rows(frame: pd.DataFrame, config: ProjectConfig) -> CleanResult:
             flag(unknown, f"{column}: unknown category", normalised)
 
     raw_target = out[config.target]
-    target, target_bad = binary_target(raw_target, config.positive_label, config.target)
+    classes = target_spellings(raw_target)
+    target, target_bad = binary_target(classes, config.positive_label, config.target)
     flag(target_bad, f"{config.target}: missing target")
-    spelled = target_spellings(raw_target)
-    if spelled is not raw_target:  # a text target
-        respelled = (spelled != raw_target.astype("string")).fillna(False)
+    if classes is not raw_target:  # a text target
+        respelled = respelled_labels(raw_target, classes)
         repairs[f"{config.target}: label spelling normalised"] = int(respelled.sum())
     out[config.target] = target
 
@@ -168,27 +168,30 @@ def target_spellings(values: pd.Series) -> pd.Series:
     return keys.map(common).astype("string")
 
 
-def binary_target(values: pd.Series, label: str | int, target: str) -> tuple[pd.Series, pd.Series]:
-    """Map the target to 0/1 by its positive `label` (text classes read as
-    `target_spellings` reads them, the label matched whatever its case); returns (target,
-    missing mask).
+def respelled_labels(raw: pd.Series, classes: pd.Series) -> pd.Series:
+    """Rows whose text label `target_spellings` wrote another way (`classes`: its result)."""
+    return (classes != raw.astype("string")).fillna(False)
+
+
+def binary_target(classes: pd.Series, label: str | int, target: str) -> tuple[pd.Series, pd.Series]:
+    """Map the target's `classes` (as `target_spellings` returns them) to 0/1 by its positive
+    `label`, a text label matched whatever its case; returns (target, missing mask).
 
     Raises:
         ContractError: More than two classes, or none of them is `label`.
     """
-    classes = target_spellings(values)
     missing = classes.isna()
     names = sorted(map(str, classes[~missing].unique()))
     if len(names) > 2:
         raise ContractError(
             f"target '{target}' must be binary; found {len(names)} values: {names[:10]}"
         )
-    if classes is values and not isinstance(label, str):
-        positive = values == float(label)
-    elif classes is values:
-        positive = values.astype(str) == label
-    else:
+    if isinstance(classes.dtype, pd.StringDtype):  # text, spelled one way per class
         positive = (classes.str.casefold() == str(label).strip().casefold()).fillna(False)
+    elif not isinstance(label, str):
+        positive = classes == float(label)
+    else:
+        positive = classes.astype(str) == label
     if names and not positive.any():
         raise ContractError(
             f"positive_label {label!r} never occurs in target '{target}'; its values are {names}"

@@ -29,7 +29,13 @@ import numpy as np
 import pandas as pd
 
 from configs.cli import UserError
-from features.contract import binary_target, normalise_category, parse_numbers, target_spellings
+from features.contract import (
+    binary_target,
+    normalise_category,
+    parse_numbers,
+    respelled_labels,
+    target_spellings,
+)
 from features.timestamps import TimeColumnError, detect_time_unit, parse_times
 
 MAX_CODE_VALUES = 10  # integer columns with at most this many values may be codes
@@ -413,7 +419,7 @@ def _typed_label(labels: pd.Series, value: object) -> str | int:
 
 def _respelling_notes(raw: pd.Series, spelled: pd.Series, target: str) -> list[str]:
     """A note when text labels differ from their class's spelling only in case or spaces."""
-    respelled = (spelled != raw.astype("string")).fillna(False)
+    respelled = respelled_labels(raw, spelled)
     if not respelled.any():
         return []
     example = raw[respelled].iloc[0]

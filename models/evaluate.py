@@ -33,7 +33,8 @@ def choose_threshold(y_valid: np.ndarray, p_valid: np.ndarray) -> float:
         return 0.5
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     lowest_accepted = float(thresholds[int(np.argmax(f1[:-1]))])
-    rejected = np.asarray(p_valid)[np.asarray(p_valid) < lowest_accepted]
+    scores = np.asarray(p_valid)
+    rejected = scores[scores < lowest_accepted]
     return (lowest_accepted + float(rejected.max())) / 2 if rejected.size else lowest_accepted
 
 
