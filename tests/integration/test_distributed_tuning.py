@@ -166,14 +166,22 @@ def test_sqlite_gets_one_worker_and_bad_storages_are_named(capsys, config, confi
 
 
 def _trial_in_flight(storage: str, study_name: str, timeout: float = 120.0):
-    """A trial a worker has just started (so it is still running when the kill lands)."""
+    """A trial a worker has just started (so it is still running when the kill lands).
+
+    One storage (one connection pool) serves every poll: a storage per poll left a pool per
+    poll open, and on a slow machine the polls ran PostgreSQL out of connections.
+    """
+    rdb = optuna.storages.RDBStorage(storage)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(KeyError):  # the study may not exist yet
-            study = optuna.load_study(study_name=study_name, storage=storage)
-            for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
-                age = (datetime.now() - trial.datetime_start).total_seconds()
-                if trial.number >= 1 and "worker" in trial.user_attrs and age < 0.4:
-                    return trial
-        time.sleep(0.05)
+    try:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(KeyError):  # the study may not exist yet
+                study = optuna.load_study(study_name=study_name, storage=rdb)
+                for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+                    age = (datetime.now() - trial.datetime_start).total_seconds()
+                    if trial.number >= 1 and "worker" in trial.user_attrs and age < 0.4:
+                        return trial
+            time.sleep(0.05)
+    finally:
+        rdb.engine.dispose()
     raise AssertionError(f"no trial of {study_name} started within {timeout}s")
