@@ -161,10 +161,10 @@ report: $(STAMP) ## The KPI page (Markdown, HTML, plots) -> reports/kpi/, KPIs t
 retrain: $(STAMP) ## Closed loop: if a drift or quality alert fires, retrain, gate, validate, deploy (FORCE=1: anyway)
 	$(BIN)/python -m monitoring.loop --project $(PROJECT) --prometheus $(PROMETHEUS) $(if $(FORCE),--force)
 
-init-config: $(STAMP) ## Profile a CSV, TSV or Parquet table into a commented starter config (DATA=path TARGET=col [ID=col] [TIME=col] [TIME_UNIT=year|yyyymmdd|s|ms] [NAME=name] [POSITIVE=value] [FORCE=1])
+init-config: $(STAMP) ## Profile a CSV, TSV or Parquet table into a commented starter config (DATA=path TARGET=col [ID=col] [TIME=col] [TIME_UNIT=year|yyyymmdd|s|ms] [GROUP=col] [NAME=name] [POSITIVE=value] [FORCE=1])
 	$(BIN)/python -m features.init_config $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") \
 		$(if $(ID),--id "$(ID)") $(if $(TIME),--time "$(TIME)") $(if $(TIME_UNIT),--time-unit "$(TIME_UNIT)") \
-		$(if $(NAME),--name "$(NAME)") \
+		$(if $(GROUP),--group "$(GROUP)") $(if $(NAME),--name "$(NAME)") \
 		$(if $(POSITIVE),--positive-label "$(POSITIVE)") $(if $(FORCE),--force)
 
 docs: $(STAMP) ## Regenerate docs/configuration.md from the config schema

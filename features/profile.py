@@ -13,9 +13,9 @@ is categorical, while other integers (0/1 flags, counts, 1-10 scores) stay numer
 order is kept. Text labels are one class whatever their case or surrounding spaces.
 Excluded, each with a reason: id-like, constant, date/time-like and high-cardinality text,
 single columns that predict the target almost perfectly, and near-duplicates of an earlier
-column. Warned about and kept: a column almost strong enough to be a leak, and an id-named
-column whose values repeat (rows of one entity that a random split shares between train and
-test).
+column. Warned about and kept: a column almost strong enough to be a leak. An id-named column
+whose values repeat (rows of one patient or customer, which a random split would share between
+train and test) becomes the split's group column (`split.group_column`).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ LEAK_AUC = 0.99  # a single column with a higher ROC-AUC on its own likely leaks
 LEAK_REVIEW_AUC = 0.98  # above this (and up to LEAK_AUC) the column is kept with a warning
 DUPLICATE_CORR = 0.99  # |Pearson correlation| above which two numeric columns are duplicates
 MAX_DUPLICATE_VALUES = 50  # one-to-one value maps are checked between columns this small
+MIN_GROUPS = 20  # a grouped split needs this many groups (an id-named column with fewer: a code)
 MIN_CLASS_ROWS = 10  # fewer rows of a class cannot be split into train / valid / test
 MAX_SLICES = 2
 PAIR_SAMPLE_ROWS = 100_000  # pairwise and target checks run on a seeded sample this large
@@ -116,6 +117,7 @@ class TableProfile:
     id_column: str | None = None
     time_column: str | None = None
     time_unit: str | None = None  # how a numeric time column is read (None: not numbers)
+    group_column: str | None = None  # rows of one entity: kept together by the split
 
     @property
     def numeric(self) -> tuple[str, ...]:
@@ -136,6 +138,7 @@ def profile_table(
     time_column: str | None = None,
     time_unit: str = "auto",
     positive_label: str | None = None,
+    group_column: str | None = None,
     seed: int = 0,
 ) -> TableProfile:
     """Infer feature roles, exclusions, contract facts and the positive class of a table.
@@ -148,16 +151,19 @@ def profile_table(
         time_unit: How a numeric time column is read (`features.timestamps.TIME_UNITS`).
         positive_label: The target value that counts as positive, as text; inferred when None
             (the 1 / true / yes of such a pair, else the minority class).
+        group_column: Rows sharing its value are one entity's, kept together by the split
+            (not a feature); inferred from a repeating id-named column when None.
         seed: Seed of the row sample that pairwise and target checks use on large tables.
 
     Raises:
-        ProfileError: The target, id or time column is missing; the target has one class,
-            more than two, too few rows of a class, or does not contain `positive_label`; or
-            no usable feature is left; or the time column cannot be read as times.
+        ProfileError: The target, id, time or group column is missing; the target has one
+            class, more than two, too few rows of a class, or does not contain
+            `positive_label`; or no usable feature is left; or the time column cannot be read
+            as times; or the group column has too few groups or comes with a time column.
     """
     columns = tuple(map(str, frame.columns))
     frame = frame.set_axis(columns, axis=1)
-    _check_named_columns(frame, target, id_column, time_column)
+    _check_named_columns(frame, target, id_column, time_column, group_column)
     labels = target_spellings(frame[target])
     label, label_reason, counts = _positive_label(labels, target, positive_label)
     known = labels.notna()
@@ -194,7 +200,7 @@ def profile_table(
     parsed_numbers: dict[str, pd.Series] = {}
     unparsable: dict[str, pd.Series] = {}
     for column in columns:
-        if column in (target, id_column, time_column):
+        if column in (target, id_column, time_column, group_column):
             continue
         verdict = _column(frame[column], len(frame))
         if isinstance(verdict, Exclusion):
@@ -223,8 +229,8 @@ def profile_table(
             bad_rows |= bad
     used = [c.name for c in kept] + [target, *filter(None, [time_column])]
     id_column, repeats, bad_ids = _row_ids(frame, used, id_column, excluded, notes)
-    if time_column is None:
-        notes.extend(_shared_entity_notes(frame, excluded))
+    if time_column is None and group_column is None:
+        group_column = _entity_group(frame, excluded, notes)
     bad_rows = (bad_rows | bad_ids) & ~repeats  # the contract drops repeats before it checks
     order = {c: i for i, c in enumerate(columns)}
     return TableProfile(
@@ -244,6 +250,7 @@ def profile_table(
         id_column=id_column,
         time_column=time_column,
         time_unit=unit,
+        group_column=group_column,
     )
 
 
@@ -291,41 +298,72 @@ def _row_ids(
     return id_column, repeats, bad_ids
 
 
-def _shared_entity_notes(frame: pd.DataFrame, excluded: list[Exclusion]) -> list[str]:
-    """A note for each id-named column whose values repeat: rows of one entity (a patient, a
-    customer) that a random split would put on both sides, flattering the test score."""
-    notes = []
+def _entity_group(frame: pd.DataFrame, excluded: list[Exclusion], notes: list[str]) -> str | None:
+    """The first id-named column whose values repeat over at least `MIN_GROUPS` values: rows of
+    one entity (a patient, a customer) that a random split would put on both sides, flattering
+    the test score; the split keeps them together. Appends a note for each such column."""
+    group = None
     for column in (e.column for e in excluded if e.kind == "id"):
         ids = frame[column].dropna()
         entities = ids.nunique()
-        if 1 < entities < len(ids):
+        if not 1 < entities < len(ids):
+            continue
+        said = f"'{column}' repeats ({entities:,} values on {len(ids):,} rows)"
+        if group is None and entities >= MIN_GROUPS:
+            group = column
             notes.append(
-                f"'{column}' repeats ({entities:,} values on {len(ids):,} rows): if it names an "
-                "entity, a random split puts the same entity in train and test and the test "
-                "score flatters the model; keep one row per entity or split by time (--time)"
+                f"{said}: read as an entity; split.group_column keeps each value's rows in one "
+                "of train / validation / test, so the test score is not flattered by entities "
+                "seen in training (remove that line if its rows are not one entity's)"
             )
-    return notes
+        else:
+            notes.append(
+                f"{said}: if it names an entity, a random split puts the same entity in train "
+                "and test and the test score flatters the model; pass it as --group (make: "
+                "GROUP=) or split by time (--time)"
+            )
+    return group
 
 
 # -- target ----------------------------------------------------------------------------------
 
 
 def _check_named_columns(
-    frame: pd.DataFrame, target: str, id_column: str | None, time_column: str | None
+    frame: pd.DataFrame,
+    target: str,
+    id_column: str | None,
+    time_column: str | None,
+    group_column: str | None = None,
 ) -> None:
     have = list(frame.columns)
-    for flag, column in (("target", target), ("--id", id_column), ("--time", time_column)):
+    named = (("--id", id_column), ("--time", time_column), ("--group", group_column))
+    for flag, column in (("target", target), *named):
         if column is not None and column not in have:
             raise ProfileError(
                 f"{flag} column '{column}' is not in the table; its columns: {have}",
                 hint=f"pass one of the columns above as {flag.lstrip('-').upper()}",
             )
-    for flag, column in (("--id", id_column), ("--time", time_column)):
+    for flag, column in named:
         if column == target:
             raise ProfileError(
                 f"{flag} column '{column}' is the target; name a different column",
                 hint=f"drop {flag.lstrip('-').upper()}= or name another column",
             )
+    if group_column is None:
+        return
+    if time_column is not None or group_column == id_column:
+        raise ProfileError(
+            f"--group column '{group_column}' keeps an entity's rows together in a random split; "
+            "it cannot be the --id column or come with --time (a split by time)",
+            hint="drop GROUP=, or drop TIME= / ID= or name another column",
+        )
+    groups = frame[group_column].nunique()
+    if groups < MIN_GROUPS:
+        raise ProfileError(
+            f"--group column '{group_column}' has {groups} values; a grouped split needs at "
+            f"least {MIN_GROUPS}",
+            hint="drop GROUP= or name the column of the entity (a patient, a customer)",
+        )
 
 
 def _positive_label(

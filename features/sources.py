@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,13 +41,17 @@ def load_raw(source: DataSource, base_dir: Path | None = None) -> pd.DataFrame:
 
 
 DELIMITERS = (",", ";", "\t", "|")  # a text table's, in order of preference on a tie
+# In a table not split on ',': a number with a decimal comma ('3,5', '-0,25') or an integer.
+DECIMAL_COMMA = re.compile(r"^\s*[-+]?(\d+(,\d+)?|,\d+)\s*$")
+THOUSANDS = re.compile(r"^\s*[-+]?\d{1,3}(,\d{3})+\s*$")  # '1,250': a decimal comma or not
 
 
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV (or TSV) or Parquet file, with an error that names the file on any failure.
 
     A text table is split on the delimiter its header line uses most (`DELIMITERS`): a
-    spreadsheet's ';'-separated export reads as the table it is, not as one column.
+    spreadsheet's ';'-separated export reads as the table it is, not as one column, and its
+    decimal commas as numbers (`_decimal_commas`).
     """
     if not path.is_file():
         raise DataSourceError(f"data file not found: {path}")
@@ -75,7 +80,27 @@ def read_table(path: Path) -> pd.DataFrame:
 def _read_text_table(path: Path) -> pd.DataFrame:
     with path.open(encoding="utf-8-sig", errors="replace") as file:
         header = file.readline()
-    return pd.read_csv(path, sep=max(DELIMITERS, key=header.count))
+    delimiter = max(DELIMITERS, key=header.count)
+    frame = pd.read_csv(path, sep=delimiter)
+    return frame if delimiter == "," else _decimal_commas(frame)
+
+
+def _decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns whose every value is a number written with a decimal comma ('3,5'), as
+    spreadsheets write them where fields are split on ';', read as numbers ('3,5' is 3.5).
+
+    A column whose commas could all be thousands separators ('1,250') stays text: the
+    contract reads it as thousands, as it does in a ','-separated file.
+    """
+    for column in frame.select_dtypes(include="object").columns:
+        text = frame[column].dropna().astype(str)
+        if text.empty or not text.str.match(DECIMAL_COMMA).all():
+            continue
+        commas = text[text.str.contains(",", regex=False)]
+        if commas.empty or commas.str.match(THOUSANDS).all():
+            continue
+        frame[column] = pd.to_numeric(frame[column].str.replace(",", ".", regex=False))
+    return frame
 
 
 def _read_rdataset(package: str, dataset: str) -> pd.DataFrame:

@@ -16,7 +16,8 @@ def split_data(
 
     With a time column the earliest rows train and the latest test (no look-ahead; times read
     by `features.timestamps.parse_times`); without one the split is random, stratified by the
-    target and seeded.
+    target and seeded, and with `split.group_column` it keeps each group's rows together
+    (`_grouped_split`).
     """
     valid_n = round(len(frame) * config.split.valid_fraction)
     test_n = round(len(frame) * config.split.test_fraction)
@@ -29,6 +30,8 @@ def split_data(
         train_end = valid_end - valid_n
         train, valid = ordered.iloc[:train_end], ordered.iloc[train_end:valid_end]
         parts = train, valid, ordered.iloc[valid_end:]
+    elif config.split.group_column:
+        parts = _grouped_split(frame, config)
     else:
         # Imported here: every step reads `model_inputs`, only a split without time needs it.
         from sklearn.model_selection import train_test_split
@@ -40,6 +43,41 @@ def split_data(
         )
         parts = train, valid, test
     return tuple(p.reset_index(drop=True) for p in parts)  # type: ignore[return-value]
+
+
+def group_keys(frame: pd.DataFrame, config: ProjectConfig) -> np.ndarray | None:
+    """Each row's group under `split.group_column` (a missing value: a group of its own), or
+    None when the project has no group column."""
+    column = config.split.group_column
+    if column is None:
+        return None
+    values = frame[column]
+    own = pd.Series([f"\0row-{i}" for i in range(len(frame))], index=frame.index)
+    return values.astype(str).where(values.notna(), own).to_numpy()
+
+
+def _grouped_split(
+    frame: pd.DataFrame, config: ProjectConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Test, then validation, as one fold each of a stratified group k-fold (seeded): no group
+    spans two parts, and each part's size is its fraction as near as whole folds allow."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    def carve(part: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+        folds = max(2, round(1 / fraction))
+        groups = len(set(group_keys(part, config)))  # type: ignore[arg-type]
+        if groups < 2 * folds:
+            raise ValueError(
+                f"split.group_column '{config.split.group_column}' leaves {groups} groups; a "
+                f"grouped split into these fractions needs at least {2 * folds}"
+            )
+        splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=config.split.seed)
+        keep, held = next(splitter.split(part, part[config.target], group_keys(part, config)))
+        return part.iloc[keep], part.iloc[held]
+
+    rest, test = carve(frame, config.split.test_fraction)
+    train, valid = carve(rest, config.split.valid_fraction / (1 - config.split.test_fraction))
+    return train, valid, test
 
 
 def model_inputs(frame: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:

@@ -66,15 +66,19 @@ def validation_score(metric: str, y_valid: np.ndarray, p_valid: np.ndarray) -> f
 
 
 def cv_folds(
-    k: int, y_train: np.ndarray, y_valid: np.ndarray, seed: int
+    k: int, y_train: np.ndarray, y_valid: np.ndarray, seed: int, groups: np.ndarray | None = None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified, shuffled `k`-fold (fit rows, held-out rows) indices over train + valid rows
-    stacked in that order: the objective of `tuning.cv_folds`."""
-    from sklearn.model_selection import StratifiedKFold
+    stacked in that order: the objective of `tuning.cv_folds`. With `groups` (one key per
+    stacked row, `split.group_column`'s) a group's rows stay in one fold."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     y = np.concatenate([y_train, y_valid])
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros((len(y), 1)), y))
+    rows = np.zeros((len(y), 1))
+    if groups is None:
+        return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(rows, y))
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(splitter.split(rows, y, groups))
 
 
 def objective_name(config: ProjectConfig) -> str:
@@ -113,6 +117,7 @@ def tune_model(
     on_trial: Callable[[dict[str, Any]], None] | None = None,
     worker: int = 0,
     heartbeat_s: int = HEARTBEAT_S,
+    groups: np.ndarray | None = None,
 ) -> TuneResult:
     """Run (or resume) the study until it holds `config.tuning.n_trials` finished trials.
 
@@ -132,6 +137,8 @@ def tune_model(
         worker: This worker's index: offsets the sampler seed (workers must not draw the same
             parameters) and is recorded on its trials (user attribute `worker`).
         heartbeat_s: Heartbeat period of running trials in a server database.
+        groups: Group keys of the train + valid rows, stacked (`split.group_column`): CV folds
+            keep a group together. Used with `tuning.cv_folds` only.
     """
     import optuna
 
@@ -139,7 +146,11 @@ def tune_model(
     tuning, metric = config.tuning, config.evaluation.primary_metric
     rdb = open_storage(storage, heartbeat_s)
 
-    folds = cv_folds(tuning.cv_folds, y_train, y_valid, tuning.seed) if tuning.cv_folds else None
+    folds = (
+        cv_folds(tuning.cv_folds, y_train, y_valid, tuning.seed, groups)
+        if tuning.cv_folds
+        else None
+    )
     y_all = np.concatenate([y_train, y_valid]) if folds else y_train
     stacked: dict[bool, np.ndarray] = {}
 

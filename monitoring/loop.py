@@ -177,13 +177,16 @@ def retrain_overrides(
     config: ProjectConfig, data_path: Path, provenance: str = ""
 ) -> dict[str, Any]:
     """What a retrain changes in the project's config: the retraining data as its source
-    (labels are 0/1, `provenance` says what they are) and `monitoring.retrain_trials` trials."""
+    (labels are 0/1, `provenance` says what they are), `monitoring.retrain_trials` trials, and
+    no `split.group_column` (logged requests do not carry it)."""
     changes: dict[str, Any] = {
         "data": {"source": "file", "path": str(data_path.resolve()), "provenance": provenance},
         "positive_label": 1,
     }
     if config.monitoring.retrain_trials:
         changes["tuning.n_trials"] = config.monitoring.retrain_trials
+    if config.split.group_column:  # production rows carry no entity: each is its own row
+        changes["split.group_column"] = None
     return changes
 
 

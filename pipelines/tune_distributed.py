@@ -128,6 +128,7 @@ def _tune(
         study_name=inputs.study_name,
         worker=worker,
         on_trial=line if trial_lines else None,
+        groups=inputs.groups,
         **options,
     )
 

@@ -152,7 +152,8 @@ def split_step(
     valid: ArtifactLike,
     test: ArtifactLike,
 ) -> None:
-    """Split by time (or stratified at random) into train, validation and test."""
+    """Split by time (or stratified at random, groups kept whole) into train, validation and
+    test."""
     import mlflow
 
     from features.split import split_data
@@ -172,5 +173,6 @@ def split_step(
             config.name,
             "split",
             " / ".join(f"{len(p):,}" for p in parts)
-            + (" by time" if config.time_column else " stratified"),
+            + (" by time" if config.time_column else " stratified")
+            + (f", by '{config.split.group_column}' groups" if config.split.group_column else ""),
         )

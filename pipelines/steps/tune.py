@@ -27,7 +27,8 @@ class TuningInputs:
     """What the tune stage and every distributed worker need: matrices and the study name.
 
     `X_train` and `X_valid` hold one matrix per input scaling the tuned families need, keyed
-    by `ModelFamily.scaled_inputs` (`models.tune.Matrix`).
+    by `ModelFamily.scaled_inputs` (`models.tune.Matrix`); `groups` the train + valid rows'
+    group keys, stacked, when the project has `split.group_column`.
     """
 
     X_train: dict[bool, Any]
@@ -35,6 +36,7 @@ class TuningInputs:
     X_valid: dict[bool, Any]
     y_valid: Any
     study_name: str
+    groups: Any = None
 
     @property
     def matrices(self) -> tuple[Any, Any, Any, Any]:
@@ -47,7 +49,7 @@ def tuning_inputs(config: ProjectConfig, train: pd.DataFrame, valid: pd.DataFram
     families need), name the study by data and config (`<project>-<data hash>-<config hash>`:
     the same inputs resume the same study)."""
     from features.sources import hash_frame
-    from features.split import features_and_target
+    from features.split import features_and_target, group_keys
     from features.transform import build_preprocessor
     from models.families import get_family
     from models.tune import config_hash
@@ -63,8 +65,9 @@ def tuning_inputs(config: ProjectConfig, train: pd.DataFrame, valid: pd.DataFram
         preprocess = build_preprocessor(*columns, scaled=scaled).fit(X)
         X_train[scaled], X_held[scaled] = preprocess.transform(X), preprocess.transform(X_valid)
     fingerprint = hash_frame(train)[:10] + "-" + config_hash(config)[:8]
+    groups = group_keys(pd.concat([train, valid]), config)
     return TuningInputs(
-        X_train, y.to_numpy(), X_held, y_valid.to_numpy(), f"{config.name}-{fingerprint}"
+        X_train, y.to_numpy(), X_held, y_valid.to_numpy(), f"{config.name}-{fingerprint}", groups
     )
 
 
@@ -92,6 +95,7 @@ def tune_step(
             storage=storage,
             study_name=inputs.study_name,
             on_trial=_TuneProgress(config),
+            groups=inputs.groups,
         )
         payload = {k: v for k, v in result.__dict__.items() if k != "trials"}
         write_json(payload, Path(best.path))

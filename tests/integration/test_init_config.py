@@ -17,6 +17,7 @@ from configs import load_config
 from features.init_config import main
 from pipelines.inprocess import FileArtifact
 from pipelines.steps.data import split_step, validate_step
+from pipelines.steps.edge import read_frame
 from tests.conftest import load_as_configured
 
 pytestmark = pytest.mark.integration
@@ -59,6 +60,7 @@ TABLES = {
             "numeric_features": ["V1", "V2", "V3", "V4", "V5", "V6", "V7", "V8", "V9"],
             "primary_metric": "roc_auc",
             "excluded": ["rownames", "ID"],
+            "group_column": "ID",  # 645 tumour ids on 699 rows: the split keeps them together
         },
     ),
     "breast-cancer": (
@@ -100,6 +102,7 @@ def test_the_inferred_config_matches_the_table(generated):
         if key in expected:
             assert raw[key] == expected[key], key
     assert raw.get("slices", []) == expected.get("slices", [])
+    assert raw["split"].get("group_column") == expected.get("group_column")
     assert config.evaluation.primary_metric == expected["primary_metric"]
     text = path.read_text()
     for column in expected["excluded"]:
@@ -123,5 +126,9 @@ def test_the_pipeline_accepts_the_config_on_its_own_data(generated, tracking, tm
     split_step(config_yaml, run_id, a["clean"], a["tr"], a["valid"], a["test"])
     sizes = [a[k].metadata["rows"] for k in ("tr", "valid", "test")]
     assert sum(sizes) == rows and min(sizes) > 0
-    low, high = load_config(path).contract.target_rate
+    config = load_config(path)
+    low, high = config.contract.target_rate
     assert all(low < a[k].metadata["positive_rate"] < high for k in ("tr", "valid", "test"))
+    if config.split.group_column:  # each group in one part only
+        groups = [set(read_frame(a[k])[config.split.group_column]) for k in ("tr", "valid", "test")]
+        assert sum(map(len, groups)) == len(set().union(*groups))

@@ -404,3 +404,16 @@ def test_canary_steps_must_increase_within_zero_and_one(
 ) -> None:
     message = config_error(tmp_path, with_changes(fraud_raw, canary={"steps": steps}))
     assert "canary.steps must increase strictly within (0, 1)" in message
+
+
+def test_a_group_column_is_for_a_random_split_and_not_the_target_or_id(tmp_path, fraud_raw):
+    untimed = {k: v for k, v in fraud_raw.items() if k != "time_column"}
+    config = load_config(write_config(tmp_path, with_changes(
+        untimed, split={"group_column": "customer_id"})))  # fmt: skip
+    assert config.split.group_column == "customer_id"
+    message = config_error(tmp_path, with_changes(fraud_raw, split={"group_column": "customer_id"}))
+    assert "split.group_column 'customer_id' applies to a random split" in message
+    assert "time_column 'event_time'" in message
+    for column in ("is_fraud", "transaction_id"):
+        message = config_error(tmp_path, with_changes(untimed, split={"group_column": column}))
+        assert f"split.group_column '{column}' is the target or the id_column" in message

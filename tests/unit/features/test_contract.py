@@ -87,7 +87,7 @@ def test_numbers_with_junk_are_parsed_and_counted(mini, mini_frame) -> None:
     assert result.repairs["age: number parsed from text"] == 0
 
 
-@pytest.mark.parametrize("text", ["twelve", ".", "USD", "1.2.3"])
+@pytest.mark.parametrize("text", ["twelve", ".", "USD", "1.2.3", "2,5", "1,2345"])
 def test_unparsable_number_is_quarantined(mini, mini_frame, text: str) -> None:
     mini_frame["amount"] = mini_frame["amount"].astype(object)
     mini_frame.loc[1, "amount"] = text

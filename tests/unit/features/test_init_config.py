@@ -28,6 +28,8 @@ from features.init_config import (
     write_config,
 )
 from features.profile import profile_table
+from features.sources import load_raw
+from features.split import split_data
 
 ROWS = 600
 
@@ -174,6 +176,35 @@ def test_init_config_writes_a_valid_commented_config(tmp_path, capsys, caplog):
         capsys.readouterr().out
     )
     assert "excluded 'rownames': is named like an id" in caplog.text  # stderr, as a warning
+
+
+def test_a_semicolon_export_with_decimal_commas_keeps_its_numbers(tmp_path):
+    frame = table()
+    data = tmp_path / "churn.csv"
+    frame.to_csv(data, index=False, sep=";", decimal=",")  # a European spreadsheet's export
+    assert "," in data.read_text()  # only the decimal commas
+    out = tmp_path / "churn.yaml"
+    assert main(["--data", str(data), "--target", "churned", "--out", str(out)]) == 0
+    config = load_config(out)
+    assert config.numeric_features == ("amount", "tenure")  # not text, not a category
+    result = clean_rows(load_raw(config.data), config)
+    assert result.quarantine.empty
+    assert np.allclose(result.clean["amount"], frame["amount"], equal_nan=True)
+
+
+def test_a_group_column_is_written_and_its_rows_stay_together(tmp_path, capsys):
+    frame = table().assign(customer=lambda f: [f"c{i // 3}" for i in range(len(f))])
+    data = tmp_path / "visits.csv"
+    frame.to_csv(data, index=False)
+    out = tmp_path / "visits.yaml"
+    assert main(["--data", str(data), "--target", "churned", "--out", str(out),
+                 "--group", "customer"]) == 0  # fmt: skip
+    config = load_config(out)
+    assert config.split.group_column == "customer" and "customer" not in config.features
+    assert "stratified at random, each 'customer' in one part" in out.read_text()
+    parts = split_data(clean_rows(load_raw(config.data), config).clean, config)
+    customers = [set(p["customer"]) for p in parts]
+    assert sum(map(len, customers)) == frame["customer"].nunique()  # none in two parts
 
 
 def test_an_existing_config_is_kept_without_force(tmp_path, capsys):

@@ -89,16 +89,38 @@ def test_a_constant_is_named_as_the_data_holds_it():
     }
 
 
-def test_an_id_that_repeats_warns_that_a_random_split_shares_entities():
-    frame = table().assign(patient_id=np.arange(ROWS) // 2, row_id=np.arange(ROWS))
-    notes = [n for n in profile_table(frame, "label").notes if "entity" in n]
+def test_an_id_that_repeats_becomes_the_split_group():
+    frame = table().assign(patient_id=np.arange(ROWS) // 2, row_id=np.arange(ROWS),
+                           site_id=np.arange(ROWS) % 5)  # fmt: skip
+    profile = profile_table(frame, "label")
+    assert profile.group_column == "patient_id"  # the unique row_id names no entity
+    notes = [n for n in profile.notes if "entity" in n]
     assert notes == [
-        "'patient_id' repeats (200 values on 400 rows): if it names an entity, a random split "
-        "puts the same entity in train and test and the test score flatters the model; keep one "
-        "row per entity or split by time (--time)"
-    ]  # the unique row_id names no entity
-    assert not [n for n in profile_table(frame.assign(at=np.arange(ROWS)), "label",
-                time_column="at", time_unit="s").notes if "entity" in n]  # fmt: skip
+        "'patient_id' repeats (200 values on 400 rows): read as an entity; split.group_column "
+        "keeps each value's rows in one of train / validation / test, so the test score is not "
+        "flattered by entities seen in training (remove that line if its rows are not one "
+        "entity's)",
+        "'site_id' repeats (5 values on 400 rows): if it names an entity, a random split puts "
+        "the same entity in train and test and the test score flatters the model; pass it as "
+        "--group (make: GROUP=) or split by time (--time)",
+    ]  # five sites are too few groups to split on
+    timed = profile_table(frame.assign(at=np.arange(ROWS)), "label", time_column="at",
+                          time_unit="s")  # fmt: skip
+    assert timed.group_column is None and not [n for n in timed.notes if "entity" in n]
+
+
+def test_a_named_group_is_not_a_feature_and_needs_enough_groups():
+    frame = table().assign(clinic=np.arange(ROWS) % 40, ward=np.arange(ROWS) % 4)
+    profile = profile_table(frame, "label", group_column="clinic")
+    assert profile.group_column == "clinic"
+    assert "clinic" not in profile.numeric + profile.categorical
+    with pytest.raises(ProfileError, match="--group column 'ward' has 4 values; a grouped split"):
+        profile_table(frame, "label", group_column="ward")
+    with pytest.raises(ProfileError, match="cannot be the --id column or come with --time"):
+        profile_table(frame.assign(at=np.arange(ROWS)), "label", group_column="clinic",
+                      time_column="at", time_unit="s")  # fmt: skip
+    with pytest.raises(ProfileError, match="--group column 'nope' is not in the table"):
+        profile_table(frame, "label", group_column="nope")
 
 
 def test_a_fractional_class_is_refused_by_its_value():

@@ -154,6 +154,26 @@ def test_a_text_table_is_split_on_its_own_delimiter(tmp_path: Path, name: str, t
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_decimal_commas_are_numbers_where_fields_are_not_split_on_commas(tmp_path, delimiter):
+    rows = [("rate", "amount", "price", "plan"), ("3,5", "12", "1,250", "a,b"),
+            (" -0,25 ", "7,75", "2,500", "c"), ("", "", "", "")]  # fmt: skip
+    path = tmp_path / "sheet.csv"
+    path.write_text("\n".join(delimiter.join(row) for row in rows) + "\n")
+    frame = read_table(path)
+    assert frame["rate"].tolist()[:2] == [3.5, -0.25] and frame["rate"].dtype == float
+    assert frame["amount"].tolist()[:2] == [12.0, 7.75]
+    # Every comma could be a thousands separator: left as text, for the contract to read.
+    assert frame["price"].tolist()[:2] == ["1,250", "2,500"]
+    assert frame["plan"].tolist()[:2] == ["a,b", "c"]
+
+
+def test_a_comma_separated_table_keeps_quoted_commas_as_text(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('rate,plan\n"3,5",a\n"4,5",b\n')
+    assert read_table(path)["rate"].tolist() == ["3,5", "4,5"]
+
+
 def test_unparsable_parquet(tmp_path: Path) -> None:
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"this is not parquet at all\n" * 10)
@@ -271,6 +291,36 @@ def test_stratified_split_is_seeded(churn_clean, churn_config) -> None:
     assert set(other[2]["row"]) != set(first[2]["row"])
     # Not simply the first rows: a random split.
     assert set(first[2]["row"]) != set(range(len(first[2])))
+
+
+def test_a_grouped_split_keeps_each_entity_in_one_part(churn_clean, churn_config) -> None:
+    rng = np.random.default_rng(0)
+    customers = rng.integers(0, 600, len(churn_clean)).astype(float)  # ~1-5 rows each
+    customers[:40] = np.nan  # ungrouped rows: each its own group
+    frame = churn_clean.assign(customer=customers)
+    config = split_config(churn_config, group_column="customer")
+    parts = split_data(frame, config)
+    rows = pd.concat(parts)["row"]
+    assert rows.is_unique and len(rows) == len(frame)
+    seen = [set(p["customer"].dropna()) for p in parts]
+    assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+    assert all(p["customer"].isna().sum() > 0 for p in parts)  # the missing ones are spread
+    overall = frame["churn"].mean()
+    for part, fraction in zip(parts, (0.6, 0.2, 0.2), strict=True):
+        assert abs(len(part) / len(frame) - fraction) < 0.03  # whole groups: near, not exact
+        assert abs(part["churn"].mean() - overall) < 0.03  # still stratified
+    again = split_data(frame, config)
+    for a, b in zip(parts, again, strict=True):
+        pd.testing.assert_frame_equal(a, b)  # seeded
+    # A random split of the same rows puts most customers with several rows on two sides.
+    plain = [set(p["customer"].dropna()) for p in split_data(frame, churn_config)]
+    assert len(plain[0] & plain[2]) > 100
+
+
+def test_a_grouped_split_with_too_few_groups_names_the_column(churn_clean, churn_config):
+    frame = churn_clean.assign(region=np.arange(len(churn_clean)) % 6)
+    with pytest.raises(ValueError, match="split.group_column 'region' leaves 6 groups"):
+        split_data(frame, split_config(churn_config, group_column="region"))
 
 
 # --- model_inputs / features_and_target ------------------------------------------------------

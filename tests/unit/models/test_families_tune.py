@@ -3,6 +3,7 @@ import warnings
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -228,21 +229,30 @@ def test_tree_ensembles_grow_in_stages_and_are_scored_after_each(family, size, m
     assert estimator.get_params()[size] == 8
 
 
+@pytest.mark.parametrize("grouped", [False, True])
 def test_cross_validated_trials_score_the_mean_over_folds_of_train_and_valid(
-    fraud_config, matrices, tmp_path
+    fraud_config, matrices, tmp_path, grouped
 ):
     """The objective with `tuning.cv_folds`: each trial's value is the mean of its per-fold
-    scores over train + valid (recomputed here), reported fold by fold for pruning."""
+    scores over train + valid (recomputed here), reported fold by fold for pruning; with
+    groups (`split.group_column`) no group is on both sides of a fold."""
     from models.tune import cv_folds, validation_score
 
     X, y, Xv, yv = (m[:1500] for m in matrices)
+    groups = np.arange(len(y) + len(yv)) // 4 if grouped else None
     config = small_tuning(fraud_config, 3, families=("logreg",))
     config = config.model_copy(update={"tuning": config.tuning.model_copy(update={"cv_folds": 3})})
     storage = f"sqlite:///{tmp_path}/cv.db"
-    result = tune_model(config, X, y, Xv, yv, storage=storage, study_name="cv")
+    result = tune_model(config, X, y, Xv, yv, storage=storage, study_name="cv", groups=groups)
     assert result.objective == "3-fold CV on train + valid"
-    folds = cv_folds(3, y, yv, config.tuning.seed)
+    folds = cv_folds(3, y, yv, config.tuning.seed, groups)
     assert sorted(np.concatenate([held for _, held in folds])) == list(range(len(y) + len(yv)))
+    shared = [set(groups[fit]) & set(groups[held]) for fit, held in folds] if grouped else []
+    assert not any(shared)
+    assert grouped or any(  # the plain folds do split such groups
+        set(np.arange(len(y) + len(yv))[fit] // 4) & set(np.arange(len(y) + len(yv))[held] // 4)
+        for fit, held in folds
+    )
     X_all, y_all = np.vstack([X, Xv]), np.concatenate([y, yv])
     metric = config.evaluation.primary_metric
     study = optuna.load_study(study_name="cv", storage=storage)
@@ -276,6 +286,14 @@ def test_tuning_inputs_hold_scaled_and_unscaled_matrices(fraud_config, fraud_spl
     np.testing.assert_array_equal(scaled[:, n:], unscaled[:, n:])
     only_trees = tuning_inputs(small_tuning(fraud_config, 2, families=("gbdt",)), train, valid)
     assert set(only_trees.X_train) == {False}  # no scaled matrix when no family takes one
+    assert inputs.groups is None
+    grouped = config.model_copy(
+        update={"split": config.split.model_copy(update={"group_column": "customer"})}
+    )
+    train, valid = (p.assign(customer=np.arange(len(p)) // 3) for p in (train.head(3000), valid))
+    groups = tuning_inputs(grouped, train, valid).groups  # train rows, then valid
+    keys = pd.concat([train, valid])["customer"].astype(str).to_numpy()
+    np.testing.assert_array_equal(groups, keys)
 
 
 @pytest.mark.parametrize("folds", [None, 3])

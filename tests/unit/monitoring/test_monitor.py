@@ -427,3 +427,12 @@ def test_evidently_reports_a_window_with_a_removed_and_an_all_nan_feature(config
     evidently_reports(reference, logged(config, current), config, tmp_path, sample_rows=400)
     assert (tmp_path / "drift.html").stat().st_size > 0
     assert "channel" in (tmp_path / "drift.json").read_text()  # in the data summary
+
+
+def test_a_retrain_drops_the_group_column_its_logged_rows_do_not_carry(tmp_path):
+    config = load_config("churn")
+    grouped = config.model_copy(
+        update={"split": config.split.model_copy(update={"group_column": "customer"})}
+    )
+    assert retrain_config(grouped, tmp_path / "data.parquet").split.group_column is None
+    assert retrain_config(config, tmp_path / "data.parquet").split == config.split
