@@ -172,7 +172,8 @@ def _method_lines() -> list[str]:
         "pipeline's fixed, untuned logistic baseline, on the same test rows.",
         "- **Reference** (cross-validated, not published: a published figure uses another "
         "split): on the pipeline's training + validation rows and the config's features, "
-        f"{CV_FOLDS}-fold stratified CV ROC-AUC (seed {SEED}) of three scikit-learn learners "
+        f"{CV_FOLDS}-fold stratified CV ROC-AUC (seed {SEED}; folds keep the config's "
+        "`split.group_column` groups whole, as the split does) of three scikit-learn learners "
         "untuned by us: `HistGradientBoostingClassifier()` (defaults; numbers as they are, "
         "categories one-hot), `LogisticRegression(max_iter=5000)` on median-imputed, "
         "standardised numbers and one-hot categories, and "
