@@ -93,13 +93,36 @@ class Interval:
         return asdict(self)
 
 
-def bootstrap_indices(n: int, samples: int, seed: int) -> np.ndarray:
-    """Resample row indices (samples x n) with replacement; shared by all paired comparisons."""
-    return np.random.default_rng(seed).integers(0, n, size=(samples, n))
+Resamples: TypeAlias = np.ndarray | list[np.ndarray]  # row indices, a resample per row / item
+
+
+def bootstrap_indices(
+    n: int, samples: int, seed: int, groups: np.ndarray | None = None
+) -> Resamples:
+    """Resample row indices (samples x n) with replacement; shared by all paired comparisons.
+
+    With `groups` (one key per row: `split.group_column`'s) whole groups are resampled (a
+    cluster bootstrap): each resample draws as many groups as there are, with replacement, and
+    holds all their rows, so rows of one entity count as one observation, not many.
+    """
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return rng.integers(0, n, size=(samples, n))
+    codes, keys = pd.factorize(np.asarray(groups))  # `features.split.group_keys`: no NaN
+    order = np.argsort(codes, kind="stable")  # each group's rows, one run after another
+    sizes = np.bincount(codes, minlength=len(keys))
+    starts = np.cumsum(sizes) - sizes
+
+    def rows(draw: np.ndarray) -> np.ndarray:  # the drawn groups' runs, end to end
+        lengths = sizes[draw]
+        shift = np.repeat(starts[draw] - (np.cumsum(lengths) - lengths), lengths)
+        return order[np.arange(lengths.sum()) + shift]
+
+    return [rows(draw) for draw in rng.integers(0, len(keys), size=(samples, len(keys)))]
 
 
 def bootstrap_scores(
-    name: str, y: np.ndarray, p: np.ndarray, indices: np.ndarray, threshold: float = 0.5
+    name: str, y: np.ndarray, p: np.ndarray, indices: Resamples, threshold: float = 0.5
 ) -> np.ndarray:
     """The metric on each bootstrap resample (NaN for a resample with one class).
 
@@ -110,7 +133,7 @@ def bootstrap_scores(
 
 
 def resampled_scores(
-    metric: str, y: np.ndarray, values: np.ndarray, indices: np.ndarray, threshold: float = 0.5
+    metric: str, y: np.ndarray, values: np.ndarray, indices: Resamples, threshold: float = 0.5
 ) -> np.ndarray:
     """The metric on each bootstrap resample (`indices`, one row per resample), NaN for a
     resample with one class; F1 on the decisions `values >= threshold`, the AUCs on `values`.
@@ -127,11 +150,10 @@ def resampled_scores(
     labels, ranked = np.asarray(y, dtype=float)[order], values[order]
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
-    indices = np.asarray(indices)
+    step = max(1, 1_000_000 // max(1, len(labels)))
     out = [np.empty(0)]
-    for chunk in np.array_split(indices, 1 + indices.size // 1_000_000):
-        if not len(chunk):
-            continue
+    for start in range(0, len(indices), step):
+        chunk = indices[start : start + step]
         counts = np.stack([np.bincount(position[i], minlength=len(labels)) for i in chunk])
         out.append(_weighted_score(metric, ranked, counts * labels, counts * (1 - labels),
                                    threshold))  # fmt: skip

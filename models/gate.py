@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 
 from configs.schema import ProjectConfig
-from models.evaluate import SliceRow, bootstrap_indices, bootstrap_scores, interval, score
+from models.evaluate import (
+    Resamples,
+    SliceRow,
+    bootstrap_indices,
+    bootstrap_scores,
+    interval,
+    score,
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,7 @@ def select_candidate(
     y_test: np.ndarray,
     tuned: tuple[np.ndarray, float],
     baseline: tuple[np.ndarray, float],
+    groups: np.ndarray | None = None,
 ) -> Selection:
     """Choose the challenger among the tuned model and the baseline on the test set.
 
@@ -101,10 +109,11 @@ def select_candidate(
         config: Project config (metric, bootstrap settings, margins).
         y_test: Test labels.
         tuned, baseline: (test probabilities, decision threshold) of each candidate.
+        groups: The test rows' group keys (`split.group_column`): whole groups are resampled.
     """
     ev, gate = config.evaluation, config.gate
     metric, margin = ev.primary_metric, gate.noninferiority_margin
-    indices = bootstrap_indices(len(y_test), ev.bootstrap_samples, ev.seed)
+    indices = bootstrap_indices(len(y_test), ev.bootstrap_samples, ev.seed, groups)
     scores = {TUNED: tuned, BASELINE: baseline}
 
     def versus(ours: str, theirs: str, required: float) -> Comparison:
@@ -188,7 +197,7 @@ def compare(
     y: np.ndarray,
     p_challenger: np.ndarray,
     p_opponent: np.ndarray,
-    indices: np.ndarray,
+    indices: Resamples,
     confidence: float,
     required: float,
     thresholds: tuple[float, float] = (0.5, 0.5),
@@ -223,6 +232,7 @@ def decide_promotion(
     champion_unusable: str = "",
     selection: Selection | None = None,
     tuned: tuple[np.ndarray, float] | None = None,
+    groups: np.ndarray | None = None,
 ) -> Decision:
     """Decide whether the challenger replaces the champion.
 
@@ -241,10 +251,11 @@ def decide_promotion(
             candidate (itself, a zero gain, when it is the best).
         tuned: The tuned model's (probabilities, threshold); needed when the selection's best
             candidate is the tuned model.
+        groups: The test rows' group keys (`split.group_column`): whole groups are resampled.
     """
     ev, gate = config.evaluation, config.gate
     metric = ev.primary_metric
-    indices = bootstrap_indices(len(y_test), ev.bootstrap_samples, ev.seed)
+    indices = bootstrap_indices(len(y_test), ev.bootstrap_samples, ev.seed, groups)
     opponents = [("baseline", baseline, gate.min_gain_over_baseline)]
     if selection is not None and selection.rule == NON_INFERIORITY:
         if selection.best == TUNED and tuned is None:
@@ -355,8 +366,8 @@ def decision_context(
     config: ProjectConfig, *, test_sha256: str, trigger: str, now: datetime | None = None
 ) -> dict[str, Any]:
     """What a reviewer needs to re-check a decision: when it was made, what started the run,
-    the data it trained on, the test rows it rests on (their hash), the bootstrap size and the
-    margins applied."""
+    the data it trained on, the test rows it rests on (their hash), the bootstrap size (and the
+    column whose groups it resampled) and the margins applied."""
     gate = config.gate
     return {
         "decided_at": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
@@ -364,6 +375,7 @@ def decision_context(
         "data": config.data.describe(),
         "test_sha256": test_sha256,
         "bootstrap_samples": config.evaluation.bootstrap_samples,
+        "bootstrap_groups": config.split.group_column,  # None: rows are resampled
         "margins": {
             "min_gain_over_baseline": gate.min_gain_over_baseline,
             "noninferiority_margin": gate.noninferiority_margin,

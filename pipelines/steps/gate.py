@@ -60,7 +60,7 @@ def gate_step(
     import mlflow
 
     from features.sources import hash_frame
-    from features.split import features_and_target
+    from features.split import features_and_target, group_keys
     from models.gate import (
         champion_unusable,
         check_challenger,
@@ -82,7 +82,8 @@ def gate_step(
         challenger = (predict(model, X), float(model.metadata["threshold"]))
         base = (predict(baseline, X), float(baseline.metadata["threshold"]))
         scored_tuned = (predict(tuned, X), float(tuned.metadata["threshold"]))
-        selection = select_candidate(config, y, scored_tuned, base)
+        groups = group_keys(test_frame, config)
+        selection = select_candidate(config, y, scored_tuned, base, groups)
         check_challenger(model.metadata.get("candidate"), selection)
         champion, unusable, current = None, "", champion_version(config.model_name)
         if current is not None:
@@ -94,7 +95,7 @@ def gate_step(
         evaluation_data = json.loads(Path(evaluation.path).read_text())
         decided = decide_promotion(
             config, y, challenger, base, champion, evaluation_data["slices"], unusable,
-            selection=selection, tuned=scored_tuned,
+            selection=selection, tuned=scored_tuned, groups=groups,
         )  # fmt: skip
         run = mlflow.get_run(run_id)  # what the earlier steps logged: lineage, splits, trigger
         verdict = decision_record(

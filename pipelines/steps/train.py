@@ -105,7 +105,7 @@ def evaluate_step(
     """
     import mlflow
 
-    from features.split import features_and_target
+    from features.split import features_and_target, group_keys
     from models.evaluate import (
         Bootstrap,
         bootstrap_indices,
@@ -124,7 +124,8 @@ def evaluate_step(
         test_frame = read_frame(test)
         X, labels = features_and_target(test_frame, config)
         y = labels.to_numpy()
-        indices = bootstrap_indices(len(y), ev.bootstrap_samples, ev.seed)
+        groups = group_keys(test_frame, config)
+        indices = bootstrap_indices(len(y), ev.bootstrap_samples, ev.seed, groups)
         result: dict[str, Any] = {"metric": metric, "confidence": ev.confidence}
         candidates = {TUNED: model, BASELINE: baseline}
         scores = {who: predict(artifact, X) for who, artifact in candidates.items()}
@@ -139,7 +140,11 @@ def evaluate_step(
             }
             mlflow.log_metrics({f"{who}.test.{k}": float(v) for k, v in metrics.items()})
         selection = select_candidate(
-            config, y, (scores[TUNED], thresholds[TUNED]), (scores[BASELINE], thresholds[BASELINE])
+            config,
+            y,
+            (scores[TUNED], thresholds[TUNED]),
+            (scores[BASELINE], thresholds[BASELINE]),
+            groups,
         )
         chosen = selection.candidate
         result["selection"] = selection.to_dict()

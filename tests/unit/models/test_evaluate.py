@@ -59,6 +59,40 @@ def test_bootstrap_interval_brackets_the_estimate_and_is_seeded():
     assert iv.high - iv.low < 0.2
 
 
+def test_a_grouped_bootstrap_resamples_whole_groups_and_scores_each_resample():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"g{i}" for i in range(60)], rng.integers(1, 6, 60))
+    rng.shuffle(groups)  # a group's rows need not be adjacent
+    y = rng.integers(0, 2, len(groups))
+    p = np.clip(y * 0.3 + rng.random(len(groups)) * 0.7, 0, 1)
+    draws = bootstrap_indices(len(y), 50, seed=1, groups=groups)
+    again = bootstrap_indices(len(y), 50, seed=1, groups=groups)
+    assert all(np.array_equal(a, b) for a, b in zip(draws, again, strict=True))
+    size = pd.Series(groups).value_counts()
+    for rows in draws:
+        drawn = pd.Series(groups[rows]).value_counts()
+        assert (drawn % size[drawn.index] == 0).all()  # a drawn group brings all its rows
+        assert (drawn // size[drawn.index]).sum() == 60  # as many draws as groups
+    scores = bootstrap_scores("roc_auc", y, p, draws)
+    np.testing.assert_allclose(scores, [score("roc_auc", y[i], p[i]) for i in draws])
+
+
+def test_rows_repeated_per_entity_do_not_narrow_a_grouped_interval():
+    rng = np.random.default_rng(2)
+    y = (rng.random(300) < 0.3).astype(int)
+    p = np.clip(0.25 * y + 0.75 * rng.random(300), 0, 1)
+
+    def width(y, p, groups=None):
+        draws = bootstrap_scores("roc_auc", y, p, bootstrap_indices(len(y), 400, 7, groups))
+        found = interval(score("roc_auc", y, p), draws, 0.9)
+        return found.high - found.low
+
+    once = width(y, p)
+    y5, p5, entity = np.repeat(y, 5), np.repeat(p, 5), np.repeat(np.arange(300), 5)
+    assert width(y5, p5) < 0.6 * once  # each entity counted five times: ~1/sqrt(5) as wide
+    assert width(y5, p5, entity) == pytest.approx(once)  # the same draws, entity by entity
+
+
 def test_slice_metrics_reports_each_value_and_skips_small_slices():
     frame = pd.DataFrame({"channel": ["a"] * 60 + ["b"] * 60 + ["c"] * 5})
     y = np.array(([0, 1] * 30) * 2 + [0] * 5)

@@ -228,3 +228,22 @@ def test_an_unusable_champion_still_blocks_a_selected_baseline(config, data):
     why = "champion version 3 exists but could not be scored (KeyError: 'threshold')"
     d = decide_promotion(config, y, (strong, 0.5), (strong, 0.5), None, [], why, selection=s)
     assert not d.promote and d.reasons[0].startswith(f"{why}: refused")
+
+
+def test_repeated_rows_of_one_entity_are_one_observation_to_the_gate(config):
+    """400 entities with 8 rows each: a row bootstrap counts 3,200 observations and finds a
+    gain the 400 entities do not show; resampling whole entities gives the 400-row answer."""
+    rng = np.random.default_rng(3)
+    y = (rng.random(400) < 0.2).astype(int)
+    base = np.clip(0.3 * y + 0.7 * rng.random(400), 0, 1)
+    tuned = np.clip(base + 0.01 * y * np.random.default_rng(5).random(400), 0, 1)
+    strict = _gate(config, min_gain_over_baseline=0.004)
+    y8, base8, tuned8 = (np.repeat(a, 8) for a in (y, base, tuned))
+    entity = np.repeat([f"e{i}" for i in range(400)], 8)
+    once = select_candidate(strict, y, (tuned, 0.5), (base, 0.5))
+    rows = select_candidate(strict, y8, (tuned8, 0.5), (base8, 0.5))
+    grouped = select_candidate(strict, y8, (tuned8, 0.5), (base8, 0.5), entity)
+    assert once.rule == grouped.rule == "non-inferiority" and rows.rule == "superiority"
+    assert grouped.comparisons[0].gain_low == pytest.approx(once.comparisons[0].gain_low)
+    decided = decide_promotion(strict, y8, (tuned8, 0.5), (base8, 0.5), None, [], groups=entity)
+    assert not decided.promote and rows.comparisons[0].gain_low > 0.004

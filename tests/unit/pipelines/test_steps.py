@@ -182,6 +182,7 @@ def test_first_challenger_becomes_champion_with_a_record(outputs):
     # The record says when, why, on which rows and under which margins it decided.
     assert decision["trigger"] == mlflow.get_run(run_id).data.tags["pipeline_run"]
     assert len(decision["test_sha256"]) == 64 and decision["bootstrap_samples"] >= 10
+    assert decision["bootstrap_groups"] is None  # rows resampled: no split.group_column
     assert decision["margins"]["min_gain_over_baseline"] == -1.0
     assert decision["data"] == "generator: fraud (10,000 rows, seed 11)"
     assert datetime.fromisoformat(decision["decided_at"]).tzinfo is not None
