@@ -205,11 +205,12 @@ def slice_metrics(
     threshold: float,
     min_rows: int,
     bootstrap: Bootstrap | None = None,
+    groups: np.ndarray | None = None,
 ) -> list[SliceRow]:
     """Metrics per value of each slice column (values with fewer than `min_rows` rows skipped;
     a numeric column with more than `NUMERIC_BINS * 3` values is cut into `NUMERIC_BINS`
     quantile bins); with `bootstrap`, each row also holds its primary metric's interval
-    (`<metric>_low/_high`)."""
+    (`<metric>_low/_high`), whole `groups` resampled when given."""
     y, p = np.asarray(y), np.asarray(p)
     rows: list[SliceRow] = []
     for column in columns:
@@ -221,7 +222,8 @@ def slice_metrics(
             metrics: SliceRow = {"slice": column, "value": str(value),
                                  **classification_metrics(y[mask], p[mask], threshold)}  # fmt: skip
             if bootstrap is not None:
-                metrics |= bootstrap.bounds(y[mask], p[mask], threshold)
+                within = None if groups is None else np.asarray(groups)[mask]
+                metrics |= bootstrap.bounds(y[mask], p[mask], threshold, within)
             rows.append(metrics)
     return rows
 
@@ -245,11 +247,12 @@ class Bootstrap:
     confidence: float
     seed: int
 
-    def bounds(self, y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-        """`<metric>_low` and `<metric>_high` of the metric on (y, p)."""
-        draws = bootstrap_scores(
-            self.metric, y, p, bootstrap_indices(len(y), self.samples, self.seed), threshold
-        )
+    def bounds(
+        self, y: np.ndarray, p: np.ndarray, threshold: float, groups: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """`<metric>_low` and `<metric>_high` of the metric on (y, p) (whole `groups` drawn)."""
+        indices = bootstrap_indices(len(y), self.samples, self.seed, groups)
+        draws = bootstrap_scores(self.metric, y, p, indices, threshold)
         found = interval(score(self.metric, y, p, threshold), draws, self.confidence)
         return {f"{self.metric}_low": found.low, f"{self.metric}_high": found.high}
 

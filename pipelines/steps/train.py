@@ -155,8 +155,9 @@ def evaluate_step(
         bootstrap = Bootstrap(metric, ev.bootstrap_samples, ev.confidence, ev.seed)
         p_chosen, t_chosen = scores[chosen], thresholds[chosen]
         result["slices"] = slice_metrics(
-            test_frame, y, p_chosen, config.evaluated_slices, t_chosen, ev.slice_min_rows, bootstrap
-        )
+            test_frame, y, p_chosen, config.evaluated_slices, t_chosen, ev.slice_min_rows,
+            bootstrap, groups,
+        )  # fmt: skip
         result["gaps"] = error_rate_gaps(result["slices"], config.card.sensitive_attributes)
         result["curves"] = curves(y, p_chosen)
         if ev.costs is not None:

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from models.evaluate import (
+    Bootstrap,
     bootstrap_indices,
     bootstrap_scores,
     choose_threshold,
@@ -91,6 +92,13 @@ def test_rows_repeated_per_entity_do_not_narrow_a_grouped_interval():
     y5, p5, entity = np.repeat(y, 5), np.repeat(p, 5), np.repeat(np.arange(300), 5)
     assert width(y5, p5) < 0.6 * once  # each entity counted five times: ~1/sqrt(5) as wide
     assert width(y5, p5, entity) == pytest.approx(once)  # the same draws, entity by entity
+    bootstrap = Bootstrap("roc_auc", 400, 0.9, 7)  # a slice's interval: the same rule
+    frame = pd.DataFrame({"plan": np.repeat(np.arange(300) % 2, 5)})
+    rows, grouped = (slice_metrics(frame, y5, p5, ["plan"], 0.5, 10, bootstrap, g)
+                     for g in (None, entity))  # fmt: skip
+    for row, entities in zip(rows, grouped, strict=True):
+        narrow = row["roc_auc_high"] - row["roc_auc_low"]
+        assert narrow < 0.6 * (entities["roc_auc_high"] - entities["roc_auc_low"])
 
 
 def test_slice_metrics_reports_each_value_and_skips_small_slices():
