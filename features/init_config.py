@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         dest="group_column",
         metavar="COL",
         help="entity column (a patient, a customer): its rows stay in one split part "
-        "(default: a repeating id-named column)",
+        "(default: a repeating id- or person-named column)",
     )
     parser.add_argument(
         "--time-unit",

@@ -14,8 +14,9 @@ order is kept. Text labels are one class whatever their case or surrounding spac
 Excluded, each with a reason: id-like, constant, date/time-like and high-cardinality text,
 single columns that predict the target almost perfectly, and near-duplicates of an earlier
 column. Warned about and kept: a column almost strong enough to be a leak. An id-named column
-whose values repeat (rows of one patient or customer, which a random split would share between
-train and test) becomes the split's group column (`split.group_column`).
+whose values repeat, or one named for a person ('Subject', 'patient') with 20 or more repeating
+values (rows of one patient or customer, which a random split would share between train and
+test), is a key, not a feature, and becomes the split's group column (`split.group_column`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ CONVENTIONAL_POSITIVES = {
 }
 ID_TOKENS = {"id", "ids", "uuid", "guid"}
 ID_NAMES = {"rownames", "rowname", "row", "rownum", "row_number", "index", "unnamed: 0"}
+# A column named for one of these whose values repeat over `MIN_GROUPS` or more is an entity's
+# key (several visits of a subject), not a feature; the split groups by it.
+ENTITY_TOKENS = {"subject", "patient", "customer", "client", "participant", "person", "user"}
 DATE_PATTERN = re.compile(
     r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})"
     r"([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}:?\d{2})?\s*$"
@@ -483,6 +487,11 @@ def _column(
         return Exclusion(name, "constant", f"is constant ({shown}): it carries no information")
     if _named_like_id(name):
         return Exclusion(name, "id", "is named like an id: an identifier, not a feature")
+    if _last_token(name) in ENTITY_TOKENS and MIN_GROUPS <= distinct < present.size:
+        return Exclusion(
+            name, "id", f"names an entity ({distinct:,} values on {present.size:,} rows): a key, "
+            "not a feature"
+        )  # fmt: skip
     if pd.api.types.is_datetime64_any_dtype(values):
         return Exclusion(name, "time", _date_reason(name, present.iloc[0]))
     if pd.api.types.is_bool_dtype(values) or pd.api.types.infer_dtype(present) == "boolean":
@@ -523,8 +532,13 @@ def _width(present: pd.Series) -> int:
 def _named_like_id(name: str) -> bool:
     if name.strip().lower() in ID_NAMES:
         return True
+    return _last_token(name) in ID_TOKENS
+
+
+def _last_token(name: str) -> str:
+    """The name's last word, lower case ('patientID' -> 'id', 'Subject' -> 'subject')."""
     tokens = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)
-    return bool(tokens) and tokens[-1].lower() in ID_TOKENS
+    return tokens[-1].lower() if tokens else ""
 
 
 def _dates(text: pd.Series) -> bool:

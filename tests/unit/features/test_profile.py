@@ -109,6 +109,15 @@ def test_an_id_that_repeats_becomes_the_split_group():
     assert timed.group_column is None and not [n for n in timed.notes if "entity" in n]
 
 
+def test_a_column_named_for_a_person_that_repeats_is_a_key_and_the_group():
+    frame = table().assign(Subject=np.arange(ROWS) % 40, customer=np.arange(ROWS) % 3)
+    profile = profile_table(frame, "label")
+    reasons = {e.column: e.reason for e in profile.excluded}
+    assert reasons["Subject"] == "names an entity (40 values on 400 rows): a key, not a feature"
+    assert profile.group_column == "Subject"
+    assert "customer" in profile.numeric + profile.categorical  # 3 values: a segment, a feature
+
+
 def test_a_named_group_is_not_a_feature_and_needs_enough_groups():
     frame = table().assign(clinic=np.arange(ROWS) % 40, ward=np.arange(ROWS) % 4)
     profile = profile_table(frame, "label", group_column="clinic")
