@@ -27,7 +27,7 @@ class DataSource(_Frozen):
     path: str | None = Field(
         None,
         description="CSV (split on the delimiter its header uses; decimal commas are numbers "
-        "where that is not ','), TSV or Parquet file (source: file).",
+        "where that is not ','; '?' is a missing value), TSV or Parquet file (source: file).",
     )
     generator: Literal["fraud"] | None = Field(None, description="Generator name.")
     rows: int = Field(200_000, ge=100, description="Rows to generate (source: generator).")

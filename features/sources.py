@@ -41,6 +41,7 @@ def load_raw(source: DataSource, base_dir: Path | None = None) -> pd.DataFrame:
 
 
 DELIMITERS = (",", ";", "\t", "|")  # a text table's, in order of preference on a tie
+MISSING_MARKS = ("?", " ?")  # UCI's missing value, beside pandas' own ('', 'NA', 'null', ...)
 # In a table not split on ',': a number with a decimal comma ('3,5', '-0,25') or an integer.
 DECIMAL_COMMA = re.compile(r"^\s*[-+]?(\d+(,\d+)?|,\d+)\s*$")
 THOUSANDS = re.compile(r"^\s*[-+]?\d{1,3}(,\d{3})+\s*$")  # '1,250': a decimal comma or not
@@ -51,7 +52,8 @@ def read_table(path: Path) -> pd.DataFrame:
 
     A text table is split on the delimiter its header line uses most (`DELIMITERS`): a
     spreadsheet's ';'-separated export reads as the table it is, not as one column, and its
-    decimal commas as numbers (`_decimal_commas`).
+    decimal commas as numbers (`_decimal_commas`). A '?' is a missing value, as in the UCI
+    repository's tables (a number column with '?' would otherwise have its rows quarantined).
     """
     if not path.is_file():
         raise DataSourceError(f"data file not found: {path}")
@@ -81,7 +83,7 @@ def _read_text_table(path: Path) -> pd.DataFrame:
     with path.open(encoding="utf-8-sig", errors="replace") as file:
         header = file.readline()
     delimiter = max(DELIMITERS, key=header.count)
-    frame = pd.read_csv(path, sep=delimiter)
+    frame = pd.read_csv(path, sep=delimiter, na_values=list(MISSING_MARKS))
     return frame if delimiter == "," else _decimal_commas(frame)
 
 

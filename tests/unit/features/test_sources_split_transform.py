@@ -168,6 +168,14 @@ def test_decimal_commas_are_numbers_where_fields_are_not_split_on_commas(tmp_pat
     assert frame["plan"].tolist()[:2] == ["a,b", "c"]
 
 
+def test_a_question_mark_is_a_missing_value_as_in_uci_tables(tmp_path):
+    path = tmp_path / "adult.csv"
+    path.write_text("age, workclass, nuclei\n39, State-gov, 1\n50, ?, ?\n38, Private, 10\n")
+    frame = read_table(path)
+    assert frame.iloc[:, 1].isna().tolist() == [False, True, False]
+    assert frame.iloc[:, 2].tolist()[::2] == [1.0, 10.0] and np.isnan(frame.iloc[1, 2])
+
+
 def test_a_comma_separated_table_keeps_quoted_commas_as_text(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text('rate,plan\n"3,5",a\n"4,5",b\n')
