@@ -161,7 +161,7 @@ report: $(STAMP) ## The KPI page (Markdown, HTML, plots) -> reports/kpi/, KPIs t
 retrain: $(STAMP) ## Closed loop: if a drift or quality alert fires, retrain, gate, validate, deploy (FORCE=1: anyway)
 	$(BIN)/python -m monitoring.loop --project $(PROJECT) --prometheus $(PROMETHEUS) $(if $(FORCE),--force)
 
-init-config: $(STAMP) ## Profile a CSV, TSV or Parquet table into a commented starter config (DATA=path TARGET=col [ID=col] [TIME=col] [TIME_UNIT=year|yyyymmdd|s|ms] [GROUP=col] [NAME=name] [POSITIVE=value] [FORCE=1])
+init-config: $(STAMP) ## Profile a CSV, TSV, Parquet or Excel (.xlsx) table into a commented starter config (DATA=path TARGET=col [ID=col] [TIME=col] [TIME_UNIT=year|yyyymmdd|s|ms] [GROUP=col] [NAME=name] [POSITIVE=value] [FORCE=1])
 	$(BIN)/python -m features.init_config $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") \
 		$(if $(ID),--id "$(ID)") $(if $(TIME),--time "$(TIME)") $(if $(TIME_UNIT),--time-unit "$(TIME_UNIT)") \
 		$(if $(GROUP),--group "$(GROUP)") $(if $(NAME),--name "$(NAME)") \

@@ -1,4 +1,4 @@
-"""Profile a CSV, TSV or Parquet table and write a commented starter config for it.
+"""Profile a CSV, TSV, Parquet or Excel table and write a commented starter config for it.
 
 python -m features.init_config --data data/loans.csv --target default
 python -m features.init_config --data data/loans.parquet --target default --id loan_id \\
@@ -445,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         required=True,
         metavar="PATH",
-        help="CSV (any of , ; tab |), TSV or Parquet table",
+        help="CSV (any of , ; tab |), TSV, Parquet or Excel (.xlsx, one sheet) table",
     )
     parser.add_argument("--target", required=True, metavar="COL", help="the binary label column")
     parser.add_argument(

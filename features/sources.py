@@ -48,7 +48,8 @@ THOUSANDS = re.compile(r"^\s*[-+]?\d{1,3}(,\d{3})+\s*$")  # '1,250': a decimal c
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV (or TSV) or Parquet file, with an error that names the file on any failure.
+    """Read a CSV (or TSV), Parquet or Excel (.xlsx, one sheet) file, with an error that names
+    the file on any failure.
 
     A text table is split on the delimiter its header line uses most (`DELIMITERS`): a
     spreadsheet's ';'-separated export reads as the table it is, not as one column, and its
@@ -64,14 +65,18 @@ def read_table(path: Path) -> pd.DataFrame:
         ".tsv": _read_text_table,
         ".parquet": pd.read_parquet,
         ".pq": pd.read_parquet,
+        ".xlsx": _read_workbook,
     }
     reader = readers.get(path.suffix.lower())
     if reader is None:
         raise DataSourceError(
-            f"unsupported data file type '{path.suffix}' for {path}; use .csv, .tsv or .parquet"
+            f"unsupported data file type '{path.suffix}' for {path}; use .csv, .tsv, .parquet "
+            "or .xlsx"
         )
     try:
         frame = reader(path)
+    except DataSourceError:
+        raise
     except Exception as exc:
         raise DataSourceError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
     if frame.empty:
@@ -85,6 +90,19 @@ def _read_text_table(path: Path) -> pd.DataFrame:
     delimiter = max(DELIMITERS, key=header.count)
     frame = pd.read_csv(path, sep=delimiter, na_values=list(MISSING_MARKS))
     return frame if delimiter == "," else _decimal_commas(frame)
+
+
+def _read_workbook(path: Path) -> pd.DataFrame:
+    """The workbook's one sheet that holds data; several such sheets are refused, named (which
+    one is the table is the user's call, not a guess)."""
+    sheets = pd.read_excel(path, sheet_name=None, engine="openpyxl")
+    filled = {name: sheet for name, sheet in sheets.items() if not sheet.empty}
+    if len(filled) > 1:
+        raise DataSourceError(
+            f"{path} has {len(filled)} sheets with data ({', '.join(map(repr, filled))}); keep "
+            "the table's sheet alone in the workbook, or save it as CSV"
+        )
+    return next(iter(filled.values()), pd.DataFrame())
 
 
 def _decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:

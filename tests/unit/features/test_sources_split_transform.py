@@ -125,14 +125,30 @@ def test_header_only_csv_has_no_rows(tmp_path: Path) -> None:
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["raw.xlsx", "raw.json", "raw"])
+@pytest.mark.parametrize("name", ["raw.xls", "raw.json", "raw"])
 def test_unknown_extension(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_text("a,b\n1,2\n")
     with pytest.raises(DataSourceError, match="unsupported data file type") as info:
         read_table(path)
     assert str(path) in str(info.value)
-    assert ".csv, .tsv or .parquet" in str(info.value)
+    assert ".csv, .tsv, .parquet or .xlsx" in str(info.value)
+
+
+def test_a_workbook_is_read_from_its_one_sheet_with_data(tmp_path, small_table):
+    path = tmp_path / "loans.xlsx"
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame().to_excel(book, sheet_name="notes")  # an empty sheet is no table
+        small_table.to_excel(book, sheet_name="data", index=False)
+    pd.testing.assert_frame_equal(read_table(path), small_table, check_dtype=False)
+    with pd.ExcelWriter(path) as book:
+        small_table.to_excel(book, sheet_name="2024", index=False)
+        small_table.to_excel(book, sheet_name="2025", index=False)
+    with pytest.raises(DataSourceError, match="has 2 sheets with data \\('2024', '2025'\\)"):
+        read_table(path)
+    path.write_bytes(b"not a workbook")
+    with pytest.raises(DataSourceError, match=f"cannot read {path}"):
+        read_table(path)
 
 
 @pytest.mark.parametrize(
