@@ -263,11 +263,12 @@ def cross_validated_reference(
     """CV ROC-AUC of each learner on (X, y) (folds keep `groups` together, as the pipeline's
     split does); the best refit on all of it and scored on test."""
     from sklearn.base import clone
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_score
+    from sklearn.model_selection import cross_val_score
+
+    from features.split import stratified_folds
 
     learners = reference_learners(numeric, categorical)
-    kind = StratifiedKFold if groups is None else StratifiedGroupKFold
-    folds = kind(CV_FOLDS, shuffle=True, random_state=SEED)
+    folds = stratified_folds(CV_FOLDS, SEED, grouped=groups is not None)
     cv = {
         name: float(
             cross_val_score(learner, X, y, groups=groups, cv=folds, scoring="roc_auc").mean()

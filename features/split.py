@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -56,23 +58,33 @@ def group_keys(frame: pd.DataFrame, config: ProjectConfig) -> np.ndarray | None:
     return values.astype(str).where(values.notna(), own).to_numpy()
 
 
+def stratified_folds(k: int, seed: int, grouped: bool) -> Any:
+    """Stratified, shuffled, seeded `k`-fold; with `grouped`, a group's rows stay in one fold
+    (pass the groups to `split`). The split, the tuning CV and bench-quality's reference share it.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    kind = StratifiedGroupKFold if grouped else StratifiedKFold
+    return kind(n_splits=k, shuffle=True, random_state=seed)
+
+
 def _grouped_split(
     frame: pd.DataFrame, config: ProjectConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Test, then validation, as one fold each of a stratified group k-fold (seeded): no group
     spans two parts, and each part's size is its fraction as near as whole folds allow."""
-    from sklearn.model_selection import StratifiedGroupKFold
 
     def carve(part: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
         folds = max(2, round(1 / fraction))
-        groups = len(set(group_keys(part, config)))  # type: ignore[arg-type]
+        keys = group_keys(part, config)
+        groups = len(set(keys))  # type: ignore[arg-type]
         if groups < 2 * folds:
             raise ValueError(
                 f"split.group_column '{config.split.group_column}' leaves {groups} groups; a "
                 f"grouped split into these fractions needs at least {2 * folds}"
             )
-        splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=config.split.seed)
-        keep, held = next(splitter.split(part, part[config.target], group_keys(part, config)))
+        splitter = stratified_folds(folds, config.split.seed, grouped=True)
+        keep, held = next(splitter.split(part, part[config.target], keys))
         return part.iloc[keep], part.iloc[held]
 
     rest, test = carve(frame, config.split.test_fraction)

@@ -71,14 +71,11 @@ def cv_folds(
     """Stratified, shuffled `k`-fold (fit rows, held-out rows) indices over train + valid rows
     stacked in that order: the objective of `tuning.cv_folds`. With `groups` (one key per
     stacked row, `split.group_column`'s) a group's rows stay in one fold."""
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+    from features.split import stratified_folds
 
     y = np.concatenate([y_train, y_valid])
-    rows = np.zeros((len(y), 1))
-    if groups is None:
-        return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(rows, y))
-    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    return list(splitter.split(rows, y, groups))
+    splitter = stratified_folds(k, seed, grouped=groups is not None)
+    return list(splitter.split(np.zeros((len(y), 1)), y, groups))
 
 
 def objective_name(config: ProjectConfig) -> str:
