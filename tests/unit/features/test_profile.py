@@ -172,6 +172,73 @@ def test_near_duplicates_keep_the_first_column():
     assert "'amount'" in reasons["amount_cents"] and "'channel'" in reasons["channel_code"]
 
 
+def test_numeric_duplicates_are_read_over_the_rows_both_columns_have():
+    frame = table()
+    rng = np.random.default_rng(5)
+    shifted = frame["age"] + 1e9  # a large offset: no cancellation in the correlation
+    shifted[rng.random(ROWS) < 0.3] = np.nan
+    frame["age_epoch"] = shifted
+    frame["minus_amount"] = -2.0 * frame["amount"]  # same NaNs as amount, negated
+    frame["age_noisy"] = frame["age"] + rng.normal(0, 3, ROWS)  # |corr| about 0.98: kept
+    frame["constant"] = 3.0
+    profile = profile_table(frame, "label")
+    assert excluded(profile) == {
+        "age_epoch": "duplicate", "minus_amount": "duplicate", "constant": "constant"
+    }  # fmt: skip
+    reasons = {e.column: e.reason for e in profile.excluded}
+    assert "'age' (|correlation| 1.000)" in reasons["age_epoch"]
+    assert "'amount'" in reasons["minus_amount"]
+
+
+def test_the_vectorised_correlation_is_pandas_pairwise_correlation():
+    from features.profile import _KeptNumbers
+
+    rng = np.random.default_rng(6)
+    base = rng.normal(0, 1, 500)
+    columns = {
+        "a": pd.Series(base + rng.normal(0, 0.05, 500)),
+        "b": pd.Series(np.where(rng.random(500) < 0.2, np.nan, 1e6 + base)),
+        "c": pd.Series(rng.normal(0, 1, 500)),
+    }
+    probe = pd.Series(np.where(rng.random(500) < 0.1, np.nan, -base))
+    for name, values in columns.items():
+        kept = _KeptNumbers(500, 1)
+        kept.add(name, values)
+        expected = abs(probe.corr(values))
+        found = kept.twin(probe)
+        if expected > 0.99:
+            assert found is not None and found[0] == name
+            assert found[1] == pytest.approx(expected, abs=1e-9)
+        else:
+            assert found is None
+
+
+def test_the_correlation_check_reads_every_nth_row_of_a_huge_table(monkeypatch):
+    from features import profile
+
+    monkeypatch.setattr(profile, "TWIN_CELLS", 300)  # 500 rows x 2 columns: every 4th row
+    rng = np.random.default_rng(8)
+    base = pd.Series(rng.normal(0, 1, 500))
+    kept = profile._KeptNumbers(500, 2)
+    kept.add("base", base)
+    kept.add("noise", pd.Series(rng.normal(0, 1, 500)))
+    twin = base.copy()
+    twin.iloc[1::4] = -base.iloc[1::4]  # rows the check does not read
+    assert kept.twin(twin) == ("base", pytest.approx(1.0))
+    assert kept.twin(pd.Series(rng.normal(0, 1, 500))) is None
+
+
+def test_the_leak_screen_auc_is_sklearns_ties_included():
+    from sklearn.metrics import roc_auc_score
+
+    from features.profile import _auc
+
+    rng = np.random.default_rng(7)
+    target = rng.integers(0, 2, 300)
+    for score in (rng.normal(0, 1, 300), rng.integers(0, 4, 300).astype(float)):  # ties
+        assert _auc(target, score) == pytest.approx(roc_auc_score(target, score), abs=1e-12)
+
+
 def test_a_column_that_predicts_the_target_alone_is_a_leak():
     frame = table()
     rng = np.random.default_rng(4)
