@@ -120,41 +120,45 @@ class ValidationReport:
 
 
 def build_suite(config: ProjectConfig):
-    """The Great Expectations suite for a project's clean table."""
+    """The Great Expectations suite for a project's clean table.
+
+    Built from one list: `ExpectationSuite.add_expectation` compares each new expectation
+    with every one already added (about 70 s for a 400-column table's 1,600).
+    """
     import great_expectations as gx
 
     ex = gx.expectations
-    suite = gx.ExpectationSuite(name=f"{config.name}-contract")
-    suite.add_expectation(ex.ExpectTableRowCountToBeBetween(min_value=config.contract.min_rows))
-    for column in required_columns(config):
-        suite.add_expectation(ex.ExpectColumnToExist(column=column))
-    for column in config.numeric_features:
-        suite.add_expectation(
-            ex.ExpectColumnValuesToBeInTypeList(column=column, type_list=["float64", "int64"])
-        )
+    expectations: list[gx.expectations.Expectation] = [
+        ex.ExpectTableRowCountToBeBetween(min_value=config.contract.min_rows)
+    ]
+    expectations += [ex.ExpectColumnToExist(column=c) for c in required_columns(config)]
+    expectations += [
+        ex.ExpectColumnValuesToBeInTypeList(column=column, type_list=["float64", "int64"])
+        for column in config.numeric_features
+    ]
     for column, rule in config.contract.columns.items():
         if rule.max_null_fraction < 1.0 and column in config.features:
-            suite.add_expectation(
+            expectations.append(
                 ex.ExpectColumnValuesToNotBeNull(column=column, mostly=1.0 - rule.max_null_fraction)
             )
         if rule.min is not None or rule.max is not None:
-            suite.add_expectation(
+            expectations.append(
                 ex.ExpectColumnValuesToBeBetween(
                     column=column, min_value=rule.min, max_value=rule.max
                 )
             )
         if rule.categories is not None:
-            suite.add_expectation(
+            expectations.append(
                 ex.ExpectColumnValuesToBeInSet(column=column, value_set=list(rule.categories))
             )
     if config.id_column:
-        suite.add_expectation(ex.ExpectColumnValuesToBeUnique(column=config.id_column))
+        expectations.append(ex.ExpectColumnValuesToBeUnique(column=config.id_column))
     low, high = config.contract.target_rate
-    suite.add_expectation(ex.ExpectColumnValuesToBeInSet(column=config.target, value_set=[0, 1]))
-    suite.add_expectation(
-        ex.ExpectColumnMeanToBeBetween(column=config.target, min_value=low, max_value=high)
-    )
-    return suite
+    expectations += [
+        ex.ExpectColumnValuesToBeInSet(column=config.target, value_set=[0, 1]),
+        ex.ExpectColumnMeanToBeBetween(column=config.target, min_value=low, max_value=high),
+    ]
+    return gx.ExpectationSuite(name=f"{config.name}-contract", expectations=expectations)
 
 
 def validate_batch(result: CleanResult, config: ProjectConfig, rows_in: int) -> ValidationReport:
