@@ -513,7 +513,12 @@ class ProjectConfig(_Frozen):
         "are refused, naming the column). Date-time text and datetime values are read as such; "
         "a value the rule cannot read is quarantined.",
     )
-    numeric_features: tuple[str, ...] = Field((), description="Numbers: imputed and scaled.")
+    numeric_features: tuple[str, ...] = Field(
+        (),
+        description="Numbers: imputed and scaled. Text is read as the contract parses it: "
+        "'$1,250' is 1250, a word for no value ('unknown', '-', SAS's '.', '#DIV/0!') is "
+        "missing, other text quarantines its row.",
+    )
     categorical_features: tuple[str, ...] = Field(
         (), description="Categories: imputed and one-hot encoded (unseen values are scored)."
     )

@@ -18,6 +18,14 @@ from configs.schema import ProjectConfig
 from features.timestamps import parse_times
 
 QUARANTINE_REASON = "quarantine_reason"
+# Text a numeric column writes for "no value" (compared stripped, case-folded): read as missing,
+# not quarantined as "not a number". pandas' own markers ('NA', 'N/A', 'null', ...) never
+# reach the parse; '#DIV/0!' and its kin are a spreadsheet's formula errors.
+MISSING_TEXT = frozenset(
+    {"-", "--", "---", ".", "?", "unknown", "missing", "none", "na", "n/a", "n.a.", "nan",
+     "null", "not available", "#n/a", "#div/0!", "#value!", "#num!", "#ref!", "#name?",
+     "#null!"}
+)  # fmt: skip
 
 
 class ContractError(ValueError):
@@ -141,10 +149,21 @@ def clean_rows(frame: pd.DataFrame, config: ProjectConfig) -> CleanResult:
     return CleanResult(clean=clean, quarantine=quarantine, repairs=repairs)
 
 
+def missing_text(values: pd.Series) -> pd.Series:
+    """Where a value is text that means "no value" (MISSING_TEXT: 'unknown', '-', ...)."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return pd.Series(False, index=values.index)
+    return values.astype("string").str.strip().str.casefold().isin(MISSING_TEXT)
+
+
 def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Parse a column to float; returns (parsed, repaired-from-text mask, unparsable mask)."""
+    """Parse a column to float; returns (parsed, repaired-from-text mask, unparsable mask).
+
+    A missing-value word ('unknown', '-': `missing_text`) is missing, neither repaired nor
+    unparsable.
+    """
     direct = pd.to_numeric(values, errors="coerce")
-    failed = direct.isna() & values.notna()
+    failed = direct.isna() & values.notna() & ~missing_text(values)
     if not failed.any():
         return direct.astype(float), failed, failed
     text = values[failed].astype(str)

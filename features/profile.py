@@ -32,6 +32,7 @@ import pandas as pd
 from configs.cli import UserError
 from features.contract import (
     binary_target,
+    missing_text,
     normalise_category,
     parse_numbers,
     respelled_labels,
@@ -225,6 +226,10 @@ def profile_table(
             hint="add feature columns to the table, or check the exclusions above",
         )
     for column in (c.name for c in kept if c.name in unparsable):
+        said = frame[column][missing_text(frame[column])].astype(str).str.strip()
+        if len(said):
+            words = ", ".join(map(repr, said.value_counts().index[:3]))
+            notes.append(f"'{column}': {len(said):,} values such as {words} read as missing")
         bad = unparsable[column]
         if bad.any():
             notes.append(
@@ -503,15 +508,16 @@ def _column(
             return Exclusion(name, "id", "is id-like (a run of unique integers, one per row)")
         if integer and distinct <= MAX_CODE_VALUES and 2 * distinct < _width(present):
             return _categorical(values, rows), None
-        numbers = values.astype(float)
-        return _numeric(values, numbers), (numbers, pd.Series(False, index=values.index))
+        numbers, clean = values.astype(float), pd.Series(False, index=values.index)
+        return _numeric(values, numbers, clean), (numbers, clean)
     text = present.astype(str)
     if _dates(text):
         return Exclusion(name, "time", _date_reason(name, text.iloc[0]))
     is_number = pd.to_numeric(text, errors="coerce").notna() | text.str.match(FORMATTED_NUMBER)
-    if is_number.sum() >= MIN_NUMERIC_SHARE * len(present):
+    said_missing = missing_text(text)  # 'unknown', '-': missing, whatever the column
+    if is_number.any() and is_number.sum() >= MIN_NUMERIC_SHARE * (~said_missing).sum():
         parsed, _, unparsable = parse_numbers(values)  # the contract's parse: junk repaired
-        return _numeric(values, parsed), (parsed, unparsable)
+        return _numeric(values, parsed, unparsable), (parsed, unparsable)
     if distinct == rows:
         return Exclusion(name, "id", f"is id-like (unique per row, e.g. {text.iloc[0]!r})")
     limit = min(MAX_CATEGORIES, rows // MIN_ROWS_PER_CATEGORY)
@@ -555,12 +561,12 @@ def _date_reason(name: str, example: object) -> str:
     )
 
 
-def _numeric(values: pd.Series, parsed: pd.Series) -> ColumnProfile:
+def _numeric(values: pd.Series, parsed: pd.Series, unparsable: pd.Series) -> ColumnProfile:
     present = parsed.dropna()
     return ColumnProfile(
         name=str(values.name),
         role="numeric",
-        null_fraction=float(values.isna().mean()),
+        null_fraction=float((parsed.isna() & ~unparsable).mean()),  # missing words included
         minimum=float(present.min()),
         median=float(present.median()),
         maximum=float(present.max()),

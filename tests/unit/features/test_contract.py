@@ -87,7 +87,17 @@ def test_numbers_with_junk_are_parsed_and_counted(mini, mini_frame) -> None:
     assert result.repairs["age: number parsed from text"] == 0
 
 
-@pytest.mark.parametrize("text", ["twelve", ".", "USD", "1.2.3", "2,5", "1,2345"])
+@pytest.mark.parametrize("text", [" Unknown ", "-", ".", "N.A.", "#DIV/0!", "missing"])
+def test_a_word_for_no_value_is_a_missing_number_not_junk(mini, mini_frame, text: str) -> None:
+    mini_frame["amount"] = mini_frame["amount"].astype(object)
+    mini_frame.loc[1, "amount"] = text
+    result = clean_rows(mini_frame, mini)
+    assert result.quarantine.empty  # SAS's '.', a sheet's '-' or '#DIV/0!': the row stays
+    assert np.isnan(result.clean.loc[result.clean["tx_id"] == "t2", "amount"].iloc[0])
+    assert result.repairs["amount: number parsed from text"] == 0
+
+
+@pytest.mark.parametrize("text", ["twelve", "..", "USD", "1.2.3", "2,5", "1,2345"])
 def test_unparsable_number_is_quarantined(mini, mini_frame, text: str) -> None:
     mini_frame["amount"] = mini_frame["amount"].astype(object)
     mini_frame.loc[1, "amount"] = text

@@ -295,15 +295,18 @@ def test_numbers_stored_as_text_are_numeric_and_junk_is_counted():
     frame = table()
     price = frame["age"].astype(float).map("{:.2f}".format).astype(object)
     price[:4] = "$1,250.00"  # repaired by the contract
-    price[4:10] = "n/a"  # unparsable: quarantined
+    price[4:10] = "ask us"  # unparsable: quarantined
+    price[10:50] = ["unknown", "-"] * 20  # 10% words for no value: missing, not junk
     frame["price"] = price
     frame["grade"] = np.random.default_rng(5).choice(["1st", "2nd", "3rd"], ROWS)
     profile = profile_table(frame, "label")
     facts = {c.name: c for c in profile.features}
     assert facts["price"].role == "numeric" and facts["price"].maximum == 1250.0
+    assert facts["price"].null_fraction == pytest.approx(40 / ROWS)
     assert facts["grade"].role == "categorical"  # '1st' is text, not the number 1
     assert profile.quarantine_fraction == pytest.approx(6 / ROWS)
     assert any("'price'" in note and "6 values" in note for note in profile.notes)
+    assert "'price': 40 values such as 'unknown', '-' read as missing" in profile.notes
 
 
 @pytest.mark.parametrize(
