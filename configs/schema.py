@@ -27,8 +27,9 @@ class DataSource(_Frozen):
     path: str | None = Field(
         None,
         description="CSV (split on the delimiter its header uses; decimal commas are numbers "
-        "where that is not ','; '?' is a missing value), TSV, Parquet or Excel (.xlsx, one "
-        "sheet) file (source: file).",
+        "where that is not ','; '?' is a missing value; UTF-8, else Windows-1252, else "
+        "Latin-1), TSV, Parquet or Excel (.xlsx, one sheet) file (source: file). Column names "
+        "are read without surrounding spaces.",
     )
     generator: Literal["fraud"] | None = Field(None, description="Generator name.")
     rows: int = Field(200_000, ge=100, description="Rows to generate (source: generator).")

@@ -514,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"the generated config is invalid: {exc}", code=1)
     except UserError as exc:
         return fail(f"{args.data}: {exc}" if isinstance(exc, ProfileError) else exc, exc.hint)
+    if "encoding" in frame.attrs:
+        log.warning("%s is not UTF-8: read as %s text", args.data, frame.attrs["encoding"])
     for exclusion in profile.excluded:
         log.warning("excluded '%s': %s", exclusion.column, exclusion.reason)
     for note in profile.notes:

@@ -44,6 +44,8 @@ DELIMITERS = (",", ";", "\t", "|")  # a text table's, in order of preference on 
 MISSING_MARKS = ("?", " ?")  # UCI's missing value, beside pandas' own ('', 'NA', 'null', ...)
 # In a table not split on ',': a number with a decimal comma ('3,5', '-0,25') or an integer.
 DECIMAL_COMMA = re.compile(r"^\s*[-+]?(\d+(,\d+)?|,\d+)\s*$")
+# UTF-8 (a BOM skipped); else Windows-1252, what Excel on Windows saves; else Latin-1.
+TEXT_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
 THOUSANDS = re.compile(r"^\s*[-+]?\d{1,3}(,\d{3})+\s*$")  # '1,250': a decimal comma or not
 
 
@@ -55,6 +57,8 @@ def read_table(path: Path) -> pd.DataFrame:
     spreadsheet's ';'-separated export reads as the table it is, not as one column, and its
     decimal commas as numbers (`_decimal_commas`). A '?' is a missing value, as in the UCI
     repository's tables (a number column with '?' would otherwise have its rows quarantined).
+    Text that is not UTF-8 is read in the first of `TEXT_ENCODINGS` that decodes it, named in
+    `frame.attrs["encoding"]`. Column names lose surrounding spaces.
     """
     if not path.is_file():
         raise DataSourceError(f"data file not found: {path}")
@@ -81,15 +85,38 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataSourceError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
     if frame.empty:
         raise DataSourceError(f"data file has no rows: {path}")
-    return frame
+    return _strip_names(frame, path)
 
 
 def _read_text_table(path: Path) -> pd.DataFrame:
     with path.open(encoding="utf-8-sig", errors="replace") as file:
         header = file.readline()
     delimiter = max(DELIMITERS, key=header.count)
-    frame = pd.read_csv(path, sep=delimiter, na_values=list(MISSING_MARKS))
-    return frame if delimiter == "," else _decimal_commas(frame)
+
+    def read(encoding: str) -> pd.DataFrame:
+        frame = pd.read_csv(path, sep=delimiter, na_values=list(MISSING_MARKS), encoding=encoding)
+        if encoding != TEXT_ENCODINGS[0]:
+            frame.attrs["encoding"] = encoding
+        return frame if delimiter == "," else _decimal_commas(frame)
+
+    for encoding in TEXT_ENCODINGS[:-1]:
+        try:
+            return read(encoding)
+        except UnicodeDecodeError:
+            continue
+    return read(TEXT_ENCODINGS[-1])  # Latin-1 decodes every byte
+
+
+def _strip_names(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Column names without surrounding spaces (' Churn ' is 'Churn'); two names that become
+    one are refused, named."""
+    names = [name.strip() if isinstance(name, str) else name for name in frame.columns]
+    clashes = sorted({str(n) for n in names if names.count(n) > 1})
+    if clashes:
+        raise DataSourceError(
+            f"{path}: columns {clashes} differ only by surrounding spaces; rename one of each"
+        )
+    return frame.set_axis(names, axis=1)
 
 
 def _read_workbook(path: Path) -> pd.DataFrame:

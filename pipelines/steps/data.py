@@ -80,13 +80,17 @@ def load_step(
                 "dataset_sha256": digest,
             }
         )
+        encoding = frame.attrs.get("encoding")
         mlflow.log_params({"data.source": config.data.source, "rows.raw": len(frame)})
+        if encoding:
+            mlflow.log_param("data.encoding", encoding)
         mlflow.log_params({f"run.{k}": v for k, v in run_parameters(config).items()})
         mlflow.log_text(config_yaml, "config.yaml")
         say(
             config.name,
             "load",
-            f"{len(frame):,} raw rows, sha256 {digest[:12]} ({time.perf_counter() - started:.1f}s)",
+            f"{len(frame):,} raw rows{f' (read as {encoding})' if encoding else ''}, sha256 "
+            f"{digest[:12]} ({time.perf_counter() - started:.1f}s)",
         )
     return Loaded(mlflow_run_id, config_yaml)
 

@@ -192,6 +192,35 @@ def test_a_question_mark_is_a_missing_value_as_in_uci_tables(tmp_path):
     assert frame.iloc[:, 2].tolist()[::2] == [1.0, 10.0] and np.isnan(frame.iloc[1, 2])
 
 
+@pytest.mark.parametrize(
+    ("encoding", "read_as"), [("utf-8-sig", None), ("cp1252", "cp1252"), ("latin-1", "cp1252")]
+)
+def test_text_that_is_not_utf8_is_read_and_named(tmp_path, encoding, read_as):
+    path = tmp_path / "t.csv"
+    path.write_bytes("Région;Âge;€\nÎle-de-France;41,5;x\nCorse;38;y\n".encode(encoding, "replace"))
+    frame = read_table(path)
+    assert list(frame.columns)[:2] == ["Région", "Âge"]  # a BOM is not part of a name
+    assert frame["Région"].tolist() == ["Île-de-France", "Corse"]
+    assert frame["Âge"].tolist() == [41.5, 38.0]
+    assert frame.attrs.get("encoding") == read_as
+
+
+def test_bytes_no_windows_code_page_has_are_read_as_latin1(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"a,b\n\x81x,1\n")  # 0x81: undefined in cp1252
+    frame = read_table(path)
+    assert frame.attrs["encoding"] == "latin-1" and frame["a"].iloc[0] == "\x81x"
+
+
+def test_column_names_lose_surrounding_spaces_and_clashes_are_named(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(" Churn ,age\nyes,3\n")
+    assert list(read_table(path).columns) == ["Churn", "age"]
+    path.write_text("age,age \n1,2\n")
+    with pytest.raises(DataSourceError, match=r"columns \['age'\] differ only by surrounding"):
+        read_table(path)
+
+
 def test_a_comma_separated_table_keeps_quoted_commas_as_text(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text('rate,plan\n"3,5",a\n"4,5",b\n')
