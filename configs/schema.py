@@ -83,6 +83,13 @@ class Contract(_Frozen):
     min_rows: int = Field(1000, ge=1)
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
     target_rate: tuple[float, float] = Field((0.0, 1.0), description="Allowed positive rate.")
+    drop_duplicates: bool = Field(
+        True,
+        description="Rows that repeat exactly (over the used columns) are dropped as records "
+        "loaded twice. false keeps them: for a table whose rows repeat by nature (a few "
+        "discrete columns, survey answers), where dropping them would skew the class rates; "
+        "init-config sets it so when no column could tell rows apart.",
+    )
     columns: dict[str, ColumnRule] = {}
 
 

@@ -1,10 +1,10 @@
 """Row-level data contract: repair what a rule says how to repair, quarantine the rest.
 
-Repairs: exact duplicate rows dropped, numbers stored as text with junk parsed, category
-spellings normalised (case, spaces, hyphens, configured aliases). Quarantined, with a reason
-per row ("column: rule (value)"): unparsable numbers, out-of-range values, unknown
-categories, missing target, missing or duplicate ids, unparsable timestamps. Batch-level
-expectations live in `features.expectations`.
+Repairs: exact duplicate rows dropped (unless `contract.drop_duplicates` is false), numbers
+stored as text with junk parsed, category spellings normalised (case, spaces, hyphens,
+configured aliases). Quarantined, with a reason per row ("column: rule (value)"): unparsable
+numbers, out-of-range values, unknown categories, missing target, missing or duplicate ids,
+unparsable timestamps. Batch-level expectations live in `features.expectations`.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def clean_rows(frame: pd.DataFrame, config: ProjectConfig) -> CleanResult:
     """
     check_columns(frame, config)
     raw = frame[required_columns(config)]
-    deduped = raw.drop_duplicates()
+    deduped = raw.drop_duplicates() if config.contract.drop_duplicates else raw
     repairs = {"exact duplicate rows dropped": len(raw) - len(deduped)}
     out = deduped.copy()
     reasons = pd.Series("", index=out.index, dtype=object)

@@ -108,6 +108,7 @@ def starter_config(profile: TableProfile, *, name: str, data_path: str) -> Start
         "min_rows": max(1, min(1000, usable // 2)),
         "max_quarantine_fraction": max(0.05, _allowance(profile.quarantine_fraction)),
         "target_rate": list(target_rate_bounds(rate)),
+        **({"drop_duplicates": False} if profile.natural_repeats else {}),
         "columns": {c.name: column_rule(c) for c in profile.features},
     }
     config["split"] = {"valid_fraction": holdout, "test_fraction": holdout}
@@ -261,6 +262,10 @@ def _explain(
         + (f"; {profile.duplicate_rows:,} duplicates dropped" if profile.duplicate_rows else "")
     )
     beside[(*contract, "target_rate")] = f"observed {_percent(rate)}; odds halved / doubled"
+    if profile.natural_repeats:
+        beside[(*contract, "drop_duplicates")] = (
+            f"{profile.natural_repeats:,} rows repeat by nature (no column tells rows apart)"
+        )
     for column in profile.features:
         beside[(*contract, "columns", column.name)] = _observed(column)
     order = f"by '{profile.time_column}'" if profile.time_column else "stratified at random"

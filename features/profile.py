@@ -49,6 +49,7 @@ MIN_NUMERIC_SHARE = 0.95  # text whose values are numbers at least this often is
 FORMATTED_NUMBER = re.compile(r"^\s*[-+]?\s*[$€£¥]?\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*%?\s*$")
 LEAK_AUC = 0.99  # a single column with a higher ROC-AUC on its own likely leaks the target
 LEAK_REVIEW_AUC = 0.98  # above this (and up to LEAK_AUC) the column is kept with a warning
+NEAR_UNIQUE = 0.5  # a column with distinct values for this share of rows tells rows apart
 DUPLICATE_CORR = 0.99  # |Pearson correlation| above which two numeric columns are duplicates
 MAX_DUPLICATE_VALUES = 50  # one-to-one value maps are checked between columns this small
 MIN_GROUPS = 20  # a grouped split needs this many groups (an id-named column with fewer: a code)
@@ -119,6 +120,7 @@ class TableProfile:
     notes: tuple[str, ...]  # warnings about kept columns (rows the contract will quarantine)
     quarantine_fraction: float  # share of rows the contract built from this profile quarantines
     duplicate_rows: int  # rows the contract drops as exact duplicates (over the used columns)
+    natural_repeats: int  # rows that repeat by nature, kept (contract.drop_duplicates false)
     slices: tuple[str, ...]
     id_column: str | None = None
     time_column: str | None = None
@@ -238,7 +240,7 @@ def profile_table(
             )
             bad_rows |= bad
     used = [c.name for c in kept] + [target, *filter(None, [time_column])]
-    id_column, repeats, bad_ids = _row_ids(frame, used, id_column, excluded, notes)
+    id_column, repeats, bad_ids, natural_repeats = _row_ids(frame, used, id_column, excluded, notes)
     if time_column is None and group_column is None:
         group_column = _entity_group(frame, excluded, notes)
     bad_rows = (bad_rows | bad_ids) & ~repeats  # the contract drops repeats before it checks
@@ -256,6 +258,7 @@ def profile_table(
         notes=tuple(notes),
         quarantine_fraction=float(bad_rows.sum() / (~repeats).sum()),
         duplicate_rows=int(repeats.sum()),
+        natural_repeats=natural_repeats,
         slices=_slices(kept),
         id_column=id_column,
         time_column=time_column,
@@ -270,10 +273,11 @@ def _row_ids(
     id_column: str | None,
     excluded: list[Exclusion],
     notes: list[str],
-) -> tuple[str | None, pd.Series, pd.Series]:
+) -> tuple[str | None, pd.Series, pd.Series, int]:
     """The id column (given, or a unique id-like column when rows would otherwise be dropped
-    as repeats), the rows the contract drops as exact repeats, and the rows with a missing or
-    repeated id that it quarantines. Appends a note for each."""
+    as repeats), the rows the contract drops as exact repeats, the rows with a missing or
+    repeated id that it quarantines, and how many repeats are kept instead, as rows that
+    repeat by nature (`_repeat_by_nature`). Appends a note for each."""
     repeats = frame.duplicated(subset=[*filter(None, [id_column]), *used])
     if repeats.any() and id_column is None:
         id_column = next(
@@ -291,6 +295,15 @@ def _row_ids(
                 "used columns as duplicates"
             )
             repeats = frame.duplicated(subset=[id_column, *used])
+    if repeats.any() and id_column is None and _repeat_by_nature(frame, used):
+        notes.append(
+            f"{int(repeats.sum()):,} rows ({repeats.mean():.1%}) repeat exactly over the used "
+            f"columns, and none of those columns has distinct values for {NEAR_UNIQUE:.0%} of "
+            "the rows: they repeat by nature, kept as observations (contract.drop_duplicates: "
+            "false; set it true if the table holds records loaded twice)"
+        )
+        kept = pd.Series(False, index=frame.index)
+        return None, kept, kept, int(repeats.sum())
     if repeats.any():
         notes.append(
             f"{int(repeats.sum()):,} rows ({repeats.mean():.1%}) repeat exactly over the used "
@@ -305,7 +318,14 @@ def _row_ids(
                 f"id column '{id_column}': {int(bad_ids.sum()):,} missing or repeated ids; "
                 "those rows are quarantined"
             )
-    return id_column, repeats, bad_ids
+    return id_column, repeats, bad_ids, 0
+
+
+def _repeat_by_nature(frame: pd.DataFrame, used: list[str]) -> bool:
+    """No used column could tell rows apart: each has distinct values for under NEAR_UNIQUE
+    of the rows (a double-loaded table with a measurement in it repeats where the
+    measurement cannot)."""
+    return all(frame[column].nunique() < NEAR_UNIQUE * len(frame) for column in used)
 
 
 def _entity_group(frame: pd.DataFrame, excluded: list[Exclusion], notes: list[str]) -> str | None:

@@ -190,6 +190,16 @@ def test_missing_target_is_quarantined(mini, mini_frame) -> None:
     assert result.clean["label"].dtype == np.int64
 
 
+def test_repeats_are_kept_where_the_contract_says_rows_repeat_by_nature(mini, mini_frame):
+    config = mini.model_copy(
+        update={"contract": mini.contract.model_copy(update={"drop_duplicates": False})}
+    )
+    frame = pd.concat([mini_frame, mini_frame.iloc[[0, 0, 4]]], ignore_index=True)
+    result = clean_rows(frame.drop(columns="tx_id"), config.model_copy(update={"id_column": None}))
+    assert len(result.clean) == len(frame) and result.quarantine.empty
+    assert result.repairs["exact duplicate rows dropped"] == 0
+
+
 def test_duplicate_id_is_quarantined_and_first_kept(mini, mini_frame) -> None:
     mini_frame.loc[3, "tx_id"] = "t1"  # same id, different content
     result = clean_rows(mini_frame, mini)

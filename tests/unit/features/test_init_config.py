@@ -207,6 +207,26 @@ def test_a_group_column_is_written_and_its_rows_stay_together(tmp_path, capsys):
     assert sum(map(len, customers)) == frame["customer"].nunique()  # none in two parts
 
 
+def test_rows_that_repeat_by_nature_are_kept_and_the_class_rate_is_the_tables(tmp_path):
+    rng = np.random.default_rng(9)
+    survey = pd.DataFrame(
+        {
+            "age_band": rng.integers(1, 6, 3000),
+            "region": rng.choice(["north", "south", "east"], 3000),
+            "smoker": rng.choice(["yes", "no"], 3000, p=[0.2, 0.8]),
+        }
+    )  # 30 answer patterns: most rows repeat one, and none is a record loaded twice
+    data, out = tmp_path / "survey.csv", tmp_path / "survey.yaml"
+    survey.to_csv(data, index=False)
+    assert main(["--data", str(data), "--target", "smoker", "--out", str(out)]) == 0
+    config = load_config(out)
+    assert config.contract.drop_duplicates is False
+    assert "rows repeat by nature (no column tells rows apart)" in out.read_text()
+    clean = clean_rows(load_raw(config.data), config).clean
+    assert len(clean) == 3000  # deduplicated, 60 rows would be left, at a 50% positive rate
+    assert clean["smoker"].mean() == pytest.approx((survey["smoker"] == "yes").mean())
+
+
 def test_an_existing_config_is_kept_without_force(tmp_path, capsys):
     data = tmp_path / "t.parquet"
     table().to_parquet(data, index=False)

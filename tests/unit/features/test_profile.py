@@ -360,6 +360,19 @@ def test_rows_that_repeat_keep_a_unique_id_or_are_counted_as_dropped():
     assert excluded(kept) == {"rownames": "id"}
 
 
+def test_rows_of_discrete_columns_repeat_by_nature_and_are_kept():
+    rng = np.random.default_rng(10)
+    frame = pd.DataFrame({"band": rng.integers(0, 4, ROWS), "label": rng.integers(0, 2, ROWS)})
+    profile = profile_table(frame, "label")
+    assert profile.duplicate_rows == 0 and profile.natural_repeats == ROWS - 8
+    assert profile.positive_rate == pytest.approx(frame["label"].mean())
+    assert any("repeat by nature" in note for note in profile.notes)
+    frame["reading"] = rng.normal(0, 1, ROWS)  # a measurement: repeats are now copies
+    doubled = pd.concat([frame, frame.head(50)], ignore_index=True)
+    copies = profile_table(doubled, "label")
+    assert copies.duplicate_rows == 50 and copies.natural_repeats == 0
+
+
 def test_a_given_id_with_repeats_is_counted_as_quarantined():
     frame = table()
     frame.insert(0, "tx", [f"t{i % (ROWS - 8)}" for i in range(ROWS)])  # 8 repeated ids
