@@ -95,10 +95,16 @@ def _grouped_split(
 def model_inputs(frame: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:
     """The raw feature columns in config order: numbers as float, categories as objects with
     NaN for missing (Parquet hands back None, which sklearn's imputer does not treat as missing).
+
+    Numbers carry float32's precision, as the served model reads them (its ONNX inputs are
+    float32): a model fitted on more would split between two values Triton cannot tell
+    apart (amounts in cents near 1e9: a gradient-boosting model's probabilities moved by up
+    to 0.65 between sklearn and ONNX on 8% of rows).
     """
     out = frame[list(config.features)].copy()
     for column in config.numeric_features:
-        out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
+        numbers = pd.to_numeric(out[column], errors="coerce")
+        out[column] = numbers.astype(np.float32).astype(float)
     for column in config.categorical_features:
         values = out[column].astype(object)
         out[column] = values.where(values.notna(), np.nan)

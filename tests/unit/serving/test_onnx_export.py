@@ -72,6 +72,25 @@ def test_parity_on_held_out_rows(family, pipelines, exported, held_out, columns)
     np.testing.assert_array_equal(label[clear], pipelines[family].predict(held_out)[clear])
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_parity_holds_for_numbers_float32_cannot_tell_apart(family, fraud_config):
+    # Amounts in cents near 1e9: float32 (Triton's inputs) steps by 64 there. A model fitted
+    # on the raw doubles split between values the served model reads as one.
+    rng = np.random.default_rng(12)
+    cents = rng.integers(1_000_000_000, 1_000_100_000, 4000).astype(float)
+    frame = pd.DataFrame({"balance_cents": cents, "z": rng.normal(0, 1, 4000)})
+    frame[fraud_config.target] = ((cents % 1000 > 500) ^ (rng.random(4000) < 0.1)).astype(int)
+    config = fraud_config.model_copy(
+        update={"numeric_features": ("balance_cents", "z"), "categorical_features": ()}
+    )
+    params = {"max_epochs": 3} if family == "mlp" else None
+    model = fit_pipeline(config, frame, family, params)
+    rows = model_inputs(frame, config)
+    parity = assert_parity(model, export_onnx(model, ["balance_cents", "z"], []), rows,
+                           ["balance_cents", "z"], [])  # fmt: skip
+    assert parity.passed and parity.max_abs_diff < 1e-4
+
+
 @pytest.mark.parametrize("family", ["gbdt", "extra_trees", "random_forest"])
 def test_tree_parity_on_training_rows_where_split_ties_are_dense(
     family, pipelines, exported, fraud_config, fraud_splits, columns
