@@ -193,6 +193,7 @@ class Explainers:
 def _explain_rows(
     explainer: VersionExplainer, columns: dict[str, list[Any]], text: frozenset[str]
 ) -> tuple[list[list[float]], list[float], list[str]]:
+    import numpy as np
     import pandas as pd
 
     features = list(explainer.explainer.features)
@@ -206,7 +207,7 @@ def _explain_rows(
         {
             f: [math.nan if v == MISSING_CATEGORY else v for v in columns[f]]  # as trained
             if f in text
-            else columns[f]
+            else np.asarray(columns[f], dtype=np.float32).astype(float)  # as Triton read them
             for f in features
         }
     )

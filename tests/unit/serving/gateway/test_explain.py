@@ -65,3 +65,35 @@ def test_the_registry_is_the_environments_or_the_embedded_store(monkeypatch, tmp
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     monkeypatch.chdir(tmp_path)
     assert registry_uri() == f"sqlite:///{tmp_path.resolve() / 'mlruns' / 'mlflow.db'}"
+
+
+def test_rows_are_explained_as_triton_read_them_float32(fraud_config):
+    import numpy as np
+    import pandas as pd
+
+    from models.explain import build_row_explainer
+    from serving.gateway.explain import VersionExplainer, _explain_rows
+    from serving.onnx_export import export_onnx, predict_onnx, to_onnx_inputs
+    from tests.unit.conftest import fit_pipeline
+
+    rng = np.random.default_rng(13)
+    cents = rng.integers(1_000_000_000, 1_000_100_000, 3000).astype(float)  # float32 steps 64
+    frame = pd.DataFrame({"balance_cents": cents, "z": rng.normal(0, 1, 3000)})
+    frame[fraud_config.target] = ((cents % 1000 > 500) ^ (rng.random(3000) < 0.1)).astype(int)
+    config = fraud_config.model_copy(
+        update={"numeric_features": ("balance_cents", "z"), "categorical_features": ()}
+    )
+    model = fit_pipeline(config, frame, "gbdt")
+    features = ["balance_cents", "z"]
+    sent = frame[features].head(300)  # the doubles a client sends; Triton reads float32
+    labels, served = predict_onnx(
+        export_onnx(model, features, []), to_onnx_inputs(sent, features, [])
+    )
+    explainer = VersionExplainer("m", "1", build_row_explainer(model, "gbdt", sent.head(50)))
+    columns = {f: sent[f].tolist() for f in features}
+
+    values, base, names = _explain_rows(explainer, columns, frozenset())
+
+    rows = explanations(values, base, names, columns, served[:, 1].tolist(), labels.tolist(),
+                        space=explainer.space, top_k=2, version="1")  # fmt: skip
+    assert len(rows) == 300  # every row's attributions give the score Triton served
