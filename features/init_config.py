@@ -30,7 +30,7 @@ import yaml
 
 from configs import CONFIG_DIR, ConfigError, load_config
 from configs.cli import UserError, cli_parser, fail, setup_logging
-from configs.schema import Family, ProjectConfig
+from configs.schema import Family, Monitoring, ProjectConfig, Simulation
 from features.profile import ColumnProfile, ProfileError, TableProfile, profile_table
 from features.sources import DataSourceError, read_table
 from features.timestamps import TIME_UNITS
@@ -54,6 +54,7 @@ SMALL_ROWS = 5_000  # tables below this get larger holdouts
 LARGE_ROWS = 100_000  # tables from this size get fewer trials on a subsample
 TUNE_ROWS = 100_000
 CV_FOLDS = 5  # small untimed tables: trials are scored by 5-fold CV over train + valid
+MIN_WINDOW_ROWS = 30  # a monitoring window of fewer rows is noise, whatever the table
 YAML_WIDTH = 88  # values wrap at this width; a comment beside a key may run to 100
 NOTE_WIDTH = 100
 
@@ -126,9 +127,25 @@ def starter_config(profile: TableProfile, *, name: str, data_path: str) -> Start
         "noninferiority_margin": 0.01,
         "min_slice_metric": 0.0,
     }
+    config |= replay_sections(test_rows)
     starter = Starter(config)
     _explain(starter, profile, metric, usable, test_rows)
     return starter
+
+
+def replay_sections(test_rows: int) -> dict[str, Any]:
+    """A `monitoring` section where the defaults would leave `make monitor` nothing to
+    report: `make simulate` replays the test rows, spread over `monitoring.simulation.days`
+    in daily windows, and a window under `monitoring.min_window_rows` is skipped. Fewer days
+    for a small test split; a smaller window floor (not under MIN_WINDOW_ROWS) for a tiny one."""
+    days = Simulation.model_fields["days"].default
+    least = Monitoring.model_fields["min_window_rows"].default
+    monitoring: dict[str, Any] = {}
+    if test_rows < least:
+        monitoring["min_window_rows"] = max(MIN_WINDOW_ROWS, test_rows)
+    if test_rows < days * least:
+        monitoring["simulation"] = {"days": max(1, test_rows // least)}
+    return {"monitoring": monitoring} if monitoring else {}
 
 
 def column_rule(column: ColumnProfile) -> dict[str, Any]:
@@ -295,6 +312,15 @@ def _explain(
         else f"positives are {_percent(rate)} (>= {PR_AUC_BELOW:.0%}): ROC-AUC ranks both classes"
     )
     beside[("evaluation", "slice_min_rows")] = f"about a tenth of ~{test_rows:,} test rows"
+    monitoring = starter.config.get("monitoring", {})
+    if "simulation" in monitoring:
+        beside[("monitoring", "simulation")] = (
+            f"make simulate replays the ~{test_rows:,} test rows: daily windows that report"
+        )
+    if "min_window_rows" in monitoring:
+        beside[("monitoring", "min_window_rows")] = (
+            f"~{test_rows:,} test rows to replay; set it to your traffic's daily volume"
+        )
     above[("gate",)] = [
         "A tuned model must beat the baseline significantly to be chosen; otherwise the "
         "simplest model within noninferiority_margin of the best is (the baseline, often, on "

@@ -22,6 +22,7 @@ from features.init_config import (
     numeric_range,
     project_name,
     render,
+    replay_sections,
     starter_config,
     target_rate_bounds,
     tuning_section,
@@ -97,6 +98,24 @@ def test_tuning_is_sized_to_the_table_and_covers_the_schema_families():
     for section in (small, large):
         tuning = parse_config(_with(tuning=section)).tuning
         assert all(tuning.space(f) == DEFAULT_SEARCH_SPACES[f] for f in tuning.families)
+
+
+@pytest.mark.parametrize(
+    ("test_rows", "section"),
+    [
+        (1_500, None),  # 7 daily windows of ~214 rows: the defaults report
+        (350, {"simulation": {"days": 3}}),
+        (120, {"simulation": {"days": 1}}),
+        (40, {"min_window_rows": 40, "simulation": {"days": 1}}),
+        (6, {"min_window_rows": 30, "simulation": {"days": 1}}),  # too few: still refused
+    ],
+)
+def test_a_replay_of_the_test_rows_fills_windows_monitoring_reports(test_rows, section):
+    sections = replay_sections(test_rows)
+    assert sections.get("monitoring") == section
+    monitoring = parse_config(_with(**sections)).monitoring
+    per_day = test_rows / monitoring.simulation.days
+    assert (per_day >= monitoring.min_window_rows) == (test_rows >= 30)
 
 
 def _with(**sections):
