@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -93,22 +94,32 @@ def _grouped_split(
 
 
 def model_inputs(frame: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:
-    """The raw feature columns in config order: numbers as float, categories as objects with
-    NaN for missing (Parquet hands back None, which sklearn's imputer does not treat as missing).
+    """The project's raw feature columns in config order, as a model reads them
+    (`input_frame`)."""
+    return input_frame(frame, config.features, config.categorical_features)
 
-    Numbers carry float32's precision, as the served model reads them (its ONNX inputs are
-    float32): a model fitted on more would split between two values Triton cannot tell
-    apart (amounts in cents near 1e9: a gradient-boosting model's probabilities moved by up
-    to 0.65 between sklearn and ONNX on 8% of rows).
+
+def input_frame(
+    frame: pd.DataFrame, features: Sequence[str], categorical: Sequence[str]
+) -> pd.DataFrame:
+    """`features` of `frame`, in that order: categories (`categorical`) as objects with NaN for
+    missing (Parquet and the inference log hand back None, which sklearn's imputer does not
+    treat as missing), every other feature a number at float32's precision.
+
+    float32, as the served model reads them (its ONNX inputs are float32): a model fitted on
+    more would split between two values Triton cannot tell apart (amounts in cents near 1e9:
+    a gradient-boosting model's probabilities moved by up to 0.65 between sklearn and ONNX on
+    8% of rows).
     """
-    out = frame[list(config.features)].copy()
-    for column in config.numeric_features:
-        numbers = pd.to_numeric(out[column], errors="coerce")
-        out[column] = numbers.astype(np.float32).astype(float)
-    for column in config.categorical_features:
-        values = out[column].astype(object)
-        out[column] = values.where(values.notna(), np.nan)
-    return out
+    columns: dict[str, pd.Series] = {}
+    for column in features:
+        if column in categorical:
+            values = frame[column].astype(object)
+            columns[column] = values.where(values.notna(), np.nan)
+        else:
+            numbers = pd.to_numeric(frame[column], errors="coerce")
+            columns[column] = numbers.astype(np.float32).astype(float)
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def features_and_target(

@@ -43,10 +43,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from configs.schema import ProjectConfig
+from features.split import input_frame
 from models.explain import mean_abs_attribution
 from serving.pushgateway import Sample
 
@@ -255,7 +255,8 @@ def explainer_inputs(
     rows: pd.DataFrame, features: tuple[str, ...] | list[str], config: ProjectConfig
 ) -> pd.DataFrame:
     """The logged rows as the explainer's model inputs: its features, in its order; categories
-    as objects with NaN for missing (the log holds None), everything else as float.
+    as objects with NaN for missing (the log holds None), everything else a float32-precise
+    number, as Triton read it (`features.split.input_frame`).
 
     Raises:
         ValueError: A feature the version was explained on is not in the logged rows.
@@ -263,14 +264,7 @@ def explainer_inputs(
     absent = [f for f in features if f not in rows.columns]
     if absent:
         raise ValueError(f"the version was explained on features the log does not hold: {absent}")
-    out = pd.DataFrame(index=rows.index)
-    for feature in features:
-        if feature in config.categorical_features:
-            values = rows[feature].astype(object)
-            out[feature] = values.where(values.notna(), np.nan)
-        else:
-            out[feature] = pd.to_numeric(rows[feature], errors="coerce").astype(float)
-    return out
+    return input_frame(rows, features, config.categorical_features)
 
 
 def load_version_attribution(

@@ -311,25 +311,43 @@ def _metrics(y: np.ndarray, p: np.ndarray, decisions: np.ndarray) -> dict[str, f
     }
 
 
+def report_features(
+    drift: dict[str, Any], attribution: VersionAttribution | BaseException | None, limit: int
+) -> list[str]:
+    """The `limit` features a window's Evidently report shows: those the drift check (`drift`,
+    as `assess` returns it) flags, most drifted first; then the most attributed in training
+    (when the version's attribution reference could be had); then table order."""
+    checked = drift["columns"]
+    flagged = [c["column"] for c in sorted(checked, key=lambda c: -c["score"]) if c["drifted"]]
+    ranked = (
+        list(attribution.reference.index) if isinstance(attribution, VersionAttribution) else []
+    )
+    ordered = dict.fromkeys([*flagged, *ranked, *(c["column"] for c in checked)])
+    return list(ordered)[:limit]
+
+
 def evidently_reports(
     reference: pd.DataFrame,
     rows: pd.DataFrame,
     config: ProjectConfig,
     out: Path,
     sample_rows: int,
+    features: list[str] | None = None,
 ) -> None:
-    """Evidently 0.7 HTML and JSON: drift and data summary; classification if labelled."""
+    """Evidently 0.7 HTML and JSON: drift and data summary of `features` (default: all) and
+    the score; classification if labelled."""
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.presets import ClassificationPreset, DataDriftPreset, DataSummaryPreset
     from sklearn.exceptions import UndefinedMetricWarning
 
-    columns = [*config.features, SCORE_COLUMN]
+    shown = [f for f in config.features if features is None or f in features]
+    columns = [*shown, SCORE_COLUMN]
     rows = rows.reindex(columns=list(dict.fromkeys([*rows.columns, *columns, TARGET_COLUMN])))
     # Evidently refuses a column without values; monitoring.drift reports those as drifted.
     tested = [c for c in columns if rows[c].notna().any()]
     definition = DataDefinition(
-        numerical_columns=[*config.numeric_features, SCORE_COLUMN],
-        categorical_columns=list(config.categorical_features),
+        numerical_columns=[*(f for f in config.numeric_features if f in shown), SCORE_COLUMN],
+        categorical_columns=[f for f in config.categorical_features if f in shown],
         classification=[
             BinaryClassification(target=TARGET_COLUMN, prediction_probas=SCORE_COLUMN, pos_label=1)
         ],
@@ -484,9 +502,9 @@ def run_monitor(
             for key, value in assess(rows, served, config).items():
                 setattr(report, key, value)
             if evidently:
-                evidently_reports(
-                    served.reference, rows, config, folder, settings.report_sample_rows
-                )
+                shown = report_features(report.drift, served.attribution, settings.report_features)
+                evidently_reports(served.reference, rows, config, folder,
+                                  settings.report_sample_rows, shown)  # fmt: skip
                 report.evidently = True
         except Exception as exc:  # noqa: BLE001 - one bad window must not stop the others
             report = replace(report, error=f"{type(exc).__name__}: {exc}", **_EMPTY_RESULT)

@@ -429,6 +429,36 @@ def test_evidently_reports_a_window_with_a_removed_and_an_all_nan_feature(config
     assert "channel" in (tmp_path / "drift.json").read_text()  # in the data summary
 
 
+def test_a_wide_window_reports_its_drifted_then_most_attributed_features(config):
+    from monitoring.attribution import VersionAttribution
+    from monitoring.monitor import report_features
+
+    checked = [
+        {"column": "a", "score": 0.05, "drifted": False},
+        {"column": "b", "score": 0.30, "drifted": True},
+        {"column": "c", "score": 0.02, "drifted": False},
+        {"column": "d", "score": 0.60, "drifted": True},
+        {"column": "e", "score": 0.01, "drifted": False},
+    ]
+    drift = {"columns": checked}
+    trained = VersionAttribution(None, pd.Series({"e": 0.4, "a": 0.3, "b": 0.1}), 100)
+    assert report_features(drift, trained, 4) == ["d", "b", "e", "a"]
+    assert report_features(drift, RuntimeError("no reference"), 3) == ["d", "b", "a"]
+    assert report_features(drift, None, 9) == ["d", "b", "a", "c", "e"]
+
+
+def test_the_evidently_report_holds_the_features_it_is_given(config, tmp_path):
+    from monitoring.monitor import evidently_reports
+
+    reference, current = frame(config, 400), frame(config, 100, seed=6)
+    current["label"] = np.nan
+    shown = [config.features[0]]
+    evidently_reports(reference, logged(config, current), config, tmp_path, 400, shown)
+    summary = (tmp_path / "drift.json").read_text()
+    assert shown[0] in summary
+    assert not any(f in summary for f in config.features if f not in shown)
+
+
 def test_a_retrain_drops_the_group_column_its_logged_rows_do_not_carry(tmp_path):
     config = load_config("churn")
     grouped = config.model_copy(
