@@ -34,6 +34,7 @@ from configs.schema import Family, Monitoring, ProjectConfig, Simulation
 from features.profile import ColumnProfile, ProfileError, TableProfile, profile_table
 from features.sources import DataSourceError, read_table
 from features.timestamps import TIME_UNITS
+from monitoring.drift import SMALL_REFERENCE_ROWS
 
 UNIT_WORDS = {
     "year": "years (2015)",
@@ -55,6 +56,7 @@ LARGE_ROWS = 100_000  # tables from this size get fewer trials on a subsample
 TUNE_ROWS = 100_000
 CV_FOLDS = 5  # small untimed tables: trials are scored by 5-fold CV over train + valid
 MIN_WINDOW_ROWS = 30  # a monitoring window of fewer rows is noise, whatever the table
+WASSERSTEIN_ROWS = 500  # windows against a large reference: 5% false drift per feature
 YAML_WIDTH = 88  # values wrap at this width; a comment beside a key may run to 100
 NOTE_WIDTH = 100
 
@@ -127,24 +129,33 @@ def starter_config(profile: TableProfile, *, name: str, data_path: str) -> Start
         "noninferiority_margin": 0.01,
         "min_slice_metric": 0.0,
     }
-    config |= replay_sections(test_rows)
+    config |= replay_sections(test_rows, usable - 2 * test_rows)
     starter = Starter(config)
     _explain(starter, profile, metric, usable, test_rows)
     return starter
 
 
-def replay_sections(test_rows: int) -> dict[str, Any]:
-    """A `monitoring` section where the defaults would leave `make monitor` nothing to
-    report: `make simulate` replays the test rows, spread over `monitoring.simulation.days`
-    in daily windows, and a window under `monitoring.min_window_rows` is skipped. Fewer days
-    for a small test split; a smaller window floor (not under MIN_WINDOW_ROWS) for a tiny one."""
+def replay_sections(test_rows: int, train_rows: int) -> dict[str, Any]:
+    """A `monitoring` section where the defaults would leave `make monitor` nothing to report,
+    or windows too small for its drift test: `make simulate` replays the test rows, spread over
+    `monitoring.simulation.days` in daily windows, and a window under
+    `monitoring.min_window_rows` is skipped.
+
+    The training rows are the drift reference; above `SMALL_REFERENCE_ROWS` Evidently's test
+    is the normed Wasserstein distance (drift at 0.1), which flags about 74% of unchanged
+    features in 100-row windows and 5% in 500-row ones: windows start at `WASSERSTEIN_ROWS`
+    there. The replay spans as many days as fill such windows; a test split smaller than one
+    window makes one (not under MIN_WINDOW_ROWS), with a warning in the config.
+    """
     days = Simulation.model_fields["days"].default
-    least = Monitoring.model_fields["min_window_rows"].default
+    default = Monitoring.model_fields["min_window_rows"].default
+    least = WASSERSTEIN_ROWS if train_rows > SMALL_REFERENCE_ROWS else default
+    floor = max(MIN_WINDOW_ROWS, min(least, test_rows))
     monitoring: dict[str, Any] = {}
-    if test_rows < least:
-        monitoring["min_window_rows"] = max(MIN_WINDOW_ROWS, test_rows)
-    if test_rows < days * least:
-        monitoring["simulation"] = {"days": max(1, test_rows // least)}
+    if floor != default:
+        monitoring["min_window_rows"] = floor
+    if test_rows < days * floor:
+        monitoring["simulation"] = {"days": max(1, test_rows // floor)}
     return {"monitoring": monitoring} if monitoring else {}
 
 
@@ -319,8 +330,16 @@ def _explain(
         )
     if "min_window_rows" in monitoring:
         beside[("monitoring", "min_window_rows")] = (
-            f"~{test_rows:,} test rows to replay; set it to your traffic's daily volume"
+            "windows this large or larger are reported; size `window` to your traffic"
         )
+    if monitoring.get("min_window_rows", WASSERSTEIN_ROWS) < WASSERSTEIN_ROWS and (
+        usable - 2 * test_rows > SMALL_REFERENCE_ROWS
+    ):
+        above[("monitoring",)] = [
+            f"WARNING: the ~{test_rows:,} test rows replay as one window of under "
+            f"{WASSERSTEIN_ROWS} rows; against over {SMALL_REFERENCE_ROWS:,} training rows the "
+            "drift test (Wasserstein, 0.1) flags many unchanged features in windows that small",
+        ]
     above[("gate",)] = [
         "A tuned model must beat the baseline significantly to be chosen; otherwise the "
         "simplest model within noninferiority_margin of the best is (the baseline, often, on "

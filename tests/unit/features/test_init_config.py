@@ -101,21 +101,36 @@ def test_tuning_is_sized_to_the_table_and_covers_the_schema_families():
 
 
 @pytest.mark.parametrize(
-    ("test_rows", "section"),
+    ("test_rows", "train_rows", "section"),
     [
-        (1_500, None),  # 7 daily windows of ~214 rows: the defaults report
-        (350, {"simulation": {"days": 3}}),
-        (120, {"simulation": {"days": 1}}),
-        (40, {"min_window_rows": 40, "simulation": {"days": 1}}),
-        (6, {"min_window_rows": 30, "simulation": {"days": 1}}),  # too few: still refused
+        (700, 700, None),  # 7 daily windows of 100 rows: the defaults report (K-S test)
+        (350, 800, {"simulation": {"days": 3}}),
+        (120, 400, {"simulation": {"days": 1}}),
+        (40, 130, {"min_window_rows": 40, "simulation": {"days": 1}}),
+        (6, 20, {"min_window_rows": 30, "simulation": {"days": 1}}),  # too few: still refused
+        # A reference over 1,000 rows: Wasserstein, 500-row windows
+        (1_500, 7_000, {"min_window_rows": 500, "simulation": {"days": 3}}),
+        (4_000, 20_000, {"min_window_rows": 500}),
+        (400, 1_200, {"min_window_rows": 400, "simulation": {"days": 1}}),  # one, warned
     ],
 )
-def test_a_replay_of_the_test_rows_fills_windows_monitoring_reports(test_rows, section):
-    sections = replay_sections(test_rows)
+def test_a_replay_of_the_test_rows_fills_windows_monitoring_reports(test_rows, train_rows, section):
+    sections = replay_sections(test_rows, train_rows)
     assert sections.get("monitoring") == section
     monitoring = parse_config(_with(**sections)).monitoring
     per_day = test_rows / monitoring.simulation.days
     assert (per_day >= monitoring.min_window_rows) == (test_rows >= 30)
+
+
+def test_a_small_window_against_a_large_reference_is_warned(tmp_path):
+    rng = np.random.default_rng(14)
+    x = rng.normal(0, 1, 2000)
+    data, out = tmp_path / "mid.csv", tmp_path / "mid.yaml"
+    pd.DataFrame({"x": x, "y": (x + rng.normal(0, 1, 2000) > 1).astype(int)}).to_csv(data)
+    assert main(["--data", str(data), "--target", "y", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "WARNING: the ~400 test rows replay as one window of under 500 rows" in text
+    assert load_config(out).monitoring.min_window_rows == 400
 
 
 def _with(**sections):
