@@ -424,6 +424,12 @@ class Simulation(_Frozen):
     days: int = Field(7, ge=1, description="Simulated days the replayed traffic spans.")
 
 
+# Evidently 0.7's registry.py: a drift reference of at most this many rows is "small" (K-S and
+# chi-square tests); a larger one gets the normed Wasserstein distance, which needs larger
+# windows (monitoring.drift mirrors the choice; init-config sizes windows by it).
+SMALL_REFERENCE_ROWS = 1000
+
+
 class Monitoring(_Frozen):
     """Inference log, drift windows and the retraining loop."""
 

@@ -30,11 +30,10 @@ import yaml
 
 from configs import CONFIG_DIR, ConfigError, load_config
 from configs.cli import UserError, cli_parser, fail, setup_logging
-from configs.schema import Family, Monitoring, ProjectConfig, Simulation
+from configs.schema import SMALL_REFERENCE_ROWS, Family, Monitoring, ProjectConfig, Simulation
 from features.profile import ColumnProfile, ProfileError, TableProfile, profile_table
 from features.sources import DataSourceError, read_table
 from features.timestamps import TIME_UNITS
-from monitoring.drift import SMALL_REFERENCE_ROWS
 
 UNIT_WORDS = {
     "year": "years (2015)",

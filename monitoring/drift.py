@@ -46,8 +46,9 @@ import pyarrow.parquet as pq
 from scipy import stats
 from scipy.spatial import distance
 
+from configs.schema import SMALL_REFERENCE_ROWS  # registry.py: `shape[0] <= 1000` is "small"
+
 NUM, CAT = "num", "cat"
-SMALL_REFERENCE_ROWS = 1000  # registry.py: `reference_data.shape[0] <= 1000` is "small"
 LOW_CARDINALITY = 5  # registry.py: numerical `n_values <= 5` is tested like a category
 INTEGER_CARDINALITY_LIMIT = 10  # core/datasets.py: ints with <= 10 distinct values are categorical
 # name: (default threshold, drifted(score, threshold)), from each stattest module
