@@ -128,9 +128,10 @@ def starter_config(profile: TableProfile, *, name: str, data_path: str) -> Start
         "noninferiority_margin": 0.01,
         "min_slice_metric": 0.0,
     }
-    config |= replay_sections(test_rows, usable - 2 * test_rows)
+    train_rows = usable - 2 * test_rows  # the drift reference
+    config |= replay_sections(test_rows, train_rows)
     starter = Starter(config)
-    _explain(starter, profile, metric, usable, test_rows)
+    _explain(starter, profile, metric, usable, test_rows, train_rows)
     return starter
 
 
@@ -256,7 +257,12 @@ def _percent(share: float) -> str:
 
 
 def _explain(
-    starter: Starter, profile: TableProfile, metric: str, usable: int, test_rows: int
+    starter: Starter,
+    profile: TableProfile,
+    metric: str,
+    usable: int,
+    test_rows: int,
+    train_rows: int,
 ) -> None:
     """The comments: why each inferred value is what it is, and what to review."""
     above, beside, rate = starter.above, starter.beside, profile.positive_rate
@@ -331,9 +337,8 @@ def _explain(
         beside[("monitoring", "min_window_rows")] = (
             "windows this large or larger are reported; size `window` to your traffic"
         )
-    if monitoring.get("min_window_rows", WASSERSTEIN_ROWS) < WASSERSTEIN_ROWS and (
-        usable - 2 * test_rows > SMALL_REFERENCE_ROWS
-    ):
+    small_window = monitoring.get("min_window_rows", WASSERSTEIN_ROWS) < WASSERSTEIN_ROWS
+    if small_window and train_rows > SMALL_REFERENCE_ROWS:
         above[("monitoring",)] = [
             f"WARNING: the ~{test_rows:,} test rows replay as one window of under "
             f"{WASSERSTEIN_ROWS} rows; against over {SMALL_REFERENCE_ROWS:,} training rows the "
