@@ -417,21 +417,36 @@ class Gateway:
         self, call: _Call, parsed: ParsedRequest, champion: ModelContract, canary: ModelContract
     ) -> tuple[str, list[float], float] | None:
         """The canary's answer, or None when it cannot give one: counted as a fallback, and
-        the champion answers the caller instead."""
-        differs = takes_inputs_of(canary, champion)
-        too_many = bool(canary.max_batch_size) and parsed.rows > canary.max_batch_size
+        the champion answers the caller instead. A failure first refreshes the gateway's view
+        of Triton (at most every `min_refresh_s`): when the canary there is another one (a
+        successor published since the last poll), it is asked instead, so a stale view never
+        counts as the new canary's failure."""
         try:
-            if differs is not None or too_many:
-                why = f"its input {differs} differs" if differs else "the batch is too large"
-                raise Rejected(400, "canary_contract", f"the canary cannot take it: {why}")
-            answer = await self._ask(parsed, canary, None, model=champion.name, arm="canary")
-        except Rejected as exc:
-            log.warning("canary %s did not answer request %s (%s): %s; the champion answers",
-                        canary.name, call.request_id, exc.rule, exc.message)  # fmt: skip
-            self.metrics.canary_requests.labels(champion.name, "canary", "fallback").inc()
-            return None
+            answer = await self._try_canary(parsed, champion, canary)
+        except Rejected as failed:
+            await self.upstream.refresh()
+            fresh = self._canary(champion)
+            try:
+                if fresh is None or fresh is canary:
+                    raise failed from None
+                answer = await self._try_canary(parsed, champion, fresh)
+            except Rejected as exc:
+                log.warning("canary %s did not answer request %s (%s): %s; the champion answers",
+                            canary.name, call.request_id, exc.rule, exc.message)  # fmt: skip
+                self.metrics.canary_requests.labels(champion.name, "canary", "fallback").inc()
+                return None
         call.extra_headers.append((b"x-canary", b"1"))
         return answer
+
+    async def _try_canary(
+        self, parsed: ParsedRequest, champion: ModelContract, canary: ModelContract
+    ) -> tuple[str, list[float], float]:
+        differs = takes_inputs_of(canary, champion)
+        too_many = bool(canary.max_batch_size) and parsed.rows > canary.max_batch_size
+        if differs is not None or too_many:
+            why = f"its input {differs} differs" if differs else "the batch is too large"
+            raise Rejected(400, "canary_contract", f"the canary cannot take it: {why}")
+        return await self._ask(parsed, canary, None, model=champion.name, arm="canary")
 
     def _canary(self, contract: ModelContract) -> ModelContract | None:
         """`contract`'s ready canary challenger answering a share > 0 of its callers, if any."""

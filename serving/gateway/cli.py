@@ -100,7 +100,7 @@ def serve(args: argparse.Namespace) -> None:
     if not args.no_log:
         edge_log = EdgeLog(args.log_root, metrics, max_rows=args.log_queue_rows)
     limits = Limits(max_body_bytes=args.max_body_bytes, max_string_bytes=args.max_string_bytes)
-    upstream = Upstream(_upstream_url(args), timeout_s=args.upstream_timeout)
+    upstream = Upstream(_upstream_url(args), timeout_s=args.upstream_timeout, poll_s=args.poll_s)
     shadow = None
     if args.shadow_share > 0:
         if edge_log is None:
@@ -203,6 +203,7 @@ def _serve_options(args: argparse.Namespace) -> list[str]:
         f"--max-string-bytes={args.max_string_bytes}",
         f"--max-connections={args.max_connections}",
         f"--upstream-timeout={args.upstream_timeout}",
+        f"--poll-s={args.poll_s}",
         f"--swap-grace-s={args.swap_grace_s}",
         f"--shadow-share={args.shadow_share}",
         f"--shadow-queue={args.shadow_queue}",
@@ -253,6 +254,13 @@ def _add_serve_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--max-connections", type=int, default=1024, help="then 503")
     run.add_argument("--upstream-timeout", type=float, default=10.0, help="seconds per request")
     run.add_argument(
+        "--poll-s",
+        type=_seconds,
+        default=1.0,
+        help="how often the gateway reads Triton's models, versions and configs (a request for "
+        "a version it has not seen, or a canary request that failed, reads them at once)",
+    )
+    run.add_argument(
         "--swap-grace-s",
         type=float,
         default=3.0,
@@ -272,6 +280,13 @@ def _add_serve_options(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--shadow-concurrency", type=int, default=4, help="mirrored requests in flight at once"
     )
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0.0:  # NaN too
+        raise argparse.ArgumentTypeError(f"a period is over 0 seconds, got {text}")
+    return value
 
 
 def _share(text: str) -> float:

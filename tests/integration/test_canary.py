@@ -26,7 +26,7 @@ from models import registry
 from monitoring import canary
 from monitoring.stack import PrometheusStack, wait_for_query, wait_for_targets
 from serving import deploy
-from serving.challenger_model import challenger_model_name, publish_challenger
+from serving.challenger_model import challenger_model_name, publish_challenger, withdraw_challenger
 from serving.gateway import cli
 from serving.gateway.contract import in_share
 from serving.inference_log import read_log
@@ -191,10 +191,16 @@ def test_a_good_canary_steps_up_and_is_promoted(stack, tmp_path):
     assert tags["canary.share"] == "0.6" and tags["canary.step"] == "1"
     wait_for(lambda: _metric(stack.gateway, f'gateway_canary_share{{model="{MODEL}"}}') == 0.6,
              20, "the gateway to route 0.6")  # fmt: skip
+    before = _counted(stack, "canary", "ok")
     answered = _traffic(stack, "step2", 120, seed=2)
     routed = {rid for rid in answered if in_share(rid, 0.6, SALT)}
     assert {r for r, v in answered.items() if v == stack.challenger} == routed
     _logged(stack, set(answered))
+    # the controller reads the step's requests from Prometheus: wait for the scrape that has them
+    # (on a loaded CI machine the last 1 s scrape can lag the traffic by seconds)
+    scraped = before + len(routed)
+    wait_for_query(stack.prometheus, f'gateway_canary_requests_total{{model="{MODEL}",'
+                   f'arm="canary",outcome="ok"}} >= {scraped}', timeout_s=20)  # fmt: skip
     promoted = _tick(stack, tmp_path)
     assert promoted["decision"] == "promote", promoted["reasons"]
     quality = promoted["checks"]["quality"]
@@ -259,3 +265,31 @@ def test_a_canary_worse_on_live_rows_is_rolled_back(stack, tmp_path):
     wait_for(lambda: _metric(stack.gateway, f'gateway_canary_share{{model="{MODEL}"}}') == 0.0,
              30, "the gateway to stop routing")  # fmt: skip
     assert _version(stack.gateway, "after-rollback") == champion
+
+
+def test_a_gateway_that_has_not_seen_the_new_canary_asks_it_not_the_old_one(stack, tmp_path):
+    """A gateway polling Triton rarely still holds the previous canary (one that cannot take
+    the callers' inputs) when its successor is published: the failed request re-reads Triton
+    and is answered by the successor, not counted as its fallback."""
+    champion = registry.champion_version(MODEL)
+    graph = onnx.load_from_string(weighted_onnx(1.0))
+    graph.graph.input[0].name = "x2"
+    for node in graph.graph.node:
+        node.input[:] = ["x2" if name == "x" else name for name in node.input]
+    old = _register(graph.SerializeToString(), 0.5)
+    publish_challenger(stack.repo, MODEL, old, "canary", share=1.0, triton_url=stack.triton_url)
+    slow = start_gateway(tmp_path / "gw", stack.triton_url, tmp_path / "log", "--poll-s", "3600")
+    try:
+        successor = _register(weighted_onnx(1.2), 0.5)
+        publish_challenger(stack.repo, MODEL, successor, "canary", share=1.0,
+                           triton_url=stack.triton_url)  # fmt: skip
+        answer = _post(slow, "after-the-swap", 0.5)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-model-version"] == successor != champion
+        assert answer.headers.get("x-canary") == "1"
+        counted = {o: _metric(slow, f'gateway_canary_requests_total{{arm="canary",model="{MODEL}",'
+                                    f'outcome="{o}"}}') for o in ("ok", "fallback")}  # fmt: skip
+        assert counted == {"ok": 1, "fallback": 0}
+    finally:
+        cli.main(["stop", "--run-dir", str(slow.run_dir)])
+        withdraw_challenger(stack.repo, MODEL, "canary")
