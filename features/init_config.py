@@ -53,6 +53,8 @@ PR_AUC_BELOW = 0.2  # positive rate under which the primary metric is PR-AUC
 SMALL_ROWS = 5_000  # tables below this get larger holdouts
 LARGE_ROWS = 100_000  # tables from this size get fewer trials on a subsample
 TUNE_ROWS = 100_000
+TUNE_CELLS = 3_000_000  # a trial's training matrix at most: 100,000 rows of 30 model inputs
+MIN_TUNE_ROWS = 2_000  # however wide the table, a trial fits on at least this many rows
 CV_FOLDS = 5  # small untimed tables: trials are scored by 5-fold CV over train + valid
 MIN_WINDOW_ROWS = 30  # a monitoring window of fewer rows is noise, whatever the table
 WASSERSTEIN_ROWS = 500  # windows against a large reference: 5% false drift per feature
@@ -116,7 +118,9 @@ def starter_config(profile: TableProfile, *, name: str, data_path: str) -> Start
     config["split"] = {"valid_fraction": holdout, "test_fraction": holdout}
     if profile.group_column:
         config["split"]["group_column"] = profile.group_column
-    config["tuning"] = tuning_section(profile.rows, holdout, timed=bool(profile.time_column))
+    config["tuning"] = tuning_section(
+        profile.rows, holdout, timed=bool(profile.time_column), inputs=model_inputs(profile)
+    )
     config["evaluation"] = {
         "primary_metric": metric,
         "bootstrap_samples": 500 if test_rows < 2000 else 200,
@@ -213,12 +217,16 @@ def target_rate_bounds(rate: float) -> tuple[float, float]:
     return _significant(low, up=False), _significant(high, up=True)
 
 
-def tuning_section(rows: int, holdout: float, timed: bool = False) -> dict[str, Any]:
+def tuning_section(
+    rows: int, holdout: float, timed: bool = False, inputs: int = 1
+) -> dict[str, Any]:
     """Trials and families sized to the table; each family searches its default space.
 
-    A small table without a time column is tuned by cross-validation (`CV_FOLDS`): one
-    validation split of a few hundred rows picks a family by noise. A timed table keeps its
-    time-ordered validation split (shuffled folds would let the future tune the past).
+    A trial fits on a sample of the training split when it holds more than `tune_rows(inputs)`
+    rows (`inputs`: the model's input columns, categories one-hot). A small table without a
+    time column is tuned by cross-validation (`CV_FOLDS`): one validation split of a few
+    hundred rows picks a family by noise. A timed table keeps its time-ordered validation split
+    (shuffled folds would let the future tune the past).
     """
     train_rows = round(rows * (1 - 2 * holdout))
     large = rows >= LARGE_ROWS
@@ -226,11 +234,25 @@ def tuning_section(rows: int, holdout: float, timed: bool = False) -> dict[str, 
         "n_trials": 20 if large else 30,
         "families": list(typing.get_args(Family)),
     }
-    if train_rows > TUNE_ROWS:
-        section["tune_rows"] = TUNE_ROWS
+    if train_rows > tune_rows(inputs):
+        section["tune_rows"] = tune_rows(inputs)
     if rows < SMALL_ROWS and not timed:
         section["cv_folds"] = CV_FOLDS
     return section
+
+
+def tune_rows(inputs: int) -> int:
+    """Rows a trial fits on: `TUNE_CELLS` cells of `inputs` columns (a trial's cost grows with
+    both: a random forest over 3,000 rows of 400 inputs took 50 s), within
+    [`MIN_TUNE_ROWS`, `TUNE_ROWS`], rounded down to a thousand."""
+    rows = TUNE_CELLS // max(inputs, 1) // 1000 * 1000
+    return max(MIN_TUNE_ROWS, min(TUNE_ROWS, rows))
+
+
+def model_inputs(profile: TableProfile) -> int:
+    """The model's input columns: one per number, one per category (one-hot)."""
+    return sum(max(len(c.categories), 1) if c.role == "categorical" else 1
+               for c in profile.features)  # fmt: skip
 
 
 def _allowance(share: float) -> float:
@@ -313,7 +335,10 @@ def _explain(
     tuning = starter.config["tuning"]
     beside[("tuning", "n_trials")] = f"sized to {profile.rows:,} rows"
     if "tune_rows" in tuning:
-        beside[("tuning", "tune_rows")] = "each trial fits on a sample of the training split"
+        beside[("tuning", "tune_rows")] = (
+            f"each trial fits on a sample of the training split ({model_inputs(profile):,} "
+            "model inputs)"
+        )
     if "cv_folds" in tuning:
         beside[("tuning", "cv_folds")] = (
             f"under {SMALL_ROWS:,} rows: trials scored by CV over train + valid, not one split"

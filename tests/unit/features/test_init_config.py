@@ -19,12 +19,14 @@ from features.init_config import (
     _allowance,
     config_data_path,
     main,
+    model_inputs,
     numeric_range,
     project_name,
     render,
     replay_sections,
     starter_config,
     target_rate_bounds,
+    tune_rows,
     tuning_section,
     write_config,
 )
@@ -95,6 +97,11 @@ def test_tuning_is_sized_to_the_table_and_covers_the_schema_families():
     assert small["cv_folds"] == 5
     assert "cv_folds" not in tuning_section(1_000, 0.2, timed=True) and "cv_folds" not in large
     assert "search_space" not in small and "search_space" not in large  # no second copy
+    # a trial's rows shrink with the table's width: 400 inputs fit on 7,000 rows, not 100,000
+    wide = tuning_section(100_000, 0.15, inputs=400)
+    assert wide["tune_rows"] == tune_rows(400) == 7_000
+    assert tune_rows(30) == 100_000 and tune_rows(100_000) == 2_000
+    assert "tune_rows" not in tuning_section(5_000, 0.2, inputs=400)  # 3,000 training rows
     for section in (small, large):
         tuning = parse_config(_with(tuning=section)).tuning
         assert all(tuning.space(f) == DEFAULT_SEARCH_SPACES[f] for f in tuning.families)
@@ -160,6 +167,7 @@ def test_the_starter_contract_accepts_its_own_table():
     low, high = config.contract.target_rate
     assert low < result.clean["churned"].mean() < high
     assert config.contract.min_rows == ROWS // 2
+    assert model_inputs(profile_table(frame, "churned")) == 2 + 3  # amount, tenure; plan one-hot
 
 
 def test_render_round_trips_with_comments_and_short_lines():
