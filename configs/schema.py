@@ -525,6 +525,11 @@ class ProjectConfig(_Frozen):
         description="The target value that counts as 1 (text labels match whatever their case "
         "or surrounding spaces).",
     )
+    one_vs_rest: bool = Field(
+        False,
+        description="A target of more than two classes: `positive_label` against all the "
+        "others (the model answers 'is it this class?'). Off, a third class is refused.",
+    )
     id_column: str | None = Field(None, description="Unique row id (checked, not a feature).")
     time_column: str | None = Field(None, description="Event time: the split is by time if set.")
     time_unit: Literal["auto", "year", "yyyymmdd", "s", "ms"] = Field(

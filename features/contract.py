@@ -125,7 +125,9 @@ def clean_rows(frame: pd.DataFrame, config: ProjectConfig) -> CleanResult:
 
     raw_target = out[config.target]
     classes = target_spellings(raw_target)
-    target, target_bad = binary_target(classes, config.positive_label, config.target)
+    target, target_bad = binary_target(
+        classes, config.positive_label, config.target, one_vs_rest=config.one_vs_rest
+    )
     flag(target_bad, f"{config.target}: missing target")
     if classes is not raw_target:  # a text target
         respelled = respelled_labels(raw_target, classes)
@@ -196,18 +198,22 @@ def respelled_labels(raw: pd.Series, classes: pd.Series) -> pd.Series:
     return (classes != raw.astype("string")).fillna(False)
 
 
-def binary_target(classes: pd.Series, label: str | int, target: str) -> tuple[pd.Series, pd.Series]:
+def binary_target(
+    classes: pd.Series, label: str | int, target: str, *, one_vs_rest: bool = False
+) -> tuple[pd.Series, pd.Series]:
     """Map the target's `classes` (as `target_spellings` returns them) to 0/1 by its positive
-    `label`, a text label matched whatever its case; returns (target, missing mask).
+    `label`, a text label matched whatever its case (with `one_vs_rest`, every other class is
+    0); returns (target, missing mask).
 
     Raises:
-        ContractError: More than two classes, or none of them is `label`.
+        ContractError: More than two classes without `one_vs_rest`, or none of them is `label`.
     """
     missing = classes.isna()
     names = sorted(map(str, classes[~missing].unique()))
-    if len(names) > 2:
+    if len(names) > 2 and not one_vs_rest:
         raise ContractError(
-            f"target '{target}' must be binary; found {len(names)} values: {names[:10]}"
+            f"target '{target}' must be binary; found {len(names)} values: {names[:10]} "
+            f"(one_vs_rest: true models positive_label {label!r} against the others)"
         )
     if isinstance(classes.dtype, pd.StringDtype):  # text, spelled one way per class
         positive = (classes.str.casefold() == str(label).strip().casefold()).fillna(False)

@@ -98,6 +98,7 @@ def starter_config(profile: TableProfile, *, name: str, data_path: str) -> Start
         "data": {"source": "file", "path": data_path},
         "target": profile.target,
         "positive_label": profile.positive_label,
+        **({"one_vs_rest": True} if profile.one_vs_rest else {}),
     }
     if profile.id_column:
         config["id_column"] = profile.id_column
@@ -290,6 +291,15 @@ def _explain(
     above, beside, rate = starter.above, starter.beside, profile.positive_rate
     counts = ", ".join(f"{k!r}: {v:,}" for k, v in profile.class_counts.items())
     beside[("id_column",)] = "checked unique per row; not a feature"
+    if profile.one_vs_rest:
+        mine = str(profile.positive_label)
+        rest = sum(v for k, v in profile.class_counts.items() if k != mine)
+        counts = (f"{mine!r}: {profile.class_counts[mine]:,}, the other "
+                  f"{len(profile.class_counts) - 1} classes: {rest:,}")  # fmt: skip
+        beside[("one_vs_rest",)] = (
+            f"{len(profile.class_counts)} classes: the model answers 'is it {mine}?'; "
+            "a config per class models another"
+        )
     beside[("positive_label",)] = f"{profile.label_reason} ({_percent(rate)} of rows; {counts})"
     above[("numeric_features",)] = [
         "Roles: numbers -> numeric; text and booleans -> categorical; integer columns with at "

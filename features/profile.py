@@ -128,6 +128,11 @@ class TableProfile:
     group_column: str | None = None  # rows of one entity: kept together by the split
 
     @property
+    def one_vs_rest(self) -> bool:
+        """More than two classes: the positive one is modelled against all the others."""
+        return len(self.class_counts) > 2
+
+    @property
     def numeric(self) -> tuple[str, ...]:
         """Numeric feature names, in table order."""
         return tuple(c.name for c in self.features if c.role == "numeric")
@@ -175,7 +180,7 @@ def profile_table(
     labels = target_spellings(frame[target])
     label, label_reason, counts = _positive_label(labels, target, positive_label)
     known = labels.notna()
-    y = binary_target(labels, label, target)[0]
+    y = binary_target(labels, label, target, one_vs_rest=len(counts) > 2)[0]
 
     excluded: list[Exclusion] = []
     notes: list[str] = []
@@ -415,14 +420,22 @@ def _positive_label(
             "a classifier needs both outcomes",
             hint="use a table with both outcomes, or another TARGET column",
         )
-    if len(counts) > 2:
+    if len(counts) > 2 and given is None:
         shown = sorted(by_name)[:20]
         raise ProfileError(
             f"target '{target}' has {len(counts)} classes, binary is needed: {shown}"
             + (" ..." if len(counts) > 20 else ""),
-            hint="derive a yes/no column (one class against the rest) and pass it as TARGET",
+            hint="pass --positive-label CLASS to model that class against the others "
+            "(one_vs_rest), or derive a yes/no column and pass it as TARGET",
         )
     small = {k: v for k, v in by_name.items() if v < MIN_CLASS_ROWS}
+    if len(counts) > 2 and given is not None:  # one against the rest: two sides to fill
+        value = _match_label(names, given)
+        rest = sum(by_name.values()) - (by_name[str(value)] if value is not None else 0)
+        side = {str(value): by_name[str(value)]} if value is not None else {}
+        small = {k: v for k, v in side.items() if v < MIN_CLASS_ROWS}
+        if rest < MIN_CLASS_ROWS:
+            small["(the other classes)"] = rest
     if small:
         raise ProfileError(
             f"target '{target}' has too few rows of class(es) {small}; "

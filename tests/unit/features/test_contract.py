@@ -246,8 +246,21 @@ def test_missing_required_column_raises_naming_it(mini, mini_frame) -> None:
 )
 def test_non_binary_target_raises(mini, mini_frame, labels) -> None:
     mini_frame["label"] = labels
-    with pytest.raises(ContractError, match="'label' must be binary; found 3 values"):
+    with pytest.raises(ContractError, match="'label' must be binary; found 3 values.*one_vs_rest"):
         clean_rows(mini_frame, mini)
+
+
+def test_one_vs_rest_maps_the_positive_class_to_one_and_every_other_to_zero(
+    make_mini_config, mini_frame
+) -> None:
+    config = make_mini_config(positive_label="Maybe", one_vs_rest=True)
+    mini_frame["label"] = ["yes", "no", "maybe", "no", "MAYBE ", None]
+    result = clean_rows(mini_frame, config)
+    assert result.clean["label"].tolist() == [0, 0, 1, 0, 1]
+    assert reason_of(result, "t6") == "label: missing target"
+    config = make_mini_config(positive_label="perhaps", one_vs_rest=True)
+    with pytest.raises(ContractError, match="positive_label 'perhaps' never occurs"):
+        clean_rows(mini_frame, config)
 
 
 def test_yes_no_target_maps_to_one_zero(make_mini_config, mini_frame) -> None:

@@ -283,6 +283,21 @@ def test_an_existing_config_is_kept_without_force(tmp_path, capsys):
     assert config.positive_label == "no" and config.id_column == "rownames"
 
 
+def test_a_class_of_several_gets_a_one_vs_rest_config_whose_contract_reads_the_table(tmp_path):
+    frame = table()
+    assert frame["plan"].nunique() > 2
+    starter = starter_config(
+        profile_table(frame, "plan", positive_label="team"), name="t", data_path="t.csv"
+    )
+    config = parse_config(starter.config)
+    assert config.one_vs_rest and config.positive_label == "Team"  # as the table spells it
+    assert "4 classes: the model answers 'is it Team?'" in starter.beside[("one_vs_rest",)]
+    clean = clean_rows(frame, config).clean
+    assert clean["plan"].sum() == (frame["plan"] == "Team").sum() and set(clean["plan"]) == {0, 1}
+    two = starter_config(profile_table(frame, "churned"), name="t", data_path="t.csv")
+    assert "one_vs_rest" not in two.config
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -432,6 +432,22 @@ def test_more_than_two_classes_are_listed():
     frame = table().assign(label=lambda f: f["channel"])
     with pytest.raises(ProfileError, match=r"4 classes, binary is needed: \['On Line', 'POS'"):
         profile_table(frame, "label")
+    assert not profile_table(table(), "label").one_vs_rest
+
+
+def test_a_named_class_of_several_is_modelled_against_the_others():
+    frame = table().assign(label=lambda f: f["channel"])
+    counts = frame["label"].value_counts()
+    profile = profile_table(frame, "label", positive_label="pos")
+    assert profile.one_vs_rest and profile.positive_label == "POS"
+    assert profile.positive_rate == pytest.approx(counts["POS"] / len(frame))
+    assert profile.class_counts == counts.to_dict()
+    # the named class must have its rows; the others together too
+    rare = frame.assign(label=np.where(np.arange(ROWS) < 5, "a", frame["label"]))
+    with pytest.raises(ProfileError, match=r"too few rows of class\(es\) \{'a': 5\}"):
+        profile_table(rare, "label", positive_label="a")
+    with pytest.raises(ProfileError, match=r"'nope' is not a class of target 'label'"):
+        profile_table(frame, "label", positive_label="nope")
 
 
 def test_too_few_rows_of_a_class_are_refused():
