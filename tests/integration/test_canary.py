@@ -48,6 +48,15 @@ def _register(onnx_bytes: bytes, threshold: float) -> str:
     return register(onnx_bytes, threshold, None, model=MODEL)
 
 
+def _renamed_input_version() -> str:
+    """A registered version that takes input `x2`, not the callers' `x` (renamed in training)."""
+    graph = onnx.load_from_string(weighted_onnx(1.0))
+    graph.graph.input[0].name = "x2"
+    for node in graph.graph.node:
+        node.input[:] = ["x2" if name == "x" else name for name in node.input]
+    return _register(graph.SerializeToString(), 0.5)
+
+
 def _hold(version: str, champion: str, share: float) -> None:
     registry.hold_challenger(MODEL, "canary", version, champion=champion,
                              tags={"share": f"{share:g}", "step": "0"})  # fmt: skip
@@ -217,11 +226,7 @@ def test_a_canary_that_cannot_answer_falls_back_and_is_rolled_back(stack, tmp_pa
     """It takes an input the callers do not send (a feature renamed in training): every routed
     request falls back to the champion (callers see 200s), and its failures roll it back."""
     champion = registry.champion_version(MODEL)
-    graph = onnx.load_from_string(weighted_onnx(1.0))
-    graph.graph.input[0].name = "x2"
-    for node in graph.graph.node:
-        node.input[:] = ["x2" if name == "x" else name for name in node.input]
-    bad = _register(graph.SerializeToString(), 0.5)
+    bad = _renamed_input_version()
     publish_challenger(stack.repo, MODEL, bad, "canary", share=0.5)
     name = challenger_model_name(MODEL, "canary")
     _hold(bad, champion, 0.5)
@@ -272,11 +277,7 @@ def test_a_gateway_that_has_not_seen_the_new_canary_asks_it_not_the_old_one(stac
     the callers' inputs) when its successor is published: the failed request re-reads Triton
     and is answered by the successor, not counted as its fallback."""
     champion = registry.champion_version(MODEL)
-    graph = onnx.load_from_string(weighted_onnx(1.0))
-    graph.graph.input[0].name = "x2"
-    for node in graph.graph.node:
-        node.input[:] = ["x2" if name == "x" else name for name in node.input]
-    old = _register(graph.SerializeToString(), 0.5)
+    old = _renamed_input_version()
     publish_challenger(stack.repo, MODEL, old, "canary", share=1.0, triton_url=stack.triton_url)
     slow = start_gateway(tmp_path / "gw", stack.triton_url, tmp_path / "log", "--poll-s", "3600")
     try:
