@@ -11,7 +11,8 @@ Triton model `<model>__canary` answering `canary.steps[0]` of callers (alias `ca
 `serving.challenger_model`); the gateway routes that share of unversioned requests to it and
 counts each arm (`gateway_canary_*`). Each tick gathers the step's evidence and `decide`s:
 
-- **rollback** when an alert labelled `rollout="canary"` fires for the model, when more of the
+- **rollback** when an alert labelled `rollout="canary"` fires for the model (one active since
+  before the canary was published is a predecessor's, still firing), when more of the
   canary's requests failed than `canary.max_error_rate` allows, when its p99 is over
   `canary.max_latency_ratio` times the champion's, or when its labelled live rows show it
   significantly worse than the champion's of the same period (the gate's bootstrap, margin
@@ -43,7 +44,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -248,17 +249,29 @@ def step_traffic(prometheus: str, model: str, seconds: float) -> Traffic:
     return Traffic(counts.get("ok", 0.0) + failed, failed, ms("canary"), ms("champion"))
 
 
-def canary_alerts(prometheus: str, model: str) -> tuple[str, ...]:
-    """Names of the alerts labelled `rollout="canary"` firing for `model`.
+def canary_alerts(prometheus: str, rollout: Rollout) -> tuple[str, ...]:
+    """Names of the alerts labelled `rollout="canary"` firing for the rollout's canary
+    (`its_alerts`).
 
     Raises:
         MonitoringError: Prometheus does not answer.
     """
-    from monitoring.stack import firing_alerts
+    from monitoring.stack import firing_alerts_since
 
+    return its_alerts(firing_alerts_since(prometheus), rollout)
+
+
+def its_alerts(
+    firing: Sequence[tuple[Mapping[str, str], datetime | None]], rollout: Rollout
+) -> tuple[str, ...]:
+    """Names of the `firing` alerts labelled `rollout="canary"` for the rollout's model that
+    became active once its canary was published: one active since before is a predecessor's,
+    still firing over its range just after a rollback (the step's own error and latency
+    rules judge this canary meanwhile)."""
     return tuple(sorted({
-        a["alertname"] for a in firing_alerts(prometheus)
-        if a.get("rollout") == "canary" and a.get("model") == model
+        labels["alertname"] for labels, active in firing
+        if labels.get("rollout") == "canary" and labels.get("model") == rollout.model
+        and (active is None or active >= rollout.since)
     }))  # fmt: skip
 
 
@@ -302,7 +315,7 @@ def gather(
     alerts: tuple[str, ...] = ()
     quality: Quality | None = None
     try:
-        alerts = canary_alerts(prometheus, rollout.model)
+        alerts = canary_alerts(prometheus, rollout)
         seconds = (now - rollout.step_since).total_seconds()
         traffic = step_traffic(prometheus, rollout.model, seconds)
     except MonitoringError as exc:

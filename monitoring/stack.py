@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -383,12 +384,29 @@ def firing_alerts(prometheus_url: str, *, timeout_s: float = 10.0) -> list[dict[
     Raises:
         MonitoringError: Prometheus is unreachable or answered something else.
     """
+    return [labels for labels, _ in firing_alerts_since(prometheus_url, timeout_s=timeout_s)]
+
+
+def firing_alerts_since(
+    prometheus_url: str, *, timeout_s: float = 10.0
+) -> list[tuple[dict[str, str], datetime | None]]:
+    """(labels, when it became active) of every alert firing now, from /api/v1/alerts.
+
+    Raises:
+        MonitoringError: Prometheus is unreachable or answered something else.
+    """
     url = f"{prometheus_url.rstrip('/')}/api/v1/alerts"
     try:
         alerts = requests.get(url, timeout=timeout_s).json()["data"]["alerts"]
-        return [dict(a["labels"]) for a in alerts if a["state"] == "firing"]
+        return [(dict(a["labels"]), _instant(a.get("activeAt")))
+                for a in alerts if a["state"] == "firing"]  # fmt: skip
     except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
         raise MonitoringError(f"cannot read alerts from {url}: {exc}") from exc
+
+
+def _instant(text: str | None) -> datetime | None:
+    """Prometheus's RFC 3339 time (nanoseconds, `Z`) as an aware datetime; None without one."""
+    return datetime.fromisoformat(text) if text else None
 
 
 def wait_for_query(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -23,6 +24,7 @@ from monitoring.stack import (
     MonitoringError,
     PrometheusStack,
     dashboard_queries,
+    firing_alerts_since,
     query,
     wait_for_query,
     wait_for_targets,
@@ -407,6 +409,12 @@ def test_a_rolled_back_canary_alerts_a_person(monitoring_stack):
     )
     assert (alert["metric"]["challenger"], alert["metric"]["champion"]) == ("4", "3")
     assert "rollout" not in alert["metric"]
+    # the controller reads when an alert became active (a predecessor's is older than its canary)
+    (active,) = [
+        when for labels, when in firing_alerts_since(server.prometheus_url)
+        if (labels["alertname"], labels.get("project")) == ("CanaryRolledBack", "churn")
+    ]  # fmt: skip
+    assert active is not None and abs(datetime.now(UTC) - active) < timedelta(minutes=1)
 
 
 ATTRIBUTION_PROJECT = "attrdrift"

@@ -17,6 +17,7 @@ from monitoring.canary import (
     Traffic,
     canary_samples,
     decide,
+    its_alerts,
     live_quality,
     record,
 )
@@ -73,6 +74,19 @@ def test_the_last_step_promotes_only_with_enough_labelled_rows(config):
     # slightly worse on 150 rows is not significantly worse: the guardrail holds, it promotes
     unsure = decide(config, last, Evidence(_traffic(), (), _quality(config, 1.7, 2.0, 150)), NOW)
     assert unsure.action == "promote" and "not below -0.0100" in unsure.reasons[0]
+
+
+def test_only_this_canarys_alerts_count_not_a_predecessors_still_firing():
+    rollout = _rollout()  # published 90 minutes before NOW
+    mine = {"alertname": "CanaryErrorRateHigh", "rollout": "canary", "model": "m"}
+    firing = [
+        (mine, rollout.since + timedelta(minutes=5)),
+        ({**mine, "alertname": "CanaryLatencyHigh"}, rollout.since - timedelta(seconds=30)),
+        ({**mine, "alertname": "TritonDown", "rollout": ""}, NOW),  # not a rollout alert
+        ({**mine, "alertname": "Other", "model": "n"}, NOW),  # another model's canary
+        ({**mine, "alertname": "NoTime"}, None),  # no activeAt: counted (fail closed)
+    ]
+    assert its_alerts(firing, rollout) == ("CanaryErrorRateHigh", "NoTime")
 
 
 def test_a_firing_canary_alert_rolls_back_whatever_else_says(config):
