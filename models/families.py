@@ -58,6 +58,9 @@ class ModelFamily:
             study can prune it (incremental fitting).
         onnx_converter: Registers a skl2onnx converter for the estimator class (for classes
             skl2onnx does not know).
+        onnx_ready: A converter-ready copy of a fitted estimator, for a family whose fitted
+            state the converter would change (the original is not modified); None: the
+            estimator converts as it is.
         trusted_types: Types beyond numpy's that skops must trust to load a fitted model.
     """
 
@@ -69,6 +72,7 @@ class ModelFamily:
     scaled_inputs: bool
     fit_trial: FitTrial = _fit_once
     onnx_converter: Callable[[type], None] | None = None
+    onnx_ready: Callable[[Any], Any] | None = None
     trusted_types: tuple[str, ...] = ()
 
 
@@ -81,6 +85,26 @@ def _build_gbdt(params: dict[str, Any], seed: int) -> ClassifierMixin:
     return HistGradientBoostingClassifier(
         early_stopping=False, warm_start=True, random_state=seed, **params
     )
+
+
+def _float32_thresholds(estimator: Any) -> Any:
+    """A copy of a fitted histogram gradient-boosting model whose split thresholds are each
+    the largest float32 at or below it: on float32 values it sends every row where the
+    original does, and the ONNX graph holds its thresholds exactly. (A threshold is the
+    midpoint of two float32 values; skl2onnx rounds it to the nearest float32, the upper one
+    half the time, and a row at that value went the other way: probabilities 0.15 apart on
+    cents near 1e9.) Other families' trees split on float32 already."""
+    import copy
+
+    snapped = copy.deepcopy(estimator)
+    for predictors in snapped._predictors:
+        for predictor in predictors:
+            exact = predictor.nodes["num_threshold"]
+            below = exact.astype(np.float32)
+            up = below.astype(np.float64) > exact
+            below[up] = np.nextafter(below[up], np.float32(-np.inf))
+            predictor.nodes["num_threshold"] = below
+    return snapped
 
 
 def _fit_in_stages(size: str) -> FitTrial:
@@ -195,6 +219,7 @@ FAMILIES: dict[str, ModelFamily] = {
             shap_space="log_odds",
             scaled_inputs=False,
             fit_trial=_fit_in_stages("max_iter"),
+            onnx_ready=_float32_thresholds,
             trusted_types=("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",),
         ),
         ModelFamily(

@@ -87,7 +87,7 @@ def export_onnx(
     estimator, family = _final_estimator(model)
     if family.onnx_converter is not None:
         family.onnx_converter(type(estimator))
-    prepared = _prepare_for_onnx(model, categorical)
+    prepared = _prepare_for_onnx(model, categorical, family)
     inputs = [(c, FloatTensorType([None, 1])) for c in numeric]
     inputs += [(c, StringTensorType([None, 1])) for c in categorical]
     try:
@@ -185,10 +185,11 @@ def _final_estimator(model: Any) -> tuple[Any, ModelFamily]:
     return estimator, family
 
 
-def _prepare_for_onnx(model: Pipeline, categorical: Sequence[str]) -> Pipeline:
-    """A converter-ready copy of the preprocessing (string missing marker) and of a boosted
-    model's thresholds (`_float32_thresholds`); other final estimators are shared, not
-    copied. The original model is not modified.
+def _prepare_for_onnx(model: Pipeline, categorical: Sequence[str], family: ModelFamily) -> Pipeline:
+    """A converter-ready copy of the preprocessing (string missing marker) and, where the
+    family says so (`ModelFamily.onnx_ready`: a boosted model's float32 thresholds), of the
+    final estimator; other final estimators are shared, not copied. The original model is not
+    modified.
 
     Tree families take unscaled numbers (`ModelFamily.scaled_inputs`) and numbers carry
     float32's precision (`features.split.model_inputs`), so sklearn and the graph compare
@@ -199,29 +200,9 @@ def _prepare_for_onnx(model: Pipeline, categorical: Sequence[str]) -> Pipeline:
         if isinstance(step, ColumnTransformer):
             _mark_string_missing(step, categorical)
     name, estimator = model.steps[-1]
-    return Pipeline([*steps, (name, _float32_thresholds(estimator))])
-
-
-def _float32_thresholds(estimator: Any) -> Any:
-    """A histogram gradient-boosting model's copy whose split thresholds are each the largest
-    float32 at or below it: on float32 values it sends every row where the original does,
-    and the graph holds its thresholds exactly. (A threshold is the midpoint of two float32
-    values; skl2onnx rounds it to the nearest float32, the upper one half the time, and a
-    row at that value went the other way: probabilities 0.15 apart on cents near 1e9.)
-    Other estimators are returned as they are (sklearn's trees split on float32 already)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    if not isinstance(estimator, HistGradientBoostingClassifier):
-        return estimator
-    snapped = copy.deepcopy(estimator)
-    for predictors in snapped._predictors:
-        for predictor in predictors:
-            exact = predictor.nodes["num_threshold"]
-            below = exact.astype(np.float32)
-            up = below.astype(np.float64) > exact
-            below[up] = np.nextafter(below[up], np.float32(-np.inf))
-            predictor.nodes["num_threshold"] = below
-    return snapped
+    if family.onnx_ready is not None:
+        estimator = family.onnx_ready(estimator)
+    return Pipeline([*steps, (name, estimator)])
 
 
 def _mark_string_missing(preprocess: ColumnTransformer, categorical: Sequence[str]) -> None:
