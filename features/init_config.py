@@ -235,8 +235,9 @@ def tuning_section(
         "n_trials": 20 if large else 30,
         "families": list(typing.get_args(Family)),
     }
-    if train_rows > tune_rows(inputs):
-        section["tune_rows"] = tune_rows(inputs)
+    sample = tune_rows(inputs)
+    if train_rows > sample:
+        section["tune_rows"] = sample
     if rows < SMALL_ROWS and not timed:
         section["cv_folds"] = CV_FOLDS
     return section

@@ -428,14 +428,15 @@ def _positive_label(
             hint="pass --positive-label CLASS to model that class against the others "
             "(one_vs_rest), or derive a yes/no column and pass it as TARGET",
         )
-    small = {k: v for k, v in by_name.items() if v < MIN_CLASS_ROWS}
-    if len(counts) > 2 and given is not None:  # one against the rest: two sides to fill
-        value = _match_label(names, given)
-        rest = sum(by_name.values()) - (by_name[str(value)] if value is not None else 0)
-        side = {str(value): by_name[str(value)]} if value is not None else {}
+    chosen = _match_label(names, given) if given is not None else None
+    if len(counts) > 2:  # one against the rest (a label was given): two sides to fill
+        side = {str(chosen): by_name[str(chosen)]} if chosen is not None else {}
+        rest = sum(by_name.values()) - sum(side.values())
         small = {k: v for k, v in side.items() if v < MIN_CLASS_ROWS}
         if rest < MIN_CLASS_ROWS:
             small["(the other classes)"] = rest
+    else:
+        small = {k: v for k, v in by_name.items() if v < MIN_CLASS_ROWS}
     if small:
         raise ProfileError(
             f"target '{target}' has too few rows of class(es) {small}; "
@@ -443,7 +444,7 @@ def _positive_label(
             hint="use a larger table",
         )
     if given is not None:
-        value = _match_label(names, given)
+        value = chosen
         if value is None:
             raise ProfileError(
                 f"--positive-label '{given}' is not a class of target '{target}'; "

@@ -423,16 +423,18 @@ class Gateway:
         counts as the new canary's failure."""
         try:
             answer = await self._try_canary(parsed, champion, canary)
-        except Rejected as failed:
+        except Rejected as first:
+            failed: Rejected | None = first
             await self.upstream.refresh()
             fresh = self._canary(champion)
-            try:
-                if fresh is None or fresh is canary:
-                    raise failed from None
-                answer = await self._try_canary(parsed, champion, fresh)
-            except Rejected as exc:
+            if fresh is not None and fresh is not canary:
+                try:
+                    answer, failed = await self._try_canary(parsed, champion, fresh), None
+                except Rejected as again:
+                    failed = again
+            if failed is not None:
                 log.warning("canary %s did not answer request %s (%s): %s; the champion answers",
-                            canary.name, call.request_id, exc.rule, exc.message)  # fmt: skip
+                            canary.name, call.request_id, failed.rule, failed.message)  # fmt: skip
                 self.metrics.canary_requests.labels(champion.name, "canary", "fallback").inc()
                 return None
         call.extra_headers.append((b"x-canary", b"1"))
