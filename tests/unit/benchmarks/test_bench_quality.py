@@ -14,6 +14,7 @@ from benchmarks.bench_quality import (
     pick_reference,
     reference_learners,
     report_lines,
+    seed_mean,
     table_row,
 )
 from configs import load_config
@@ -69,7 +70,8 @@ def run_record(deployed: bool) -> dict:
 
 def test_a_row_reads_the_pipelines_records_and_checks_the_bar():
     reference = {"learner": "random_forest", "cv_roc_auc": {"random_forest": 0.9},
-                 "roc_auc": 0.905, "pr_auc": 0.6}  # fmt: skip
+                 "roc_auc": 0.905, "pr_auc": 0.6,
+                 "roc_auc_by_seed": {42: 0.9, 43: 0.91}}  # fmt: skip
     row = table_row(TABLE, run_record(deployed=True), reference)
     assert (row["rows"], row["positive_rate"], row["split"]) == (12, 0.25, [4, 4, 4])
     assert row["champion"]["roc_auc"] == 0.9 and row["champion"]["version"] == "1"
@@ -80,10 +82,20 @@ def test_a_row_reads_the_pipelines_records_and_checks_the_bar():
     assert "**1/2 tables meet it.**" in text
     assert "`bench-toy-classifier` v1" in text and "below bar (nothing deployed)" in text
     assert "| toy | 14 | 12 |" in text and "1 excluded: ID" in text
+    assert "random_forest (0.9000; 0.9000 to 0.9100)" in text
     text = "\n".join(report_lines([row], seconds=90, failed={"gone": "the pipeline failed"}))
     assert (
         "**1/2 tables meet it.**" in text and "| gone | run failed: the pipeline failed |" in text
     )
+
+
+def test_the_reference_scores_are_means_over_its_seeds():
+    per_seed = {42: {"roc_auc": 0.83, "pr_auc": 0.5}, 43: {"roc_auc": 0.82, "pr_auc": 0.4}}
+    mean = seed_mean(per_seed)
+    assert mean["roc_auc"] == pytest.approx(0.825) and mean["pr_auc"] == pytest.approx(0.45)
+    assert mean["roc_auc_by_seed"] == {42: 0.83, 43: 0.82}
+    with pytest.raises(ValueError, match="no seed"):
+        seed_mean({})
 
 
 def test_each_reference_learner_fits_missing_values_and_unseen_categories():
