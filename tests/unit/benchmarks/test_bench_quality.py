@@ -8,8 +8,10 @@ import pytest
 
 from benchmarks.bench_quality import (
     BAR,
+    MORE_TABLES,
     TABLES,
     Table,
+    choose_tables,
     meets_bar,
     pick_reference,
     reference_learners,
@@ -38,9 +40,20 @@ def test_the_bar_needs_a_deployed_champion_within_the_margin():
 
 
 def test_the_benchmark_tables_are_new_to_the_platform():
-    sources = {(t.package, t.dataset) for t in TABLES}
-    assert len(TABLES) >= 5 and len({t.name for t in TABLES}) == len(TABLES)
+    tables = TABLES + MORE_TABLES
+    sources = {(t.package, t.dataset) for t in tables}
+    assert len(TABLES) >= 5 and len({t.name for t in tables}) == len(sources) == len(tables)
     assert not sources & {("modeldata", "wa_churn"), ("modeldata", "credit_data")}
+
+
+def test_tables_are_chosen_by_name_or_set_each_once_in_order():
+    assert choose_tables("hmda,biopsy") == [TABLES[2], TABLES[1]]
+    assert choose_tables("more") == list(MORE_TABLES)
+    assert choose_tables("hmda, all") == [TABLES[2], *TABLES[:2], *TABLES[3:], *MORE_TABLES]
+    with pytest.raises(ValueError, match="unknown table 'iris'"):
+        choose_tables("hmda,iris")
+    with pytest.raises(ValueError, match="no table"):
+        choose_tables(" , ")
 
 
 def run_record(deployed: bool) -> dict:
