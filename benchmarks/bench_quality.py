@@ -471,7 +471,7 @@ def table_row(table: Table, run: Mapping[str, Any], reference: dict[str, Any]) -
 
 # -- the command ------------------------------------------------------------------------------
 
-KNOWN = {t.name: t for t in TABLES + MORE_TABLES}
+KNOWN = {t.name: t for t in TABLE_SETS["all"]}
 
 
 def choose_tables(spec: str) -> list[Table]:
